@@ -1,0 +1,49 @@
+# Glue lake: local development entry points. `make` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+LAKE      := $(VENV)/bin/lake
+STAMP     := $(VENV)/.installed
+LAKE_ROOT ?= .lake
+ROWS      ?= 2000000
+BENCH_DIR ?= .bench
+
+.PHONY: help run test bench lint lock clean prereqs
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: prereqs $(STAMP) ## Run the orders job locally on the bundled sample uploads and print its summary
+	$(LAKE) --lake-root $(LAKE_ROOT) run orders --input samples/orders/*
+
+test: prereqs $(STAMP) ## Run all tests (unit, job-level, contract, CLI)
+	$(PY) -m pytest
+
+bench: prereqs $(STAMP) ## Benchmark the orders job against a bare CSV->Parquet conversion (ROWS=2000000)
+	$(PY) bench/orders_bench.py --rows $(ROWS) --work-dir $(BENCH_DIR)
+
+lint: $(STAMP) ## Lint with ruff
+	$(VENV)/bin/ruff check lib glue_jobs tests bench
+
+lock: ## Re-resolve pyproject.toml's pins into requirements.lock (needs the package index)
+	rm -rf .lock-venv && $$(scripts/check-prereqs.sh) -m venv .lock-venv
+	.lock-venv/bin/pip install -q --upgrade pip && .lock-venv/bin/pip install -q -e '.[dev]'
+	{ sed -n '1,2p' requirements.lock; .lock-venv/bin/pip freeze --all --exclude-editable | grep -v '^pip=='; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
+
+clean: ## Remove the local lake, benchmark data and the virtualenv
+	rm -rf $(LAKE_ROOT) $(BENCH_DIR) $(VENV)
+
+prereqs:
+	@scripts/check-prereqs.sh >/dev/null
+
+# The virtualenv is (re)built whenever the pins change. Java is checked first so a
+# missing JDK fails in one clear line instead of deep inside Spark.
+$(STAMP): pyproject.toml requirements.lock scripts/check-prereqs.sh
+	@py=$$(scripts/check-prereqs.sh) && \
+	  if [ ! -x $(PY) ]; then echo "creating $(VENV) with $$py"; $$py -m venv $(VENV); fi
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@

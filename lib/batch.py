@@ -1,0 +1,221 @@
+"""One run of a contract-driven job: read -> apply the contract -> stage -> verify ->
+publish per upload -> report. Job entry points in ``glue_jobs/`` call :func:`run_contract_job`.
+
+The input is read once: the classified frame is persisted, and both zone writes and the
+counts are taken from it. Before anything is published, the rows written to staging are
+read back and checked, per upload, against rows read = clean + quarantined + duplicates.
+
+A file that cannot be used (missing, unreadable, header not matching the contract) fails
+alone with its reason; the other uploads of the batch are processed. If Spark fails on
+the batch as a whole (a corrupt gzip stream only shows when read), the uploads are retried
+one by one so that only the bad one fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from pyspark import StorageLevel
+from pyspark.sql import Row, SparkSession
+
+from lib.contract import Contract
+from lib.csv_source import (
+    SourceError,
+    Upload,
+    discover_inputs,
+    read_header,
+    read_upload,
+    union_all,
+    upload_for,
+)
+from lib.hadoop_fs import HadoopFs
+from lib.lake_paths import LakePaths
+from lib.publish import DEFAULT_MAX_RECORDS_PER_FILE, publish_upload, stage, staged_counts
+from lib.report import FAILED, RunReport, UploadResult
+from lib.transforms import (
+    CLEAN,
+    DISPOSITION,
+    DUPLICATE,
+    QUARANTINE,
+    apply_contract,
+    disposition_counts,
+    split,
+)
+
+CONTRACT_QUARANTINE_PARTITION = ("ingest_date",)
+
+
+class ConservationError(RuntimeError):
+    """Rows were about to be lost or duplicated; nothing was published."""
+
+
+def new_run_id(now: datetime) -> str:
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def _fill_counts(results: dict[str, UploadResult], rows: Sequence[Row]) -> None:
+    for r in rows:
+        u = results[r["_upload_id"]]
+        n = int(r["count"])
+        u.rows_read += n
+        if r[DISPOSITION] == CLEAN:
+            u.clean += n
+        elif r[DISPOSITION] == DUPLICATE:
+            u.duplicates_removed += n
+        elif r[DISPOSITION] == QUARANTINE:
+            u.quarantined += n
+            for code in r["_errors"]:
+                u.reasons[code] = u.reasons.get(code, 0) + n
+        else:  # pragma: no cover - the disposition expression is exhaustive
+            raise ConservationError(f"row with unknown disposition {r[DISPOSITION]!r}")
+    for u in results.values():
+        u.reasons = dict(sorted(u.reasons.items()))
+
+
+def _fail(result: UploadResult, code: str, message: str) -> None:
+    result.status = FAILED
+    result.error_code = code
+    result.error = message
+    result.rows_read = result.clean = result.quarantined = result.duplicates_removed = 0
+    result.reasons = {}
+
+
+def _process(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakePaths,
+             batch: list[tuple[Upload, object]], results: dict[str, UploadResult],
+             run_id: str, ingested_at: datetime, max_records_per_file: int,
+             log: logging.Logger) -> None:
+    """Process uploads whose headers matched, as one Spark batch, and publish them."""
+    ds = contract.dataset
+    clean_target = paths.clean_dataset(ds)
+    quarantine_target = paths.quarantine_dataset(ds)
+    staging_clean = paths.staging(paths.clean, ds, run_id)
+    staging_quarantine = paths.staging(paths.quarantine, ds, run_id)
+    raw = union_all([read_upload(spark, u, plan, contract, ingested_at) for u, plan in batch])
+    classified = raw.transform(apply_contract(contract)).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        clean, quarantine = split(contract, classified)
+        log.info("writing clean rows to staging %s", staging_clean)
+        stage(clean, staging_clean, contract.partition_by, max_records_per_file)
+        log.info("writing quarantined rows to staging %s", staging_quarantine)
+        stage(quarantine, staging_quarantine, CONTRACT_QUARANTINE_PARTITION,
+              max_records_per_file)
+        _fill_counts(results, disposition_counts(classified).collect())
+    finally:
+        classified.unpersist()
+
+    clean_written = staged_counts(spark, fs, staging_clean)
+    quarantine_written = staged_counts(spark, fs, staging_quarantine)
+    for upload, _ in batch:
+        u = results[upload.upload_id]
+        wrote = (clean_written.get(u.upload_id, 0), quarantine_written.get(u.upload_id, 0))
+        if not u.conserved or wrote != (u.clean, u.quarantined):
+            raise ConservationError(
+                f"{u.source_file}: row count mismatch, nothing published: read {u.rows_read}, "
+                f"classified clean={u.clean} quarantined={u.quarantined} "
+                f"duplicates={u.duplicates_removed}, staged clean={wrote[0]} "
+                f"quarantined={wrote[1]}")
+
+    for upload, _ in batch:
+        u = results[upload.upload_id]
+        for zone, staging, target, depth in (
+            ("clean", staging_clean, clean_target, len(contract.partition_by)),
+            ("quarantine", staging_quarantine, quarantine_target,
+             len(CONTRACT_QUARANTINE_PARTITION)),
+        ):
+            published = publish_upload(fs, staging, target, u.upload_id, run_id, depth)
+            u.partitions += [f"{zone}/{ds}/{p}" for p in published.partitions]
+            u.files_replaced += len(published.files_replaced)
+        u.partitions.sort()
+    for staging in (staging_clean, staging_quarantine):
+        fs.delete(staging, recursive=True)
+
+
+def _cleanup(fs: HadoopFs, contract: Contract, paths: LakePaths, run_id: str) -> None:
+    for zone in (paths.clean, paths.quarantine):
+        fs.delete(paths.staging(zone, contract.dataset, run_id), recursive=True)
+
+
+def run_contract_job(
+    spark: SparkSession,
+    contract: Contract,
+    paths: LakePaths,
+    *,
+    job_name: str,
+    job_version: int,
+    inputs: Sequence[str] | None = None,
+    max_records_per_file: int = DEFAULT_MAX_RECORDS_PER_FILE,
+    logger: logging.Logger | None = None,
+    now: datetime | None = None,
+) -> RunReport:
+    """Process ``inputs`` (URIs; default: every CSV under the dataset's raw folder) and
+    publish their rows. Returns the run report, already written under ``_reports/``."""
+    log = logger or logging.getLogger(f"lake.{job_name}")
+    fs = HadoopFs(spark)
+    started = now or datetime.now(UTC)
+    run_id = new_run_id(started)
+    report = RunReport(job=job_name, job_version=job_version, contract=contract.ref,
+                       run_id=run_id, started_at=started.isoformat(),
+                       lake={"raw": paths.raw, "clean": paths.clean,
+                             "quarantine": paths.quarantine, "reports": paths.reports})
+    if inputs is None:
+        inputs = discover_inputs(fs, paths.raw_dataset(contract.dataset))
+    uploads: dict[str, Upload] = {}
+    for path in dict.fromkeys(inputs):  # the same path twice is one upload
+        up = upload_for(path, started.date())
+        uploads.setdefault(up.upload_id, up)
+    results = {uid: UploadResult(uid, up.path) for uid, up in uploads.items()}
+    report.uploads = list(results.values())
+
+    ready: list[tuple[Upload, object]] = []
+    for up in uploads.values():
+        try:
+            plan = read_header(fs, up, contract)
+        except SourceError as exc:
+            _fail(results[up.upload_id], exc.code, str(exc))
+            log.error("upload %s failed: %s", up.upload_id, exc)
+            continue
+        results[up.upload_id].warnings += list(plan.warnings)
+        ready.append((up, plan))
+
+    batches = [ready] if ready else []
+    while batches:
+        batch = batches.pop(0)
+        try:
+            _process(spark, fs, contract, paths, batch, results, run_id, started,
+                     max_records_per_file, log)
+        except ConservationError as exc:
+            _cleanup(fs, contract, paths, run_id)
+            report.error = str(exc)
+            for up, _ in batch:
+                _fail(results[up.upload_id], "run.conservation", str(exc))
+        except Exception as exc:  # Spark failed on the batch: isolate the bad upload(s)
+            _cleanup(fs, contract, paths, run_id)
+            for up, _ in batch:
+                r = results[up.upload_id]
+                r.rows_read = r.clean = r.quarantined = r.duplicates_removed = 0
+                r.reasons = {}
+            if len(batch) > 1:
+                log.warning("batch of %d uploads failed (%s); retrying one by one",
+                            len(batch), type(exc).__name__)
+                batches = [[item] for item in batch] + batches
+            else:
+                up = batch[0][0]
+                _fail(results[up.upload_id], "file.unreadable",
+                      f"{up.path}: cannot be processed: {_first_line(exc)}")
+                log.error("upload %s failed: %s", up.upload_id, results[up.upload_id].error)
+
+    report.finished_at = datetime.now(UTC).isoformat()
+    report.report_path = paths.report(contract.dataset, run_id)
+    fs.write_text(report.report_path, report.to_json())
+    return report
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    for line in text.splitlines():
+        if "Exception:" in line or "Error:" in line:
+            return line.strip()[:500]
+    return (text.splitlines()[0] if text else type(exc).__name__)[:500]

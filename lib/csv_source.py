@@ -1,0 +1,157 @@
+"""Read raw CSV uploads into the contract's raw frame (:func:`lib.schemas.raw_schema`).
+
+Each file is read on its own, with its own header mapped onto the contract (column order is
+free per file), by Spark's CSV reader in multi-line mode so that RFC 4180 quoted fields may
+hold commas, quotes and line breaks. Every field is read as a string; a record whose field
+count differs from the header is kept whole in ``_raw_record`` (PERMISSIVE mode) and later
+quarantined as ``row.malformed``. A file is one read partition (multi-line CSV and gzip are
+not splittable), which makes ``_source_record`` the record's 1-based ordinal in its file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import reduce
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lib.contract import (
+    CONTRACT_VERSION,
+    INGESTED_AT,
+    QUARANTINE_PARTITION,
+    RAW_RECORD,
+    SOURCE_FILE,
+    SOURCE_RECORD,
+    UPLOAD_ID,
+    Contract,
+)
+from lib.hadoop_fs import HadoopFs
+from lib.header import HeaderError, HeaderPlan, parse_header_line, plan_header
+
+CSV_SUFFIXES = (".csv", ".csv.gz")
+CSV_OPTIONS = {
+    "header": "true",
+    "multiLine": "true",
+    "quote": '"',
+    "escape": '"',  # RFC 4180: a quote inside a quoted field is doubled
+    "sep": ",",
+    "encoding": "UTF-8",
+    "mode": "PERMISSIVE",
+    "columnNameOfCorruptRecord": RAW_RECORD,
+    "enforceSchema": "true",
+}
+_ORDINAL_MASK = (1 << 33) - 1  # monotonically_increasing_id: partition id << 33 | ordinal
+_UPLOAD_ID_SAFE = re.compile(r"[^A-Za-z0-9-]+")
+_RAW_LAYOUT = re.compile(r"/ingest_date=(\d{4}-\d{2}-\d{2})/([^/]+)/[^/]+$")
+UPLOAD_ID_MAX = 64
+
+
+class SourceError(ValueError):
+    """One input file cannot be processed; the rest of the batch goes on."""
+
+    def __init__(self, source: str, message: str, code: str) -> None:
+        self.source = source
+        self.code = code
+        super().__init__(f"{source}: {message}")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One input file and the identity its rows carry."""
+
+    upload_id: str
+    path: str
+    ingest_date: date
+
+
+def sanitise_upload_id(text: str) -> str:
+    """Upload ids appear in file names of the zones: letters, digits and '-' only."""
+    cleaned = _UPLOAD_ID_SAFE.sub("-", text).strip("-")[:UPLOAD_ID_MAX].strip("-")
+    return cleaned or "upload"
+
+
+def upload_for(path: str, run_date: date) -> Upload:
+    """The upload a file belongs to. Files in the raw zone layout
+    (``.../ingest_date=D/<upload_id>/<file>``) carry their upload id and date; any other
+    file gets a stable id from its name and full path, so re-running the same file replaces
+    its rows."""
+    m = _RAW_LAYOUT.search(path)
+    if m:
+        return Upload(sanitise_upload_id(m.group(2)), path, date.fromisoformat(m.group(1)))
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    stem = name.removesuffix(".gz").removesuffix(".csv")
+    digest = hashlib.sha256(path.encode("utf-8")).hexdigest()[:10]
+    return Upload(f"{sanitise_upload_id(stem)[:48]}-{digest}", path, run_date)
+
+
+def discover_inputs(fs: HadoopFs, raw_dataset_uri: str) -> list[str]:
+    """CSV files (plain or gzip) under a dataset's raw folder, skipping hidden ones."""
+    out = []
+    for entry in fs.walk_files(raw_dataset_uri):
+        rel = entry.path[len(raw_dataset_uri):]
+        if any(part.startswith(("_", ".")) for part in rel.split("/") if part):
+            continue
+        if entry.name.lower().endswith(CSV_SUFFIXES):
+            out.append(entry.path)
+    return out
+
+
+def read_header(fs: HadoopFs, upload: Upload, contract: Contract) -> HeaderPlan:
+    """Read and match one file's header, or raise :class:`SourceError`."""
+    try:
+        if not fs.exists(upload.path):
+            raise SourceError(upload.path, "file not found", "file.not_found")
+        if not fs.is_file(upload.path):
+            raise SourceError(upload.path, "not a file", "file.not_found")
+        line = fs.read_first_line(upload.path)
+    except SourceError:
+        raise
+    except Exception as exc:  # py4j surfaces Java I/O errors (bad gzip, permissions) here
+        raise SourceError(upload.path, f"cannot read the file: {_java_message(exc)}",
+                          "file.unreadable") from exc
+    try:
+        return plan_header(parse_header_line(line), contract, upload.path)
+    except HeaderError as exc:
+        raise SourceError(upload.path, str(exc).removeprefix(f"{upload.path}: "),
+                          exc.code) from exc
+
+
+def _java_message(exc: Exception) -> str:
+    text = str(exc)
+    for line in text.splitlines():
+        if "Exception:" in line:
+            return line.strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_upload(spark: SparkSession, upload: Upload, plan: HeaderPlan, contract: Contract,
+                ingested_at: datetime) -> DataFrame:
+    """One CSV file -> the contract's raw frame."""
+    schema = T.StructType(
+        [T.StructField(n, T.StringType()) for n in plan.read_names]
+        + [T.StructField(RAW_RECORD, T.StringType())]
+    )
+    df = spark.read.schema(schema).options(**CSV_OPTIONS).csv(upload.path)
+    present = set(plan.matched)
+    return df.select(
+        *[
+            (F.col(c) if c in present else F.lit(None).cast("string")).alias(c)
+            for c in contract.column_names
+        ],
+        F.col(RAW_RECORD),
+        ((F.monotonically_increasing_id().bitwiseAND(_ORDINAL_MASK)) + 1).alias(SOURCE_RECORD),
+        F.lit(upload.upload_id).alias(UPLOAD_ID),
+        F.lit(upload.path).alias(SOURCE_FILE),
+        F.lit(ingested_at).cast("timestamp").alias(INGESTED_AT),
+        F.lit(contract.ref).alias(CONTRACT_VERSION),
+        F.lit(upload.ingest_date).alias(QUARANTINE_PARTITION),
+    )
+
+
+def union_all(frames: list[DataFrame]) -> DataFrame:
+    return reduce(DataFrame.unionByName, frames)

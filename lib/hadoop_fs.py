@@ -1,0 +1,125 @@
+"""A small filesystem adapter over Hadoop's FileSystem API, reached through the active
+SparkSession. The same calls work on ``file://`` paths locally and ``s3://`` paths on Glue,
+so the job code never branches on where it runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+
+
+def normalise_uri(uri: str) -> str:
+    """Hadoop prints local paths as ``file:/x``; the lake writes ``file:///x``. One form
+    lets paths be compared and sliced."""
+    if uri.startswith("file:/") and not uri.startswith("file:///"):
+        return "file:///" + uri[len("file:/"):]
+    return uri
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    name: str
+    size: int
+    is_dir: bool
+
+
+class HadoopFs:
+    def __init__(self, spark: SparkSession) -> None:
+        self._jvm = spark.sparkContext._jvm
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def _path(self, path: str):  # noqa: ANN202 - a py4j object
+        return self._jvm.org.apache.hadoop.fs.Path(path)
+
+    def _fs(self, jpath):  # noqa: ANN001, ANN202
+        return jpath.getFileSystem(self._conf)
+
+    def exists(self, path: str) -> bool:
+        p = self._path(path)
+        return bool(self._fs(p).exists(p))
+
+    def is_file(self, path: str) -> bool:
+        p = self._path(path)
+        return bool(self._fs(p).isFile(p))
+
+    def list(self, path: str) -> list[FileEntry]:
+        """Direct children of a directory; empty when it does not exist."""
+        p = self._path(path)
+        fs = self._fs(p)
+        if not fs.exists(p):
+            return []
+        return [self._entry(st) for st in fs.listStatus(p)]
+
+    def walk_files(self, path: str) -> list[FileEntry]:
+        """Every file under ``path`` (recursive), sorted by path; empty when absent."""
+        p = self._path(path)
+        fs = self._fs(p)
+        if not fs.exists(p):
+            return []
+        it = fs.listFiles(p, True)
+        out = []
+        while it.hasNext():
+            out.append(self._entry(it.next()))
+        return sorted(out, key=lambda e: e.path)
+
+    def glob(self, pattern: str) -> list[FileEntry]:
+        p = self._path(pattern)
+        statuses = self._fs(p).globStatus(p)
+        return sorted((self._entry(st) for st in statuses or []), key=lambda e: e.path)
+
+    def mkdirs(self, path: str) -> None:
+        p = self._path(path)
+        self._fs(p).mkdirs(p)
+
+    def rename(self, src: str, dst: str) -> None:
+        s, d = self._path(src), self._path(dst)
+        fs = self._fs(s)
+        fs.mkdirs(d.getParent())
+        if not fs.rename(s, d):
+            raise OSError(f"could not move {src} to {dst}")
+
+    def delete(self, path: str, recursive: bool = False) -> bool:
+        p = self._path(path)
+        return bool(self._fs(p).delete(p, recursive))
+
+    def write_text(self, path: str, text: str) -> None:
+        p = self._path(path)
+        out = self._fs(p).create(p, True)
+        try:
+            out.write(bytearray(text.encode("utf-8")))
+        finally:
+            out.close()
+
+    def read_text(self, path: str) -> str:
+        p = self._path(path)
+        stream = self._fs(p).open(p)
+        reader = self._jvm.java.io.BufferedReader(
+            self._jvm.java.io.InputStreamReader(stream, "UTF-8"))
+        try:
+            return "\n".join(iter(reader.readLine, None))
+        finally:
+            reader.close()
+
+    def read_first_line(self, path: str) -> str | None:
+        """First line of a text file, decompressed by extension (``.gz``); None when empty.
+        Reads only the start of the file, whatever its size."""
+        p = self._path(path)
+        stream = self._fs(p).open(p)
+        codec = self._jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+            self._conf).getCodec(p)
+        if codec is not None:
+            stream = codec.createInputStream(stream)
+        reader = self._jvm.java.io.BufferedReader(
+            self._jvm.java.io.InputStreamReader(stream, "UTF-8"))
+        try:
+            return reader.readLine()
+        finally:
+            reader.close()
+
+    @staticmethod
+    def _entry(status) -> FileEntry:  # noqa: ANN001
+        path = status.getPath()
+        return FileEntry(path=normalise_uri(str(path.toString())), name=str(path.getName()),
+                         size=int(status.getLen()), is_dir=bool(status.isDirectory()))

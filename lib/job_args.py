@@ -1,0 +1,51 @@
+"""Arguments shared by every contract-driven job, and their translation into lake paths."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from lib.lake_paths import LakePaths
+from lib.publish import DEFAULT_MAX_RECORDS_PER_FILE
+from lib.runtime import JobArgumentError
+
+REQUIRED = ("lake_root",)
+OPTIONAL: dict[str, str | None] = {
+    "input_paths": None,  # JSON array of file URIs; default: every CSV under raw/<dataset>/
+    "raw_root": None,  # per-zone overrides, e.g. one S3 bucket per zone
+    "clean_root": None,
+    "quarantine_root": None,
+    "reports_root": None,
+    "max_records_per_file": str(DEFAULT_MAX_RECORDS_PER_FILE),
+}
+
+
+def lake_paths(args: Mapping[str, str | None]) -> LakePaths:
+    return LakePaths.from_root(
+        str(args["lake_root"]),
+        raw=args.get("raw_root"),
+        clean=args.get("clean_root"),
+        quarantine=args.get("quarantine_root"),
+        reports=args.get("reports_root"),
+    )
+
+
+def input_paths(args: Mapping[str, str | None]) -> list[str] | None:
+    text = args.get("input_paths")
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise JobArgumentError(f"--input_paths must be a JSON array of paths, got {text!r}: "
+                               f"{exc}") from exc
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise JobArgumentError(f"--input_paths must be a JSON array of paths, got {text!r}")
+    return value
+
+
+def max_records_per_file(args: Mapping[str, str | None]) -> int:
+    text = args.get("max_records_per_file") or str(DEFAULT_MAX_RECORDS_PER_FILE)
+    if not text.isdigit() or int(text) < 1:
+        raise JobArgumentError(f"--max_records_per_file must be a positive integer, got {text!r}")
+    return int(text)

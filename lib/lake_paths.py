@@ -1,0 +1,81 @@
+"""Where each zone of the lake lives. Paths are URIs built from configuration, segment by
+segment, never by string formatting of whole paths.
+
+    <root>/raw/<dataset>/ingest_date=YYYY-MM-DD/<upload_id>/<file>
+    <root>/clean/<dataset>/<partition>=<value>/<upload_id>_<run_id>_<n>.parquet
+    <root>/quarantine/<dataset>/ingest_date=YYYY-MM-DD/<upload_id>_<run_id>_<n>.parquet
+    <root>/_reports/<dataset>/<run_id>.json
+
+Locally the root is a folder (``file://``); on AWS each zone may be its own bucket.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+ZONES = ("raw", "rejected", "clean", "quarantine", "archive", "_reports")
+_SEGMENT_RE = re.compile(r"^[^/\\]+$")
+
+
+def to_uri(location: str | Path) -> str:
+    """A local path or a URI -> a URI without a trailing slash (local paths become
+    absolute ``file://`` URIs)."""
+    text = str(location)
+    if urlparse(text).scheme in ("", "file") and not text.startswith("file:"):
+        text = Path(text).expanduser().resolve().as_uri()
+    return text.rstrip("/")
+
+
+def join(base: str, *segments: str) -> str:
+    """Append path segments to a URI; each segment must be non-empty and hold no '/'."""
+    out = base.rstrip("/")
+    for seg in segments:
+        if not seg or not _SEGMENT_RE.match(seg) or seg in (".", ".."):
+            raise ValueError(f"invalid path segment {seg!r} (joining onto {base})")
+        out = f"{out}/{seg}"
+    return out
+
+
+def local_path(uri: str) -> Path | None:
+    """The local filesystem path of a ``file://`` URI, else None."""
+    parsed = urlparse(uri)
+    return Path(parsed.path) if parsed.scheme == "file" else None
+
+
+@dataclass(frozen=True)
+class LakePaths:
+    raw: str
+    clean: str
+    quarantine: str
+    reports: str
+
+    @classmethod
+    def from_root(cls, root: str | Path, **overrides: str | None) -> LakePaths:
+        base = to_uri(root)
+        zones = {
+            "raw": join(base, "raw"),
+            "clean": join(base, "clean"),
+            "quarantine": join(base, "quarantine"),
+            "reports": join(base, "_reports"),
+        }
+        zones.update({k: to_uri(v) for k, v in overrides.items() if v})
+        return cls(**zones)
+
+    def raw_dataset(self, dataset: str) -> str:
+        return join(self.raw, dataset)
+
+    def clean_dataset(self, dataset: str) -> str:
+        return join(self.clean, dataset)
+
+    def quarantine_dataset(self, dataset: str) -> str:
+        return join(self.quarantine, dataset)
+
+    def staging(self, zone_uri: str, dataset: str, run_id: str) -> str:
+        """Run-private staging folder inside a zone; readers and crawlers skip ``_`` names."""
+        return join(zone_uri, "_staging", dataset, run_id)
+
+    def report(self, dataset: str, run_id: str) -> str:
+        return join(self.reports, dataset, f"{run_id}.json")
