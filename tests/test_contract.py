@@ -1,0 +1,186 @@
+"""Contract parsing: the orders contract as specified, and malformed contracts refused with
+a message naming the file, the field and what is allowed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+
+from lib.contract import (
+    ContractError,
+    ContractNotFoundError,
+    DataType,
+    available_contracts,
+    load_contract,
+    load_contract_file,
+    parse_contract,
+)
+
+MINIMAL = {
+    "dataset": "things",
+    "version": 1,
+    "format": "csv",
+    "columns": [{"name": "id", "type": "string", "required": True}],
+}
+
+
+def _with(**changes: object) -> dict:
+    doc = yaml.safe_load(yaml.safe_dump(MINIMAL))
+    doc.update(changes)
+    return doc
+
+
+def _column(**fields: object) -> dict:
+    return _with(columns=[{"name": "id", "type": "string", **fields}])
+
+
+def test_orders_v1_declares_the_specified_columns_types_and_partitioning() -> None:
+    c = load_contract("orders", 1)
+    assert c.ref == "orders/1"
+    assert [(col.name, str(col.type), col.required) for col in c.columns] == [
+        ("order_id", "string", True),
+        ("customer_id", "string", True),
+        ("customer_email", "string", False),
+        ("product_sku", "string", True),
+        ("quantity", "int", True),
+        ("unit_price", "decimal(12,2)", True),
+        ("currency", "string", True),
+        ("order_ts", "timestamp", True),
+        ("country", "string", False),
+    ]
+    assert [(d.name, str(d.type)) for d in c.derived] == [
+        ("total_amount", "decimal(18,2)"), ("order_date", "date")]
+    assert c.partition_by == ("order_date",)
+    assert c.unique_column.name == "order_id"
+    assert c.column("customer_email").pii == "sha256"
+
+
+def test_orders_v1_compiles_to_exactly_the_specified_reason_codes() -> None:
+    assert load_contract("orders", 1).reason_codes() == (
+        "country.format",
+        "currency.enum", "currency.required",
+        "customer_email.format",
+        "customer_id.required",
+        "order_id.conflict", "order_id.length", "order_id.required",
+        "order_ts.format", "order_ts.range", "order_ts.required",
+        "product_sku.format", "product_sku.required",
+        "quantity.range", "quantity.required", "quantity.type",
+        "row.malformed",
+        "unit_price.precision", "unit_price.range", "unit_price.required", "unit_price.type",
+    )
+
+
+def test_bundled_contracts_are_listed_by_dataset_and_version() -> None:
+    assert available_contracts()["orders"] == (1,)
+    assert load_contract("orders").version == 1
+
+
+def test_unknown_dataset_names_the_known_ones() -> None:
+    with pytest.raises(ContractNotFoundError, match="no contract for dataset 'nope'; known "
+                                                    "datasets: orders"):
+        load_contract("nope")
+
+
+def test_unknown_version_names_the_available_ones() -> None:
+    with pytest.raises(ContractNotFoundError, match="no contract 'orders' version 9; "
+                                                    "available versions: 1"):
+        load_contract("orders", 9)
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        (_column(type="integer"),
+         "x.yaml: columns[0].type: unknown type 'integer'; allowed: string, int, bigint, date, "
+         "timestamp, decimal(p,s)"),
+        (_column(type="decimal(40,2)"),
+         "x.yaml: columns[0].type: invalid 'decimal(40,2)': need 1 <= p <= 38 and 0 <= s <= p "
+         "in decimal(p,s)"),
+        (_column(rules=[{"unique_ish": True}]),
+         "x.yaml: columns[0].rules[0].unique_ish: unknown rule 'unique_ish'; allowed: length, "
+         "pattern, enum, range"),
+        (_column(rules=[{"range": {"min": 1}}]),
+         "x.yaml: columns[0].rules[0].range: rule 'range' does not apply to type string; it "
+         "applies to: int, bigint, decimal, date, timestamp"),
+        (_column(rules=[{"pattern": "([a-z"}]),
+         "x.yaml: columns[0].rules[0].pattern: invalid regular expression"),
+        (_column(rules=[{"length": {"min": -1}}]),
+         "x.yaml: columns[0].rules[0].length.min: expected a non-negative integer, got -1"),
+        (_column(normalize="title"),
+         "x.yaml: columns[0].normalize: unknown normalizer 'title'; allowed: upper, lower, "
+         "collapse_whitespace"),
+        (_column(pii="md5"),
+         "x.yaml: columns[0].pii: unknown pii method 'md5'; allowed: sha256"),
+        (_column(colour="red"),
+         "x.yaml: columns[0].colour: unknown field; allowed: name, type, required, unique, "
+         "normalize, pii, rules, description"),
+        (_with(columns=[{"name": "id"}]), "x.yaml: columns[0].type: missing required field"),
+        ({k: v for k, v in MINIMAL.items() if k != "dataset"},
+         "x.yaml: dataset: missing required field"),
+        (_with(format="xml"), "x.yaml: format: unknown format 'xml'; allowed: csv"),
+        (_with(version=0), "x.yaml: version: expected a positive integer, got 0"),
+        (_with(partition_by=["day"]),
+         "x.yaml: partition_by[0]: unknown column 'day'; columns: id"),
+        (_with(columns=[{"name": "id", "type": "string"}, {"name": "id", "type": "int"}]),
+         "x.yaml: columns[1].name: duplicate column name 'id'"),
+        (_with(columns=[{"name": "Order ID", "type": "string"}]),
+         "x.yaml: columns[0].name: invalid column name 'Order ID'"),
+        (_column(type="timestamp", rules=[{"range": {"min": 5}}]),
+         "x.yaml: columns[0].rules[0].range.min: expected an ISO 8601 string, got 5"),
+    ],
+)
+def test_malformed_contract_names_file_field_and_what_is_allowed(doc: dict, message: str) -> None:
+    with pytest.raises(ContractError) as err:
+        parse_contract(doc, "x.yaml")
+    assert str(err.value).startswith(message)
+
+
+def test_contract_file_errors_name_the_file(tmp_path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(textwrap.dedent("""\
+        dataset: things
+        version: 1
+        format: csv
+        columns:
+          - name: id
+            type: strng
+    """))
+    with pytest.raises(ContractError, match=rf"^{path}: columns\[0\]\.type: unknown type "
+                                            r"'strng'; allowed: string"):
+        load_contract_file(path)
+
+
+def test_invalid_yaml_is_reported_with_the_file(tmp_path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("dataset: [unclosed\n")
+    with pytest.raises(ContractError, match=rf"^{path}: <yaml>: not valid YAML"):
+        load_contract_file(path)
+
+
+def test_decimal_type_carries_precision_and_scale() -> None:
+    c = parse_contract(_column(type="decimal(12, 2)"), "x.yaml")
+    assert c.columns[0].type == DataType("decimal", 12, 2)
+
+
+def test_contract_module_imports_without_pyspark() -> None:
+    code = textwrap.dedent("""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name == "pyspark" or name.startswith("pyspark."):
+                    raise ImportError("pyspark is blocked in this test")
+        sys.meta_path.insert(0, Block())
+        from lib.contract import load_contract
+        from lib.header import plan_header, parse_header_line
+        c = load_contract("orders", 1)
+        plan_header(parse_header_line("order_id,customer_id,product_sku,quantity,unit_price,"
+                                      "currency,order_ts"), c, "f.csv")
+        assert "pyspark" not in sys.modules
+        print(len(c.checks()))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(len(load_contract("orders", 1).checks()))
