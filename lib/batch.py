@@ -31,7 +31,7 @@ from lib.csv_source import (
     union_all,
     upload_for,
 )
-from lib.hadoop_fs import HadoopFs
+from lib.hadoop_fs import HadoopFs, java_error_message
 from lib.lake_paths import LakePaths
 from lib.publish import DEFAULT_MAX_RECORDS_PER_FILE, publish_upload, stage, staged_counts
 from lib.report import FAILED, RunReport, UploadResult
@@ -204,18 +204,10 @@ def run_contract_job(
             else:
                 up = batch[0][0]
                 _fail(results[up.upload_id], "file.unreadable",
-                      f"{up.path}: cannot be processed: {_first_line(exc)}")
+                      f"{up.path}: cannot be processed: {java_error_message(exc)}")
                 log.error("upload %s failed: %s", up.upload_id, results[up.upload_id].error)
 
     report.finished_at = datetime.now(UTC).isoformat()
     report.report_path = paths.report(contract.dataset, run_id)
     fs.write_text(report.report_path, report.to_json())
     return report
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    for line in text.splitlines():
-        if "Exception:" in line or "Error:" in line:
-            return line.strip()[:500]
-    return (text.splitlines()[0] if text else type(exc).__name__)[:500]

@@ -30,7 +30,7 @@ from lib.contract import (
     UPLOAD_ID,
     Contract,
 )
-from lib.hadoop_fs import HadoopFs
+from lib.hadoop_fs import HadoopFs, java_error_message
 from lib.header import HeaderError, HeaderPlan, parse_header_line, plan_header
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -112,21 +112,13 @@ def read_header(fs: HadoopFs, upload: Upload, contract: Contract) -> HeaderPlan:
     except SourceError:
         raise
     except Exception as exc:  # py4j surfaces Java I/O errors (bad gzip, permissions) here
-        raise SourceError(upload.path, f"cannot read the file: {_java_message(exc)}",
+        raise SourceError(upload.path, f"cannot read the file: {java_error_message(exc)}",
                           "file.unreadable") from exc
     try:
         return plan_header(parse_header_line(line), contract, upload.path)
     except HeaderError as exc:
         raise SourceError(upload.path, str(exc).removeprefix(f"{upload.path}: "),
                           exc.code) from exc
-
-
-def _java_message(exc: Exception) -> str:
-    text = str(exc)
-    for line in text.splitlines():
-        if "Exception:" in line:
-            return line.strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def read_upload(spark: SparkSession, upload: Upload, plan: HeaderPlan, contract: Contract,

@@ -17,6 +17,20 @@ def normalise_uri(uri: str) -> str:
     return uri
 
 
+def java_error_message(exc: BaseException, limit: int = 500) -> str:
+    """The meaningful line of an error raised through py4j (``java.io.IOException: ...``)
+    rather than the whole Java stack."""
+    text = str(exc).strip()
+    lines = [ln.strip().lstrip(": ").strip() for ln in text.splitlines()]
+    causes = [ln.removeprefix("Caused by:").strip() for ln in lines if ln.startswith("Caused by:")]
+    if causes:  # the root cause says what is wrong with the file
+        return causes[-1][:limit]
+    for ln in lines:
+        if "Exception:" in ln or "Error:" in ln:
+            return ln[:limit]
+    return (next((ln for ln in lines if ln), "") or type(exc).__name__)[:limit]
+
+
 @dataclass(frozen=True)
 class FileEntry:
     path: str

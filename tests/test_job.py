@@ -1,0 +1,310 @@
+"""The orders v1 job end to end on files: what lands in the clean and quarantine zones, row
+conservation, per-upload idempotent publishing, and bad files failing alone."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import shutil
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from glue_jobs.orders.v1 import job
+from lib.lake_paths import to_uri
+from tests.conftest import SAMPLES
+
+FILE1 = "orders_2026-11-01.csv"
+FILE2 = "orders_2026-11-02.csv.gz"
+
+
+def run_job(lake: Path, *inputs: Path) -> int:
+    argv = ["--JOB_NAME", "orders_v1", "--lake_root", to_uri(lake)]
+    if inputs:
+        argv += ["--input_paths", json.dumps([to_uri(p) for p in inputs])]
+    return job.main(argv)
+
+
+def last_report(lake: Path) -> dict:
+    reports = sorted((lake / "_reports" / "orders").glob("*.json"))
+    return json.loads(reports[-1].read_text())
+
+
+def data_records(path: Path) -> int:
+    """Records in a CSV file counted by Python's csv module (quoted newlines included),
+    header excluded: an independent count of what the job must account for."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+        return sum(1 for row in csv.reader(f) if row) - 1
+
+
+def parquet_files(zone: Path) -> list[str]:
+    return sorted(str(p.relative_to(zone)) for p in zone.rglob("*.parquet"))
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory, spark):
+    tmp = tmp_path_factory.mktemp("sample_run")
+    inputs = tmp / "in"
+    shutil.copytree(SAMPLES, inputs)
+    lake = tmp / "lake"
+    code = run_job(lake, inputs / FILE1, inputs / FILE2)
+    return {"lake": lake, "inputs": inputs, "code": code, "report": last_report(lake)}
+
+
+def test_sample_run_succeeds_and_reports_totals(sample_run) -> None:
+    assert sample_run["code"] == 0
+    r = sample_run["report"]
+    assert r["status"] == "succeeded"
+    assert r["totals"] == {"uploads": 2, "uploads_processed": 2, "uploads_failed": 0,
+                           "rows_read": 20, "clean": 6, "quarantined": 12,
+                           "duplicates_removed": 2}
+    assert r["quarantined_by_reason"] == {
+        "country.format": 1, "currency.enum": 1, "currency.required": 1,
+        "customer_email.format": 1, "customer_id.required": 1, "order_id.conflict": 2,
+        "order_id.length": 1, "order_id.required": 1, "order_ts.format": 2,
+        "order_ts.range": 1, "order_ts.required": 1, "product_sku.format": 2,
+        "quantity.range": 2, "quantity.required": 1, "quantity.type": 1, "row.malformed": 1,
+        "unit_price.precision": 1, "unit_price.range": 1, "unit_price.required": 1,
+        "unit_price.type": 1,
+    }
+    assert r["uploads"][0]["warnings"] == [
+        f"{to_uri(sample_run['inputs'] / FILE1)}: extra column(s) dropped: notes"]
+
+
+def test_sample_clean_zone_holds_the_typed_valid_rows(spark, sample_run) -> None:
+    clean = spark.read.parquet(to_uri(sample_run["lake"] / "clean" / "orders"))
+    got = clean.select("order_id", "product_sku", "quantity", "unit_price", "currency",
+                       "order_ts", "country", "total_amount", "order_date")
+    schema = T.StructType([
+        T.StructField("order_id", T.StringType()), T.StructField("product_sku", T.StringType()),
+        T.StructField("quantity", T.IntegerType()),
+        T.StructField("unit_price", T.DecimalType(12, 2)),
+        T.StructField("currency", T.StringType()), T.StructField("order_ts", T.TimestampType()),
+        T.StructField("country", T.StringType()),
+        T.StructField("total_amount", T.DecimalType(18, 2)),
+        T.StructField("order_date", T.DateType()),
+    ])
+    d1, d2 = date(2026, 11, 1), date(2026, 11, 2)
+    exp = spark.createDataFrame([
+        ("O-1001", "SKU-001", 2, Decimal("19.99"), "USD", datetime(2026, 11, 1, 9, 15), "US",
+         Decimal("39.98"), d1),
+        ("O-1002", "SKU-002", 1, Decimal("5.00"), "EUR", datetime(2026, 11, 1, 9, 0), "DE",
+         Decimal("5.00"), d1),
+        ("O-1003", "SKU-003", 10, Decimal("1.50"), "GBP", datetime(2026, 11, 1, 1, 30), "GB",
+         Decimal("15.00"), d1),
+        ("O-1012", "SKU-012", 3, Decimal("0.50"), "CHF", datetime(2026, 11, 2, 7, 59, 59, 123456),
+         "CH", Decimal("1.50"), d2),
+        ("O-2001", "SKU-201", 5, Decimal("2.25"), "USD", datetime(2026, 11, 1, 18, 0), None,
+         Decimal("11.25"), d1),
+        ("O-2002", "SKU-202", 1, Decimal("99.90"), "EUR", datetime(2026, 11, 2, 6, 30), None,
+         Decimal("99.90"), d2),
+    ], schema)
+    assert_df_equality(got, exp, ignore_row_order=True)
+
+
+def test_clean_zone_never_holds_an_email_in_clear(spark, sample_run) -> None:
+    clean = spark.read.parquet(to_uri(sample_run["lake"] / "clean" / "orders"))
+    emails = clean.where(F.col("customer_email").isNotNull())
+    assert emails.where(~F.col("customer_email").rlike("^[0-9a-f]{64}$")).count() == 0
+    assert emails.where(F.col("order_id") == "O-1001").select("customer_email").first()[0] == (
+        "ff8d9819fc0e12bf0d24892e45987e249a28dce836a85cad60e28eaaa8c6d976")  # sha256(alice@...)
+
+
+def test_sample_quarantine_holds_raw_values_with_every_reason(spark, sample_run) -> None:
+    q = spark.read.parquet(to_uri(sample_run["lake"] / "quarantine" / "orders"))
+    got = q.select("order_id", "quantity", "unit_price", "_errors", "_raw_record",
+                   "_source_record", F.col("_upload_id").startswith("orders-2026-11-01")
+                   .alias("first_file"))
+    schema = T.StructType([
+        T.StructField("order_id", T.StringType()), T.StructField("quantity", T.StringType()),
+        T.StructField("unit_price", T.StringType()),
+        T.StructField("_errors", T.ArrayType(T.StringType())),
+        T.StructField("_raw_record", T.StringType()), T.StructField("_source_record", T.LongType()),
+        T.StructField("first_file", T.BooleanType()),
+    ])
+    exp = spark.createDataFrame([
+        ("O-1005", "0", "10.00", ["quantity.range"], None, 5, True),
+        ("O-1006", "abc", "10.999", ["country.format", "currency.enum", "customer_email.format",
+                                     "order_ts.format", "quantity.type", "unit_price.precision"],
+         None, 6, True),
+        (None, "1", "3.00", ["order_id.required"], None, 7, True),
+        ("O-1008", "1", "7.00", ["order_id.conflict"], None, 8, True),
+        ("O-1008", "4", "7.00", ["order_id.conflict"], None, 9, True),
+        ("O-1009", None, None, ["row.malformed"], "O-1009,C-9,truncated", 10, True),
+        ("O-1010", "3", "12345678901.00", ["order_ts.range", "unit_price.range"], None, 11, True),
+        ("O-1011", None, None, ["currency.required", "customer_id.required", "order_ts.required",
+                                "product_sku.format", "quantity.required", "unit_price.required"],
+         None, 12, True),
+        ("O-" + "9" * 63, "1", "$5.00", ["order_id.length", "unit_price.type"], None, 14, True),
+        ("O-2004", "1", "1.00", ["order_ts.format"], None, 4, False),
+        ("O-2005", "10001", "1.00", ["quantity.range"], None, 5, False),
+        ("O-2006", "1", "1.00", ["product_sku.format"], None, 6, False),
+    ], schema)
+    assert_df_equality(got, exp, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_rows_are_conserved_per_upload_against_an_independent_count(spark, sample_run) -> None:
+    lake = sample_run["lake"]
+    clean = spark.read.parquet(to_uri(lake / "clean" / "orders")).groupBy("_upload_id").count()
+    quarantine = (spark.read.parquet(to_uri(lake / "quarantine" / "orders"))
+                  .groupBy("_upload_id").count())
+    in_zone = {r[0]: r[1] for r in clean.collect()}
+    in_quarantine = {r[0]: r[1] for r in quarantine.collect()}
+    for upload in sample_run["report"]["uploads"]:
+        path = sample_run["inputs"] / Path(upload["source_file"]).name
+        uid = upload["upload_id"]
+        assert upload["rows_read"] == data_records(path)
+        assert upload["clean"] == in_zone[uid]
+        assert upload["quarantined"] == in_quarantine[uid]
+        assert upload["rows_read"] == (in_zone[uid] + in_quarantine[uid]
+                                       + upload["duplicates_removed"])
+
+
+def test_rerunning_a_file_replaces_its_rows_and_leaves_other_uploads_alone(spark, tmp_path) -> None:
+    lake = tmp_path / "lake"
+    f1, f2 = tmp_path / FILE1, tmp_path / FILE2
+    shutil.copy(SAMPLES / FILE1, f1)
+    shutil.copy(SAMPLES / FILE2, f2)
+    assert run_job(lake, f1, f2) == 0
+    first = last_report(lake)
+    other_uid = first["uploads"][1]["upload_id"]
+    other_files = [p for p in parquet_files(lake / "clean") if other_uid in p]
+    other_bytes = {p: (lake / "clean" / p).read_bytes() for p in other_files}
+
+    assert run_job(lake, f1) == 0  # f1 again, alone: its rows are replaced
+    clean = spark.read.parquet(to_uri(lake / "clean" / "orders"))
+    assert clean.count() == first["totals"]["clean"]
+    assert clean.groupBy("order_id", "_upload_id").count().where("count > 1").count() == 0
+    assert {p: (lake / "clean" / p).read_bytes() for p in other_files} == other_bytes
+    # both partitions still hold the other upload's files next to the new ones
+    assert sorted(p.split("/")[1] for p in parquet_files(lake / "clean")) == [
+        "order_date=2026-11-01", "order_date=2026-11-01",
+        "order_date=2026-11-02", "order_date=2026-11-02"]
+    second = last_report(lake)
+    assert second["uploads"][0]["files_replaced"] == 3  # 2 clean + 1 quarantine
+    q = spark.read.parquet(to_uri(lake / "quarantine" / "orders"))
+    assert q.count() == first["totals"]["quarantined"]
+
+
+def test_one_file_per_upload_and_partition_per_run(sample_run) -> None:
+    files = parquet_files(sample_run["lake"] / "clean" / "orders")
+    dirs = [f.rsplit("/", 1)[0] for f in files]
+    assert len(files) == 4 and sorted(set(dirs)) == ["order_date=2026-11-01",
+                                                     "order_date=2026-11-02"]
+
+
+def test_file_missing_a_required_column_fails_alone(spark, tmp_path) -> None:
+    bad = tmp_path / "no_qty.csv"
+    bad.write_text("order_id,customer_id,product_sku,unit_price,currency,order_ts\n"
+                   "O-1,C-1,SKU-1,1.00,USD,2026-11-01T00:00:00Z\n")
+    good = tmp_path / FILE1
+    shutil.copy(SAMPLES / FILE1, good)
+    assert run_job(tmp_path / "lake", bad, good) == 1
+    r = last_report(tmp_path / "lake")
+    assert r["status"] == "partial"
+    failed, ok = r["uploads"]
+    assert failed["status"] == "failed" and failed["error_code"] == "file.missing_columns"
+    assert failed["error"] == (
+        f"{to_uri(bad)}: missing required column(s) ['quantity'] for orders/1; present columns: "
+        "['order_id', 'customer_id', 'product_sku', 'unit_price', 'currency', 'order_ts']; "
+        "required: ['order_id', 'customer_id', 'product_sku', 'quantity', 'unit_price', "
+        "'currency', 'order_ts']")
+    assert ok["status"] == "processed" and ok["rows_read"] == 14
+
+
+def test_corrupt_gzip_fails_alone_and_the_batch_goes_on(spark, tmp_path) -> None:
+    good_bytes = (SAMPLES / FILE2).read_bytes()
+    corrupt = tmp_path / "broken.csv.gz"
+    corrupt.write_bytes(good_bytes[:40] + b"\x00garbage" * 20)
+    good = tmp_path / FILE1
+    shutil.copy(SAMPLES / FILE1, good)
+    assert run_job(tmp_path / "lake", corrupt, good) == 1
+    r = last_report(tmp_path / "lake")
+    by_file = {Path(u["source_file"]).name: u for u in r["uploads"]}
+    assert by_file["broken.csv.gz"]["status"] == "failed"
+    assert by_file["broken.csv.gz"]["error_code"] == "file.unreadable"
+    assert by_file["broken.csv.gz"]["error"] == (
+        f"{to_uri(corrupt)}: cannot read the file: java.io.IOException: invalid code -- "
+        "missing end-of-block")
+    assert by_file[FILE1]["status"] == "processed" and by_file[FILE1]["clean"] == 4
+
+
+def test_gzip_corrupt_past_its_header_fails_alone_when_spark_reads_it(spark, tmp_path) -> None:
+    """The header reads fine; the corruption only shows when Spark decompresses the body,
+    which fails the batch's Spark job. The uploads are then retried one by one."""
+    header = "order_id,customer_id,product_sku,quantity,unit_price,currency,order_ts\n"
+    body = "".join(f"O-{i},C-{i * 7919 % 10007},SKU-{i % 997:03d},{i % 9 + 1},{i % 50}.25,USD,"
+                   f"2026-11-01T{i % 24:02d}:{i % 60:02d}:00Z\n" for i in range(60000))
+    packed = bytearray(gzip.compress((header + body).encode(), mtime=0))
+    for i in range(len(packed) // 2, len(packed) - 16, 97):  # corrupt the second half
+        packed[i] ^= 0xFF
+    corrupt = tmp_path / "late_corruption.csv.gz"
+    corrupt.write_bytes(bytes(packed))
+    good = tmp_path / FILE1
+    shutil.copy(SAMPLES / FILE1, good)
+    assert run_job(tmp_path / "lake", corrupt, good) == 1
+    by_file = {Path(u["source_file"]).name: u for u in last_report(tmp_path / "lake")["uploads"]}
+    bad = by_file["late_corruption.csv.gz"]
+    assert (bad["status"], bad["error_code"], bad["rows_read"]) == ("failed", "file.unreadable", 0)
+    assert bad["error"].startswith(f"{to_uri(corrupt)}: cannot be processed: ")
+    assert by_file[FILE1]["status"] == "processed" and by_file[FILE1]["clean"] == 4
+    assert not (tmp_path / "lake" / "clean" / "_staging" / "orders").exists() or not any(
+        (tmp_path / "lake" / "clean" / "_staging" / "orders").rglob("*.parquet"))
+
+
+def test_empty_and_header_only_files(spark, tmp_path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("order_id,customer_id,product_sku,quantity,unit_price,currency,"
+                           "order_ts\n")
+    missing = tmp_path / "nope.csv"
+    assert run_job(tmp_path / "lake", empty, header_only, missing) == 1
+    by_file = {Path(u["source_file"]).name: u for u in last_report(tmp_path / "lake")["uploads"]}
+    assert by_file["empty.csv"]["error_code"] == "file.empty"
+    assert by_file["nope.csv"]["error"] == f"{to_uri(missing)}: file not found"
+    assert by_file["header.csv"]["status"] == "processed"
+    assert by_file["header.csv"]["rows_read"] == 0
+
+
+def test_summary_is_printed_with_counts_reasons_and_partitions(sample_run, capsys, tmp_path) -> None:
+    f = tmp_path / FILE2
+    shutil.copy(SAMPLES / FILE2, f)
+    run_job(tmp_path / "lake", f)
+    out = capsys.readouterr().out
+    assert "  rows read          6\n  clean              2\n  quarantined        3\n" \
+           "  duplicates removed 1\n" in out
+    assert "    order_ts.format     1\n    product_sku.format  1\n    quantity.range      1\n" in out
+    assert "    clean/orders/order_date=2026-11-01\n    clean/orders/order_date=2026-11-02\n" in out
+
+
+def test_crlf_bom_and_quoted_newlines_are_read_as_rfc4180(spark, tmp_path) -> None:
+    text = ('\ufeffORDER_ID,Customer_ID,product_sku,quantity,unit_price,currency,order_ts\r\n'
+            '"O-1","C,1","SKU-1",1,"2.00",USD,2026-11-01T00:00:00Z\r\n'
+            '"O-2","C ""2""\r\nsecond line",SKU-2,1,2.00,USD,2026-11-01T00:00:00Z\r\n')
+    f = tmp_path / "crlf.csv"
+    f.write_bytes(text.encode("utf-8"))
+    assert run_job(tmp_path / "lake", f) == 0
+    got = (spark.read.parquet(to_uri(tmp_path / "lake" / "clean" / "orders"))
+           .select("order_id", "customer_id"))
+    exp = spark.createDataFrame([("O-1", "C,1"), ("O-2", 'C "2"\nsecond line')],
+                                "order_id string, customer_id string")
+    assert_df_equality(got, exp, ignore_row_order=True)
+
+
+def test_raw_zone_layout_gives_upload_id_and_ingest_date(spark, tmp_path) -> None:
+    lake = tmp_path / "lake"
+    target = lake / "raw" / "orders" / "ingest_date=2026-11-05" / "up-42" / "orders.csv"
+    target.parent.mkdir(parents=True)
+    shutil.copy(SAMPLES / FILE1, target)
+    assert run_job(lake) == 0  # no --input_paths: every CSV under raw/orders/
+    r = last_report(lake)
+    assert [u["upload_id"] for u in r["uploads"]] == ["up-42"]
+    assert "quarantine/orders/ingest_date=2026-11-05" in r["partitions_written"]
