@@ -49,36 +49,58 @@ Transform = Callable[[DataFrame], DataFrame]
 _NOT_ROW_LOCAL = ("malformed", "conflict")
 
 
+def _error_codes(codes: dict[str, list[Column]]) -> Column:
+    """Sorted, distinct, non-null reason codes as an array, without higher-order functions
+    (``filter``/``array_sort`` would drop the whole projection out of code generation).
+    Codes are sorted when the plan is built; checks sharing a code are merged; codes never
+    contain commas."""
+    merged = [F.coalesce(*cols) if len(cols) > 1 else cols[0]
+              for _, cols in sorted(codes.items())]
+    joined = F.concat_ws(",", *merged)
+    return F.when(joined == "", F.array().cast("array<string>")).otherwise(F.split(joined, ","))
+
+
+def _cleaned(name: str) -> str:
+    return f"__clean_{name}"
+
+
 def validate(contract: Contract) -> Transform:
-    """Clean, cast and check every contract column in a single projection.
+    """Clean, cast and check every contract column.
 
     Output: each contract column with its clean type (PII not yet hashed), ``_raw`` (a struct
     of the values as read), ``_errors`` (sorted reason codes, empty when the row is valid),
     and the reader's bookkeeping and lineage columns unchanged. A malformed record carries
     only ``row.malformed``: its fields are not where the header says they are.
+
+    Three projections (cleaned strings, typed values, reason codes) so that each cleaned
+    string and typed value is computed once per row and shared by every rule that reads it.
     """
+    names = contract.column_names
+    passthrough = [RAW_RECORD, SOURCE_RECORD, *LINEAGE_COLUMNS, QUARANTINE_PARTITION]
+
     def transform(df: DataFrame) -> DataFrame:
-        strings = {c.name: clean_string(F.col(c.name), c.normalize) for c in contract.columns}
-        typed = {c.name: typed_value(strings[c.name], c) for c in contract.columns}
-        codes = [
-            check_column(chk, contract.column(chk.column), strings[chk.column], typed[chk.column])
-            for chk in contract.checks()
-            if chk.kind not in _NOT_ROW_LOCAL
-        ]
-        rule_errors = F.array_sort(F.array_distinct(F.array_compact(F.array(*codes))))
+        cleaned = df.select(
+            *[clean_string(F.col(c.name), c.normalize).alias(_cleaned(c.name))
+              for c in contract.columns],
+            F.struct(*[F.col(n) for n in names]).alias(RAW),
+            *passthrough,
+        )
+        typed = cleaned.select(
+            "*",
+            *[typed_value(F.col(_cleaned(c.name)), c).alias(c.name) for c in contract.columns],
+        )
+        codes: dict[str, list[Column]] = {}
+        for chk in contract.checks():
+            if chk.kind in _NOT_ROW_LOCAL:
+                continue
+            col = contract.column(chk.column)
+            codes.setdefault(chk.code, []).append(
+                check_column(chk, col, F.col(_cleaned(col.name)), F.col(col.name)))
         errors = (
             F.when(F.col(RAW_RECORD).isNotNull(), F.array(F.lit(ROW_MALFORMED)))
-            .otherwise(rule_errors)
+            .otherwise(_error_codes(codes))
         )
-        return df.select(
-            *[typed[c.name].alias(c.name) for c in contract.columns],
-            F.struct(*[F.col(c.name) for c in contract.columns]).alias(RAW),
-            errors.alias(ERRORS),
-            RAW_RECORD,
-            SOURCE_RECORD,
-            *LINEAGE_COLUMNS,
-            QUARANTINE_PARTITION,
-        )
+        return typed.select(*names, RAW, errors.alias(ERRORS), *passthrough)
     return transform
 
 
