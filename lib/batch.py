@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pyspark import StorageLevel
 from pyspark.sql import Row, SparkSession
 
-from lib.contract import Contract
+from lib.contract import ERRORS, UPLOAD_ID, Contract
 from lib.csv_source import (
     SourceError,
     Upload,
@@ -58,7 +58,7 @@ def new_run_id(now: datetime) -> str:
 
 def _fill_counts(results: dict[str, UploadResult], rows: Sequence[Row]) -> None:
     for r in rows:
-        u = results[r["_upload_id"]]
+        u = results[r[UPLOAD_ID]]
         n = int(r["count"])
         u.rows_read += n
         if r[DISPOSITION] == CLEAN:
@@ -67,10 +67,11 @@ def _fill_counts(results: dict[str, UploadResult], rows: Sequence[Row]) -> None:
             u.duplicates_removed += n
         elif r[DISPOSITION] == QUARANTINE:
             u.quarantined += n
-            for code in r["_errors"]:
+            for code in r[ERRORS]:
                 u.reasons[code] = u.reasons.get(code, 0) + n
-        else:  # pragma: no cover - the disposition expression is exhaustive
-            raise ConservationError(f"row with unknown disposition {r[DISPOSITION]!r}")
+        else:
+            raise ConservationError(f"{n} row(s) of {u.source_file} have no disposition "
+                                    f"({r[DISPOSITION]!r}); nothing published")
     for u in results.values():
         u.reasons = dict(sorted(u.reasons.items()))
 
@@ -94,7 +95,9 @@ def _process(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakeP
     staging_clean = paths.staging(paths.clean, ds, run_id)
     staging_quarantine = paths.staging(paths.quarantine, ds, run_id)
     raw = union_all([read_upload(spark, u, plan, contract, ingested_at) for u, plan in batch])
-    classified = raw.transform(apply_contract(contract)).persist(StorageLevel.MEMORY_AND_DISK)
+    # Read the input once: the classified frame is kept on local disk (streamed back, so a
+    # large batch never has to fit in memory) for the second zone write and the counts.
+    classified = raw.transform(apply_contract(contract)).persist(StorageLevel.DISK_ONLY)
     try:
         clean, quarantine = split(contract, classified)
         log.info("writing clean rows to staging %s", staging_clean)
@@ -102,10 +105,13 @@ def _process(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakeP
         log.info("writing quarantined rows to staging %s", staging_quarantine)
         stage(quarantine, staging_quarantine, CONTRACT_QUARANTINE_PARTITION,
               max_records_per_file)
-        _fill_counts(results, disposition_counts(classified).collect())
+        counts = disposition_counts(classified).collect()  # one row per distinct outcome
     finally:
         classified.unpersist()
+    _fill_counts(results, counts)
 
+    # What was classified must be exactly what landed in staging, per upload, before
+    # anything is published.
     clean_written = staged_counts(spark, fs, staging_clean)
     quarantine_written = staged_counts(spark, fs, staging_quarantine)
     for upload, _ in batch:

@@ -55,7 +55,8 @@ def stage(df: DataFrame, staging_uri: str, partition_by: tuple[str, ...],
 
 
 def staged_counts(spark: SparkSession, fs: HadoopFs, staging_uri: str) -> dict[str, int]:
-    """Rows per upload as written to staging, read back from the Parquet files."""
+    """Rows per upload as written to staging, read back from the Parquet files (only the
+    upload column is read)."""
     if not any(e.name.endswith(".parquet") for e in fs.walk_files(staging_uri)):
         return {}
     rows = spark.read.parquet(staging_uri).groupBy(UPLOAD_ID).count().collect()
