@@ -34,7 +34,6 @@ TIMESTAMP_LITERAL = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
     r"(Z|[+-][0-9]{2}:[0-9]{2})?$"
 )
-TIMESTAMP_HAS_ZONE = r"(Z|[+-][0-9]{2}:[0-9]{2})$"
 DATE_LITERAL = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 INTEGER_BOUNDS = {"int": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
@@ -92,7 +91,10 @@ def typed_value(s: Column, col: ContractColumn) -> Column:
         return F.when(_decimal_ok(s, t.precision, t.scale), s.cast(spark_type(t)))
     if t.name == "timestamp":
         # No zone means UTC: make that explicit rather than trust the session time zone.
-        zoned = F.when(s.rlike(TIMESTAMP_HAS_ZONE), s).otherwise(F.concat(s, F.lit("Z")))
+        # Once the literal matched, a zone is a trailing 'Z' or a sign 6 characters from
+        # the end ('+05:30'); no second regex needed.
+        has_zone = s.endswith("Z") | F.substring(s, -6, 1).isin("+", "-")
+        zoned = F.when(has_zone, s).otherwise(F.concat(s, F.lit("Z")))
         return F.when(s.rlike(TIMESTAMP_LITERAL), zoned.cast("timestamp"))
     if t.name == "date":
         return F.when(s.rlike(DATE_LITERAL), s.cast("date"))
