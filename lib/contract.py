@@ -425,6 +425,11 @@ def parse_contract(data: Any, source: str = "<contract>") -> Contract:
     if len(uniques) > 1:
         raise ContractError(source, "columns", f"at most one column may be unique; found "
                             f"{uniques}")
+    for i, c in enumerate(columns):
+        if c.unique and not c.required:
+            raise ContractError(source, f"columns[{i}].unique", f"a unique column must also be "
+                                f"required (a null {c.name} cannot identify a row); add "
+                                "'required: true'")
     partition_by = obj.get("partition_by") or []
     if not isinstance(partition_by, list) or not all(isinstance(p, str) for p in partition_by):
         raise ContractError(source, "partition_by", "expected a list of column names")

@@ -38,6 +38,7 @@ from lib.schemas import clean_schema, quarantine_schema, spark_type
 
 RAW = "_raw"
 DISPOSITION = "_disposition"
+DEDUPE_KEY = "_dedupe_key"  # transient: the typed unique key rows are partitioned by
 CLEAN = "clean"
 QUARANTINE = "quarantine"
 DUPLICATE = "duplicate"
@@ -76,9 +77,10 @@ def validate(contract: Contract) -> Transform:
     string and typed value is computed once per row and shared by every rule that reads it.
     """
     names = contract.column_names
-    passthrough = [RAW_RECORD, SOURCE_RECORD, *LINEAGE_COLUMNS, QUARANTINE_PARTITION]
+    fixed = [RAW_RECORD, SOURCE_RECORD, *LINEAGE_COLUMNS, QUARANTINE_PARTITION]
 
     def transform(df: DataFrame) -> DataFrame:
+        passthrough = fixed + ([DEDUPE_KEY] if DEDUPE_KEY in df.columns else [])
         cleaned = df.select(
             *[clean_string(F.col(c.name), c.normalize).alias(_cleaned(c.name))
               for c in contract.columns],
@@ -110,41 +112,56 @@ def resolve_duplicates(contract: Contract) -> Transform:
     Among the rows of one upload that passed every rule: rows equal in all contract columns
     collapse to the first in file order (the rest are ``duplicate``); rows sharing the
     unique column with different content are all quarantined with ``<key>.conflict``.
-    One window, one shuffle; rows with errors pass through untouched.
+    Rows with errors are quarantined and never count as duplicates or conflicts.
+
+    One window over (upload, key). When the frame carries ``_dedupe_key`` (see
+    :func:`apply_contract`) the window reuses that partitioning and adds no shuffle.
     """
     names = list(contract.column_names)
     key = contract.unique_column
-    conflict_code = key.code("conflict") if key is not None else None
 
     def transform(df: DataFrame) -> DataFrame:
+        if DEDUPE_KEY in df.columns:
+            partition = [F.col(UPLOAD_ID), F.col(DEDUPE_KEY)]
+        elif key is not None:
+            partition = [F.col(UPLOAD_ID), F.col(key.name)]
+        else:
+            partition = [F.col(UPLOAD_ID), *[F.col(n) for n in names]]
         valid = F.size(ERRORS) == 0
-        partition = [F.col(UPLOAD_ID), valid] + ([F.col(key.name)] if key else
-                                                 [F.col(n) for n in names])
         ordered = Window.partitionBy(*partition).orderBy(SOURCE_RECORD)
+        so_far = ordered.rowsBetween(Window.unboundedPreceding, Window.currentRow)
         whole = ordered.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
-        content = F.struct(*[F.col(n) for n in names])
+        # min/max skip nulls, so only valid rows' content is compared
+        content = F.when(valid, F.struct(*[F.col(n) for n in names]))
         conflict: Column = (
             valid & ~F.min(content).over(whole).eqNullSafe(F.max(content).over(whole))
             if key is not None else F.lit(False)
         )
-        first = F.row_number().over(ordered) == 1
+        first_valid = F.count(F.when(valid, 1)).over(so_far) == 1
         disposition = (
             F.when(~valid | conflict, F.lit(QUARANTINE))
-            .when(first, F.lit(CLEAN))
+            .when(first_valid, F.lit(CLEAN))
             .otherwise(F.lit(DUPLICATE))
         )
-        errors = (F.when(conflict, F.array(F.lit(conflict_code))).otherwise(F.col(ERRORS))
+        errors = (F.when(conflict, F.array(F.lit(key.code("conflict")))).otherwise(F.col(ERRORS))
                   if key is not None else F.col(ERRORS))
-        return (
-            df.withColumn(DISPOSITION, disposition)
-            .withColumn(ERRORS, errors)
-        )
+        out = df.withColumn(DISPOSITION, disposition).withColumn(ERRORS, errors)
+        return out.drop(DEDUPE_KEY)
     return transform
 
 
 def apply_contract(contract: Contract) -> Transform:
-    """raw frame -> classified frame (validated, with ``_disposition``)."""
+    """raw frame -> classified frame (validated, with ``_disposition``).
+
+    With a unique column, rows are first hash-partitioned by (upload, typed key), so that
+    validation runs in parallel after that shuffle (a multi-line CSV file is read by a
+    single task) and the duplicate window needs no second shuffle."""
+    key = contract.unique_column
+
     def transform(df: DataFrame) -> DataFrame:
+        if key is not None:
+            typed_key = typed_value(clean_string(F.col(key.name), key.normalize), key)
+            df = df.withColumn(DEDUPE_KEY, typed_key).repartition(UPLOAD_ID, DEDUPE_KEY)
         return df.transform(validate(contract)).transform(resolve_duplicates(contract))
     return transform
 

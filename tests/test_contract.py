@@ -122,6 +122,9 @@ def test_unknown_version_names_the_available_ones() -> None:
         ({k: v for k, v in MINIMAL.items() if k != "dataset"},
          "x.yaml: dataset: missing required field"),
         (_with(format="xml"), "x.yaml: format: unknown format 'xml'; allowed: csv"),
+        (_column(unique=True),
+         "x.yaml: columns[0].unique: a unique column must also be required (a null id cannot "
+         "identify a row); add 'required: true'"),
         (_with(version=0), "x.yaml: version: expected a positive integer, got 0"),
         (_with(partition_by=["day"]),
          "x.yaml: partition_by[0]: unknown column 'day'; columns: id"),
