@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -100,15 +101,20 @@ def _process(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakeP
     classified = raw.transform(apply_contract(contract)).persist(StorageLevel.DISK_ONLY)
     try:
         clean, quarantine = split(contract, classified)
-        log.info("writing clean rows to staging %s", staging_clean)
+        t0 = time.perf_counter()
         stage(clean, staging_clean, contract.partition_by, max_records_per_file)
-        log.info("writing quarantined rows to staging %s", staging_quarantine)
+        t1 = time.perf_counter()
+        log.info("read, classified and staged clean rows in %.1fs (%s)", t1 - t0, staging_clean)
         stage(quarantine, staging_quarantine, CONTRACT_QUARANTINE_PARTITION,
               max_records_per_file)
+        t2 = time.perf_counter()
+        log.info("staged quarantined rows in %.1fs (%s)", t2 - t1, staging_quarantine)
         counts = disposition_counts(classified).collect()  # one row per distinct outcome
+        log.info("counted outcomes in %.1fs", time.perf_counter() - t2)
     finally:
         classified.unpersist()
     _fill_counts(results, counts)
+    t3 = time.perf_counter()
 
     # What was classified must be exactly what landed in staging, per upload, before
     # anything is published.
@@ -123,6 +129,8 @@ def _process(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakeP
                 f"classified clean={u.clean} quarantined={u.quarantined} "
                 f"duplicates={u.duplicates_removed}, staged clean={wrote[0]} "
                 f"quarantined={wrote[1]}")
+    t4 = time.perf_counter()
+    log.info("verified staged row counts in %.1fs", t4 - t3)
 
     for upload, _ in batch:
         u = results[upload.upload_id]
@@ -137,6 +145,7 @@ def _process(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakeP
         u.partitions.sort()
     for staging in (staging_clean, staging_quarantine):
         fs.delete(staging, recursive=True)
+    log.info("published %d upload(s) in %.1fs", len(batch), time.perf_counter() - t4)
 
 
 def _cleanup(fs: HadoopFs, contract: Contract, paths: LakePaths, run_id: str) -> None:

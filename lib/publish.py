@@ -55,12 +55,13 @@ def stage(df: DataFrame, staging_uri: str, partition_by: tuple[str, ...],
 
 
 def staged_counts(spark: SparkSession, fs: HadoopFs, staging_uri: str) -> dict[str, int]:
-    """Rows per upload as written to staging, read back from the Parquet files (only the
-    upload column is read)."""
-    if not any(e.name.endswith(".parquet") for e in fs.walk_files(staging_uri)):
-        return {}
-    rows = spark.read.parquet(staging_uri).groupBy(UPLOAD_ID).count().collect()
-    return {r[UPLOAD_ID]: int(r["count"]) for r in rows}
+    """Rows per upload as written to staging, read back from the Parquet files. Grouped by
+    the staging partition column, so Spark answers from the files' footers without reading
+    any column data."""
+    if not any(e.is_dir and e.name.startswith(f"{PUBLISH_KEY}=") for e in fs.list(staging_uri)):
+        return {}  # nothing staged (Spark wrote only its _SUCCESS marker)
+    rows = spark.read.parquet(staging_uri).groupBy(PUBLISH_KEY).count().collect()
+    return {str(r[PUBLISH_KEY]): int(r["count"]) for r in rows}
 
 
 def _upload_prefix(upload_id: str) -> str:

@@ -146,6 +146,8 @@ def resolve_duplicates(contract: Contract) -> Transform:
         errors = (F.when(conflict, F.array(F.lit(key.code("conflict")))).otherwise(F.col(ERRORS))
                   if key is not None else F.col(ERRORS))
         out = df.withColumn(DISPOSITION, disposition).withColumn(ERRORS, errors)
+        # only quarantined rows keep their raw values: the frame stays small when persisted
+        out = out.withColumn(RAW, F.when(F.col(DISPOSITION) == QUARANTINE, F.col(RAW)))
         return out.drop(DEDUPE_KEY)
     return transform
 
