@@ -36,6 +36,7 @@ from lib.contract import load_contract  # noqa: E402
 from lib.csv_source import CSV_OPTIONS  # noqa: E402
 from lib.lake_paths import LakePaths, to_uri  # noqa: E402
 from lib.local_spark import local_spark_session  # noqa: E402
+from lib.schemas import spark_type  # noqa: E402
 
 HEADER = ["order_id", "customer_id", "customer_email", "product_sku", "quantity", "unit_price",
           "currency", "order_ts", "country"]
@@ -98,14 +99,8 @@ def generate(path: Path, rows: int, seed: int, dirty: float) -> None:
 
 def bare_conversion(spark: SparkSession, src: str, dest: str) -> None:
     """The baseline: explicit schema, same CSV parsing, partitioned Parquet, nothing else."""
-    schema = T.StructType([
-        T.StructField("order_id", T.StringType()), T.StructField("customer_id", T.StringType()),
-        T.StructField("customer_email", T.StringType()),
-        T.StructField("product_sku", T.StringType()), T.StructField("quantity", T.IntegerType()),
-        T.StructField("unit_price", T.DecimalType(12, 2)),
-        T.StructField("currency", T.StringType()), T.StructField("order_ts", T.TimestampType()),
-        T.StructField("country", T.StringType()),
-    ])
+    contract = load_contract("orders", 1)
+    schema = T.StructType([T.StructField(c.name, spark_type(c.type)) for c in contract.columns])
     options = {k: v for k, v in CSV_OPTIONS.items() if k != "columnNameOfCorruptRecord"}
     df = spark.read.schema(schema).options(**options).csv(src)
     (df.withColumn("order_date", F.to_date("order_ts"))
