@@ -16,9 +16,16 @@ done
 [ -n "$py" ] || fail "Python 3.11 is required (the AWS Glue 5.0 runtime). Found: $(python3 --version 2>&1 || echo 'no python3'). Install Python 3.11 or set PYTHON=/path/to/python3.11."
 
 if [ "${LAKE_SKIP_JAVA_CHECK:-}" != "1" ]; then
-  command -v java >/dev/null 2>&1 || fail "Java 17 is required on PATH to run Spark 3.5.4 (the AWS Glue 5.0 engine), but 'java' was not found. Install OpenJDK 17 (e.g. 'apt-get install openjdk-17-jre-headless') and retry."
-  version_line=$(java -version 2>&1 | head -n 1)
+  # Spark launches $JAVA_HOME/bin/java when JAVA_HOME is set, else `java` on PATH: check that one.
+  if [ -n "${JAVA_HOME:-}" ]; then
+    java_bin="$JAVA_HOME/bin/java"; where="JAVA_HOME ($JAVA_HOME)"
+    [ -x "$java_bin" ] || fail "JAVA_HOME is set to '$JAVA_HOME' but $java_bin does not exist. Point JAVA_HOME at a Java 17 install or unset it."
+  else
+    java_bin=java; where="PATH"
+    command -v java >/dev/null 2>&1 || fail "Java 17 is required on PATH to run Spark 3.5.4 (the AWS Glue 5.0 engine), but 'java' was not found. Install OpenJDK 17 (e.g. 'apt-get install openjdk-17-jre-headless') and retry."
+  fi
+  version_line=$("$java_bin" -version 2>&1 | head -n 1)
   major=$(printf '%s' "$version_line" | sed -E 's/.*version "([0-9]+)(\.[0-9]+)*.*/\1/')
-  [ "$major" = "17" ] || fail "Java 17 is required on PATH (AWS Glue 5.0 runs Java 17), but found: $version_line. Put a Java 17 'java' first on PATH or set JAVA_HOME accordingly."
+  [ "$major" = "17" ] || fail "Java 17 is required (AWS Glue 5.0 runs Java 17), but the java on $where is: $version_line. Put a Java 17 'java' first on PATH, or set JAVA_HOME to a Java 17 install."
 fi
 echo "$py"
