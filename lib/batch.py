@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pyspark import StorageLevel
 from pyspark.sql import Row, SparkSession
 
-from lib.contract import ERRORS, UPLOAD_ID, Contract
+from lib.contract import ERRORS, QUARANTINE_PARTITION, UPLOAD_ID, Contract
 from lib.csv_source import (
     SourceError,
     Upload,
@@ -33,6 +33,7 @@ from lib.csv_source import (
     upload_for,
 )
 from lib.hadoop_fs import HadoopFs, java_error_message
+from lib.header import HeaderPlan
 from lib.lake_paths import LakePaths
 from lib.publish import DEFAULT_MAX_RECORDS_PER_FILE, publish_upload, stage, staged_counts
 from lib.report import FAILED, RunReport, UploadResult
@@ -45,8 +46,6 @@ from lib.transforms import (
     disposition_counts,
     split,
 )
-
-CONTRACT_QUARANTINE_PARTITION = ("ingest_date",)
 
 
 class ConservationError(RuntimeError):
@@ -86,7 +85,7 @@ def _fail(result: UploadResult, code: str, message: str) -> None:
 
 
 def _process(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakePaths,
-             batch: list[tuple[Upload, object]], results: dict[str, UploadResult],
+             batch: list[tuple[Upload, HeaderPlan]], results: dict[str, UploadResult],
              run_id: str, ingested_at: datetime, max_records_per_file: int,
              log: logging.Logger) -> None:
     """Process uploads whose headers matched, as one Spark batch, and publish them."""
@@ -105,7 +104,7 @@ def _process(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakeP
         stage(clean, staging_clean, contract.partition_by, max_records_per_file)
         t1 = time.perf_counter()
         log.info("read, classified and staged clean rows in %.1fs (%s)", t1 - t0, staging_clean)
-        stage(quarantine, staging_quarantine, CONTRACT_QUARANTINE_PARTITION,
+        stage(quarantine, staging_quarantine, (QUARANTINE_PARTITION,),
               max_records_per_file)
         t2 = time.perf_counter()
         log.info("staged quarantined rows in %.1fs (%s)", t2 - t1, staging_quarantine)
@@ -137,7 +136,7 @@ def _process(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakeP
         for zone, staging, target, depth in (
             ("clean", staging_clean, clean_target, len(contract.partition_by)),
             ("quarantine", staging_quarantine, quarantine_target,
-             len(CONTRACT_QUARANTINE_PARTITION)),
+             1),  # ingest_date
         ):
             published = publish_upload(fs, staging, target, u.upload_id, run_id, depth)
             u.partitions += [f"{zone}/{ds}/{p}" for p in published.partitions]
@@ -184,7 +183,7 @@ def run_contract_job(
     results = {uid: UploadResult(uid, up.path) for uid, up in uploads.items()}
     report.uploads = list(results.values())
 
-    ready: list[tuple[Upload, object]] = []
+    ready: list[tuple[Upload, HeaderPlan]] = []
     for up in uploads.values():
         try:
             plan = read_header(fs, up, contract)
