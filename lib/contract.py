@@ -14,7 +14,7 @@ for a raw record whose field count differs from the header.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import resources
@@ -505,9 +505,3 @@ def load_contract(dataset: str, version: int | None = None) -> Contract:
         raise ContractError(contract.source, "dataset", f"file declares {contract.ref}, "
                             f"but its path says {dataset}/{version}")
     return contract
-
-
-def iter_contracts() -> Iterator[Contract]:
-    for dataset, versions in available_contracts().items():
-        for v in versions:
-            yield load_contract(dataset, v)

@@ -83,10 +83,6 @@ class HadoopFs:
         statuses = self._fs(p).globStatus(p)
         return sorted((self._entry(st) for st in statuses or []), key=lambda e: e.path)
 
-    def mkdirs(self, path: str) -> None:
-        p = self._path(path)
-        self._fs(p).mkdirs(p)
-
     def rename(self, src: str, dst: str) -> None:
         s, d = self._path(src), self._path(dst)
         fs = self._fs(s)
@@ -105,16 +101,6 @@ class HadoopFs:
             out.write(bytearray(text.encode("utf-8")))
         finally:
             out.close()
-
-    def read_text(self, path: str) -> str:
-        p = self._path(path)
-        stream = self._fs(p).open(p)
-        reader = self._jvm.java.io.BufferedReader(
-            self._jvm.java.io.InputStreamReader(stream, "UTF-8"))
-        try:
-            return "\n".join(iter(reader.readLine, None))
-        finally:
-            reader.close()
 
     def read_first_line(self, path: str) -> str | None:
         """First line of a text file, decompressed by extension (``.gz``); None when empty.

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-ZONES = ("raw", "rejected", "clean", "quarantine", "archive", "_reports")
 _SEGMENT_RE = re.compile(r"^[^/\\]+$")
 
 
