@@ -76,12 +76,16 @@ def _fill_counts(results: dict[str, UploadResult], rows: Sequence[Row]) -> None:
         u.reasons = dict(sorted(u.reasons.items()))
 
 
+def _reset_counts(result: UploadResult) -> None:
+    result.rows_read = result.clean = result.quarantined = result.duplicates_removed = 0
+    result.reasons = {}
+
+
 def _fail(result: UploadResult, code: str, message: str) -> None:
     result.status = FAILED
     result.error_code = code
     result.error = message
-    result.rows_read = result.clean = result.quarantined = result.duplicates_removed = 0
-    result.reasons = {}
+    _reset_counts(result)
 
 
 def _process(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakePaths,
@@ -142,12 +146,12 @@ def _process(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakeP
             u.partitions += [f"{zone}/{ds}/{p}" for p in published.partitions]
             u.files_replaced += len(published.files_replaced)
         u.partitions.sort()
-    for staging in (staging_clean, staging_quarantine):
-        fs.delete(staging, recursive=True)
+    _cleanup(fs, contract, paths, run_id)
     log.info("published %d upload(s) in %.1fs", len(batch), time.perf_counter() - t4)
 
 
 def _cleanup(fs: HadoopFs, contract: Contract, paths: LakePaths, run_id: str) -> None:
+    """Remove the run's staging folders (after publishing, or after a failed attempt)."""
     for zone in (paths.clean, paths.quarantine):
         fs.delete(paths.staging(zone, contract.dataset, run_id), recursive=True)
 
@@ -208,9 +212,7 @@ def run_contract_job(
         except Exception as exc:  # Spark failed on the batch: isolate the bad upload(s)
             _cleanup(fs, contract, paths, run_id)
             for up, _ in batch:
-                r = results[up.upload_id]
-                r.rows_read = r.clean = r.quarantined = r.duplicates_removed = 0
-                r.reasons = {}
+                _reset_counts(results[up.upload_id])
             if len(batch) > 1:
                 log.warning("batch of %d uploads failed (%s); retrying one by one",
                             len(batch), type(exc).__name__)

@@ -16,7 +16,6 @@ SESSION_CONF = {
     "spark.sql.session.timeZone": "UTC",
     # Casts that fail yield null; the contract's rules report them with a reason code.
     "spark.sql.ansi.enabled": "false",
-    "spark.sql.sources.partitionOverwriteMode": "static",
     "spark.sql.parquet.compression.codec": "snappy",
 }
 

@@ -6,10 +6,14 @@
   exactly as read, plus ``_raw_record`` (set only for malformed records), the record's
   ordinal in its file, lineage and ``ingest_date``;
 * :func:`validate` trims, normalises and casts every column and evaluates every row rule in
-  one projection; ``_errors`` holds all failed reason codes, sorted;
+  three chained projections (cleaned strings, typed values, reason codes), each value
+  computed once per row; ``_errors`` holds all failed reason codes, sorted;
 * :func:`resolve_duplicates` handles repeats within one upload among rows that passed every
   other rule: identical rows collapse to one, rows sharing the unique key with different
-  content are all quarantined with ``<key>.conflict``. It adds ``_disposition``;
+  content are all quarantined with ``<key>.conflict``. It adds ``_disposition`` and keeps
+  the raw values (``_raw``) only on quarantined rows;
+* :func:`apply_contract` chains the two, first hash-partitioning rows by (upload, unique
+  key) so validation runs after that shuffle, in parallel, and the window needs no other;
 * :func:`split` projects the clean rows (PII hashed, derived columns added) and the
   quarantined rows (raw strings, reason codes, lineage).
 

@@ -76,6 +76,10 @@ def test_sample_run_succeeds_and_reports_totals(sample_run) -> None:
     }
     assert r["uploads"][0]["warnings"] == [
         f"{to_uri(sample_run['inputs'] / FILE1)}: extra column(s) dropped: notes"]
+    lake = sample_run["lake"]
+    staged = [p for zone in ("clean", "quarantine") for p in (lake / zone / "_staging").rglob("*")
+              if p.is_file()]
+    assert staged == []  # the run's staging is removed once published
 
 
 def test_sample_clean_zone_holds_the_typed_valid_rows(spark, sample_run) -> None:
@@ -274,7 +278,7 @@ def test_empty_and_header_only_files(spark, tmp_path) -> None:
     assert by_file["header.csv"]["rows_read"] == 0
 
 
-def test_summary_is_printed_with_counts_reasons_and_partitions(sample_run, capsys, tmp_path) -> None:
+def test_summary_is_printed_with_counts_reasons_and_partitions(spark, capsys, tmp_path) -> None:
     f = tmp_path / FILE2
     shutil.copy(SAMPLES / FILE2, f)
     run_job(tmp_path / "lake", f)
