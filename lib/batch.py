@@ -16,26 +16,29 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from pyspark import StorageLevel
 from pyspark.sql import Row, SparkSession
 
 from lib.contract import ERRORS, QUARANTINE_PARTITION, UPLOAD_ID, Contract
-from lib.csv_source import (
-    SourceError,
-    Upload,
-    discover_inputs,
-    read_header,
-    read_upload,
-    union_all,
-    upload_for,
-)
+from lib.csv_source import SourceError, Upload, read_header, read_upload, union_all
+from lib.faults import crash_point
 from lib.hadoop_fs import HadoopFs, java_error_message
 from lib.header import HeaderPlan
 from lib.lake_paths import LakePaths
-from lib.publish import DEFAULT_MAX_RECORDS_PER_FILE, publish_upload, stage, staged_counts
+from lib.publish import (
+    DEFAULT_MAX_RECORDS_PER_FILE,
+    PublishPlan,
+    apply,
+    commit,
+    pending_journals,
+    plan_upload,
+    stage,
+    staged_counts,
+)
 from lib.report import FAILED, RunReport, UploadResult
 from lib.transforms import (
     CLEAN,
@@ -47,9 +50,18 @@ from lib.transforms import (
     split,
 )
 
+PUBLISH_INCOMPLETE = "run.publish_incomplete"
+# Called with the uploads of a batch once their rows are in the zones (before the journal
+# is removed, so a crash in between repeats the call on recovery) and the run id.
+OnPublished = Callable[[list[UploadResult], str], None]
+
 
 class ConservationError(RuntimeError):
     """Rows were about to be lost or duplicated; nothing was published."""
+
+
+class PublishIncomplete(RuntimeError):
+    """The batch was committed but applying it failed; the next run completes it."""
 
 
 def new_run_id(now: datetime) -> str:
@@ -91,7 +103,7 @@ def _fail(result: UploadResult, code: str, message: str) -> None:
 def _process(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakePaths,
              batch: list[tuple[Upload, HeaderPlan]], results: dict[str, UploadResult],
              run_id: str, ingested_at: datetime, max_records_per_file: int,
-             log: logging.Logger) -> None:
+             log: logging.Logger, on_published: OnPublished | None) -> None:
     """Process uploads whose headers matched, as one Spark batch, and publish them."""
     ds = contract.dataset
     clean_target = paths.clean_dataset(ds)
@@ -108,6 +120,7 @@ def _process(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakeP
         stage(clean, staging_clean, contract.partition_by, max_records_per_file)
         t1 = time.perf_counter()
         log.info("read, classified and staged clean rows in %.1fs (%s)", t1 - t0, staging_clean)
+        crash_point("staging")
         stage(quarantine, staging_quarantine, (QUARANTINE_PARTITION,),
               max_records_per_file)
         t2 = time.perf_counter()
@@ -135,17 +148,30 @@ def _process(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakeP
     t4 = time.perf_counter()
     log.info("verified staged row counts in %.1fs", t4 - t3)
 
+    plan = PublishPlan(ds, run_id)
     for upload, _ in batch:
         u = results[upload.upload_id]
         for zone, staging, target, depth in (
             ("clean", staging_clean, clean_target, len(contract.partition_by)),
-            ("quarantine", staging_quarantine, quarantine_target,
-             1),  # ingest_date
+            ("quarantine", staging_quarantine, quarantine_target, 1),  # ingest_date
         ):
-            published = publish_upload(fs, staging, target, u.upload_id, run_id, depth)
-            u.partitions += [f"{zone}/{ds}/{p}" for p in published.partitions]
-            u.files_replaced += len(published.files_replaced)
+            touched = plan_upload(fs, plan, staging, target, u.upload_id, depth)
+            u.partitions += [f"{zone}/{ds}/{p}" for p in touched]
         u.partitions.sort()
+        u.files_replaced = sum(1 for d in plan.deletes if f"/{u.upload_id}_" in d)
+        plan.uploads[u.upload_id] = asdict(u)
+    journal = paths.journal(ds, run_id)
+    commit(fs, journal, plan)  # from here on the batch is published, now or by the next run
+    crash_point("committed")
+    try:
+        apply(fs, plan, after_move=lambda i: crash_point("publishing") if i == 0 else None)
+        if on_published is not None:
+            on_published([results[up.upload_id] for up, _ in batch], run_id)
+    except Exception as exc:
+        raise PublishIncomplete(
+            f"publishing run {run_id} was interrupted ({java_error_message(exc)}); its journal "
+            f"{journal} is kept and the next run of {ds} completes it") from exc
+    fs.delete(journal)
     _cleanup(fs, contract, paths, run_id)
     log.info("published %d upload(s) in %.1fs", len(batch), time.perf_counter() - t4)
 
@@ -156,39 +182,64 @@ def _cleanup(fs: HadoopFs, contract: Contract, paths: LakePaths, run_id: str) ->
         fs.delete(paths.staging(zone, contract.dataset, run_id), recursive=True)
 
 
+def recover(fs: HadoopFs, contract: Contract, paths: LakePaths,
+            on_published: OnPublished | None = None,
+            logger: logging.Logger | None = None) -> list[str]:
+    """Finish what crashed runs of the dataset left: apply every committed journal (then
+    report its uploads through ``on_published``) and remove staging folders of runs that
+    never committed. Call it only while no other run of the dataset is alive (the ledger's
+    run lock). Returns the upload ids whose publish was completed."""
+    log = logger or logging.getLogger("lake.recover")
+    completed: list[str] = []
+    for journal, plan in pending_journals(fs, paths.journal_dir(contract.dataset)):
+        log.warning("run %s died while publishing; completing its journal %s", plan.run_id,
+                    journal)
+        apply(fs, plan)
+        if on_published is not None:
+            on_published([UploadResult(**u) for u in plan.uploads.values()], plan.run_id)
+        fs.delete(journal)
+        _cleanup(fs, contract, paths, plan.run_id)
+        completed += list(plan.uploads)
+    for zone in (paths.clean, paths.quarantine):
+        for entry in fs.list(paths.staging_root(zone, contract.dataset)):
+            log.warning("removing staging folder of a run that never committed: %s", entry.path)
+            fs.delete(entry.path, recursive=True)
+    return completed
+
+
 def run_contract_job(
     spark: SparkSession,
     contract: Contract,
     paths: LakePaths,
+    uploads: Sequence[Upload],
     *,
     job_name: str,
     job_version: int,
-    inputs: Sequence[str] | None = None,
+    run_id: str | None = None,
     max_records_per_file: int = DEFAULT_MAX_RECORDS_PER_FILE,
     logger: logging.Logger | None = None,
     now: datetime | None = None,
+    on_published: OnPublished | None = None,
+    recovered: Sequence[str] = (),
 ) -> RunReport:
-    """Process ``inputs`` (URIs; default: every CSV under the dataset's raw folder) and
-    publish their rows. Returns the run report, already written under ``_reports/``."""
+    """Process ``uploads`` and publish their rows. Returns the run report, already written
+    under ``_reports/``. Which uploads to process is the caller's business (the ledger's,
+    see :mod:`lib.processing`)."""
     log = logger or logging.getLogger(f"lake.{job_name}")
     fs = HadoopFs(spark)
     started = now or datetime.now(UTC)
-    run_id = new_run_id(started)
+    run_id = run_id or new_run_id(started)
     report = RunReport(job=job_name, job_version=job_version, contract=contract.ref,
                        run_id=run_id, started_at=started.isoformat(),
                        lake={"raw": paths.raw, "clean": paths.clean,
                              "quarantine": paths.quarantine, "reports": paths.reports})
-    if inputs is None:
-        inputs = discover_inputs(fs, paths.raw_dataset(contract.dataset))
-    uploads: dict[str, Upload] = {}
-    for path in dict.fromkeys(inputs):  # the same path twice is one upload
-        up = upload_for(path, started.date())
-        uploads.setdefault(up.upload_id, up)
-    results = {uid: UploadResult(uid, up.path) for uid, up in uploads.items()}
+    by_id = {up.upload_id: up for up in uploads}  # the same upload twice is one upload
+    results = {uid: UploadResult(uid, up.path) for uid, up in by_id.items()}
     report.uploads = list(results.values())
+    report.recovered = list(recovered)
 
     ready: list[tuple[Upload, HeaderPlan]] = []
-    for up in uploads.values():
+    for up in by_id.values():
         try:
             plan = read_header(fs, up, contract)
         except SourceError as exc:
@@ -203,7 +254,14 @@ def run_contract_job(
         batch = batches.pop(0)
         try:
             _process(spark, fs, contract, paths, batch, results, run_id, started,
-                     max_records_per_file, log)
+                     max_records_per_file, log, on_published)
+        except PublishIncomplete as exc:  # committed: no retry, keep staging for recovery
+            log.error("%s", exc)
+            report.error = str(exc)
+            for up, _ in batch:
+                results[up.upload_id].status = FAILED
+                results[up.upload_id].error_code = PUBLISH_INCOMPLETE
+                results[up.upload_id].error = str(exc)
         except ConservationError as exc:
             _cleanup(fs, contract, paths, run_id)
             report.error = str(exc)

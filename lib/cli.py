@@ -1,10 +1,14 @@
 """``lake``: the command line of the local lake.
 
-    lake [--lake-root DIR] run JOB [--version N] [--input PATH ...]
+    lake [--lake-root DIR] upload FILE... --dataset NAME [--max-bytes N]
+    lake [--lake-root DIR] status [UPLOAD_ID] [--dataset NAME] [--status S] [--format table|json]
+    lake [--lake-root DIR] run JOB [--version N] [--input FILE ...]
+    lake [--lake-root DIR] reprocess UPLOAD_ID [--version N]
 
-``--lake-root`` defaults to ``$LAKE_ROOT`` or ``.lake``. ``run`` calls the job's entry point
-in ``glue_jobs/<job>/v<N>/job.py`` in-process with the same Glue-style arguments the job gets
-on AWS.
+``--lake-root`` defaults to ``$LAKE_ROOT`` or ``.lake``. ``run`` and ``reprocess`` call the
+job's entry point in ``glue_jobs/<job>/v<N>/job.py`` in-process with the same Glue-style
+arguments the job gets on AWS. Exit codes: 0 success; 1 some upload was rejected or failed;
+2 the command could not run (usage, unknown dataset / upload, another run in progress).
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ import re
 import sys
 from collections.abc import Sequence
 from importlib import resources
+from pathlib import Path
 
-from lib.contract import ContractError, ContractNotFoundError
-from lib.lake_paths import to_uri
+from lib.contract import ContractError, ContractNotFoundError, available_contracts, load_contract
+from lib.lake_paths import local_path, to_uri
+from lib.ledger import ACCEPTED, STATUSES, Ledger, LedgerError, UploadRecord, open_ledger
 from lib.runtime import JobArgumentError
+from lib.upload import LandingZones, human_bytes, max_upload_bytes, upload_file
 
 _VERSION_DIR = re.compile(r"^v(\d+)$")
 
@@ -56,33 +63,177 @@ def resolve_job(name: str, version: int | None) -> tuple[int, object]:
     return version, importlib.import_module(f"glue_jobs.{name}.v{version}.job")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    version, module = resolve_job(args.job, args.version)
-    argv = ["--JOB_NAME", f"{args.job}_v{version}", "--lake_root", to_uri(args.lake_root)]
-    if args.input:
-        argv += ["--input_paths", json.dumps([to_uri(p) for p in args.input])]
+def _lake_dir(args: argparse.Namespace) -> Path:
+    root = local_path(to_uri(args.lake_root))
+    if root is None:
+        raise CliError(f"--lake-root {args.lake_root}: the local lake needs a folder")
+    return root
+
+
+def _ledger(args: argparse.Namespace) -> Ledger:
+    return open_ledger(_lake_dir(args))
+
+
+def _upload(args: argparse.Namespace, dataset: str, files: Sequence[str]) -> list[UploadRecord]:
+    """Check and land files, printing one line per file."""
+    known = available_contracts()
+    if dataset not in known:
+        raise CliError(f"unknown dataset {dataset!r}; known datasets: "
+                       f"{', '.join(sorted(known)) or '(none)'}")
+    contract = load_contract(dataset)
+    ledger = _ledger(args)
+    zones = LandingZones.under(_lake_dir(args))
+    records = []
+    for name in files:
+        r = upload_file(Path(name), contract, ledger, zones, max_bytes=args.max_bytes)
+        records.append(r)
+        line = f"{r.upload_id}  {r.status:<8}  {name}"
+        if r.status == ACCEPTED:
+            line += f"  ({human_bytes(r.size_bytes)})"
+            line += "".join(f"\n    warning: {w}" for w in r.warnings)
+        else:
+            line += f"\n    {r.reason_code}: {r.reason}"
+        print(line, flush=True)
+    return records
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    records = _upload(args, args.dataset, args.files)
+    return 0 if all(r.status == ACCEPTED for r in records) else 1
+
+
+def _run_job(args: argparse.Namespace, job: str, version: int | None,
+             upload_ids: Sequence[str] | None) -> int:
+    version, module = resolve_job(job, version)
+    argv = ["--JOB_NAME", f"{job}_v{version}", "--lake_root", to_uri(args.lake_root)]
+    if upload_ids is not None:
+        argv += ["--upload_ids", json.dumps(list(upload_ids))]
     return int(module.main(argv))
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    if not args.input:
+        return _run_job(args, args.job, args.version, None)
+    _, module = resolve_job(args.job, args.version)  # fail on a bad job before landing files
+    dataset = getattr(module, "DATASET", args.job)
+    records = _upload(args, dataset, args.input)
+    accepted = [r.upload_id for r in records if r.status == ACCEPTED]
+    if not accepted:
+        print("no file was accepted; nothing to process", file=sys.stderr)
+        return 1
+    code = _run_job(args, args.job, args.version, accepted)
+    return code or (1 if len(accepted) < len(records) else 0)
+
+
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    record = _ledger(args).get(args.upload_id)
+    return _run_job(args, record.dataset, args.version, [record.upload_id])
+
+
+_STATUS_COLUMNS = ("upload_id", "dataset", "status", "original_name", "size", "received_at",
+                   "rows_read", "clean", "quarantined", "duplicates_removed", "reason")
+_HEADINGS = {"upload_id": "UPLOAD", "dataset": "DATASET", "status": "STATUS",
+             "original_name": "FILE", "size": "SIZE", "received_at": "RECEIVED",
+             "rows_read": "READ", "clean": "CLEAN", "quarantined": "QUARANTINED",
+             "duplicates_removed": "DUPLICATES", "reason": "REASON / ERROR"}
+
+
+def _row(r: UploadRecord) -> dict[str, str]:
+    def n(v: int | None) -> str:
+        return "-" if v is None else str(v)
+
+    return {"upload_id": r.upload_id, "dataset": r.dataset, "status": r.status,
+            "original_name": r.original_name, "size": human_bytes(r.size_bytes),
+            "received_at": r.received_at[:19].replace("T", " "),
+            "rows_read": n(r.rows_read), "clean": n(r.clean), "quarantined": n(r.quarantined),
+            "duplicates_removed": n(r.duplicates_removed),
+            "reason": r.reason_code or r.error_code or ""}
+
+
+def format_table(rows: list[dict[str, str]], columns: Sequence[str]) -> str:
+    widths = {c: max([len(_HEADINGS[c])] + [len(r[c]) for r in rows]) for c in columns}
+    lines = ["  ".join(_HEADINGS[c].ljust(widths[c]) for c in columns).rstrip()]
+    lines += ["  ".join(r[c].ljust(widths[c]) for c in columns).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    ledger = _ledger(args)
+    if args.upload_id:
+        r = ledger.get(args.upload_id)
+        history = ledger.history(r.upload_id)
+        if args.format == "json":
+            print(json.dumps({**r.to_dict(), "history": [vars(h) for h in history]}, indent=2))
+            return 0
+        for key, value in r.to_dict().items():
+            if value not in (None, "", []):
+                print(f"{key + ':':<20}{value}")
+        print("history:")
+        for h in history:
+            print(f"  {h.at[:23].replace('T', ' ')}  {h.from_status or '-':<10} -> "
+                  f"{h.to_status:<10}  {h.note or ''}".rstrip())
+        return 0
+    records = ledger.find(args.dataset, args.status and [args.status])
+    if args.format == "json":
+        print(json.dumps([r.to_dict() for r in records], indent=2))
+    elif not records:
+        print("no uploads" + (f" for dataset {args.dataset!r}" if args.dataset else ""))
+    else:
+        print(format_table([_row(r) for r in records], _STATUS_COLUMNS))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lake", description="Run the lake's Glue jobs locally.")
+    parser = argparse.ArgumentParser(prog="lake", description="Upload files to the local lake, "
+                                     "run its Glue jobs and follow every upload.")
     parser.add_argument("--lake-root", default=os.environ.get("LAKE_ROOT", ".lake"),
                         help="lake root folder or URI (default: $LAKE_ROOT or .lake)")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a job on raw uploads")
+
+    def max_bytes(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--max-bytes", type=int, default=None, metavar="N",
+                       help="size limit per file (default: $LAKE_MAX_UPLOAD_BYTES or 1 GiB)")
+
+    up = sub.add_parser("upload", help="check files and land the accepted ones in the raw zone")
+    up.add_argument("files", nargs="+", metavar="FILE")
+    up.add_argument("--dataset", required=True, help="dataset the files belong to, e.g. orders")
+    max_bytes(up)
+    up.set_defaults(func=cmd_upload)
+
+    st = sub.add_parser("status", help="show the upload ledger, or one upload's history")
+    st.add_argument("upload_id", nargs="?", help="one upload: its record and history")
+    st.add_argument("--dataset", help="only this dataset")
+    st.add_argument("--status", choices=STATUSES, help="only uploads in this status")
+    st.add_argument("--format", choices=("table", "json"), default="table")
+    st.set_defaults(func=cmd_status)
+
+    run = sub.add_parser("run", help="run a job on the dataset's pending uploads")
     run.add_argument("job", help="job name, e.g. orders")
     run.add_argument("--version", type=int, help="job version (default: the latest)")
-    run.add_argument("--input", nargs="+", metavar="PATH",
-                     help="files to process (default: every CSV under raw/<dataset>/)")
+    run.add_argument("--input", nargs="+", metavar="FILE",
+                     help="upload these files first (same checks as `lake upload`) and process "
+                          "only them (default: every ACCEPTED or FAILED upload of the dataset)")
+    max_bytes(run)
     run.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("reprocess", help="process one upload again, replacing its rows")
+    rp.add_argument("upload_id")
+    rp.add_argument("--version", type=int, help="job version (default: the latest)")
+    rp.set_defaults(func=cmd_reprocess)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "max_bytes", 0) is None:
+            try:
+                args.max_bytes = max_upload_bytes()
+            except ValueError as exc:
+                raise CliError(str(exc)) from exc
         return args.func(args)
-    except (CliError, JobArgumentError, ContractError, ContractNotFoundError) as exc:
+    except (CliError, JobArgumentError, ContractError, ContractNotFoundError,
+            LedgerError) as exc:
         print(f"lake: error: {exc}", file=sys.stderr)
         return 2
 

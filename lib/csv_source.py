@@ -10,8 +10,6 @@ not splittable), which makes ``_source_record`` the record's 1-based ordinal in 
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import reduce
@@ -33,7 +31,6 @@ from lib.contract import (
 from lib.hadoop_fs import HadoopFs, java_error_message
 from lib.header import HeaderError, HeaderPlan, parse_header_line, plan_header
 
-CSV_SUFFIXES = (".csv", ".csv.gz")
 CSV_OPTIONS = {
     "header": "true",
     "multiLine": "true",
@@ -46,9 +43,6 @@ CSV_OPTIONS = {
     "enforceSchema": "true",
 }
 _ORDINAL_MASK = (1 << 33) - 1  # monotonically_increasing_id: partition id << 33 | ordinal
-_UPLOAD_ID_SAFE = re.compile(r"[^A-Za-z0-9-]+")
-_RAW_LAYOUT = re.compile(r"/ingest_date=(\d{4}-\d{2}-\d{2})/([^/]+)/[^/]+$")
-UPLOAD_ID_MAX = 64
 
 
 class SourceError(ValueError):
@@ -67,38 +61,6 @@ class Upload:
     upload_id: str
     path: str
     ingest_date: date
-
-
-def sanitise_upload_id(text: str) -> str:
-    """Upload ids appear in file names of the zones: letters, digits and '-' only."""
-    cleaned = _UPLOAD_ID_SAFE.sub("-", text).strip("-")[:UPLOAD_ID_MAX].strip("-")
-    return cleaned or "upload"
-
-
-def upload_for(path: str, run_date: date) -> Upload:
-    """The upload a file belongs to. Files in the raw zone layout
-    (``.../ingest_date=D/<upload_id>/<file>``) carry their upload id and date; any other
-    file gets a stable id from its name and full path, so re-running the same file replaces
-    its rows."""
-    m = _RAW_LAYOUT.search(path)
-    if m:
-        return Upload(sanitise_upload_id(m.group(2)), path, date.fromisoformat(m.group(1)))
-    name = path.rstrip("/").rsplit("/", 1)[-1]
-    stem = name.removesuffix(".gz").removesuffix(".csv")
-    digest = hashlib.sha256(path.encode("utf-8")).hexdigest()[:10]
-    return Upload(f"{sanitise_upload_id(stem)[:48]}-{digest}", path, run_date)
-
-
-def discover_inputs(fs: HadoopFs, raw_dataset_uri: str) -> list[str]:
-    """CSV files (plain or gzip) under a dataset's raw folder, skipping hidden ones."""
-    out = []
-    for entry in fs.walk_files(raw_dataset_uri):
-        rel = entry.path[len(raw_dataset_uri):]
-        if any(part.startswith(("_", ".")) for part in rel.split("/") if part):
-            continue
-        if entry.name.lower().endswith(CSV_SUFFIXES):
-            out.append(entry.path)
-    return out
 
 
 def read_header(fs: HadoopFs, upload: Upload, contract: Contract) -> HeaderPlan:

@@ -102,6 +102,15 @@ class HadoopFs:
         finally:
             out.close()
 
+    def read_text(self, path: str) -> str:
+        p = self._path(path)
+        stream = self._fs(p).open(p)
+        try:
+            data = self._jvm.org.apache.commons.io.IOUtils.toByteArray(stream)
+        finally:
+            stream.close()
+        return bytes(data).decode("utf-8")
+
     def read_first_line(self, path: str) -> str | None:
         """First line of a text file, decompressed by extension (``.gz``); None when empty.
         Reads only the start of the file, whatever its size."""

@@ -11,7 +11,7 @@ from lib.runtime import JobArgumentError
 
 REQUIRED = ("lake_root",)
 OPTIONAL: dict[str, str | None] = {
-    "input_paths": None,  # JSON array of file URIs; default: every CSV under raw/<dataset>/
+    "upload_ids": None,  # JSON array of upload ids; default: the ledger's pending uploads
     "raw_root": None,  # per-zone overrides, e.g. one S3 bucket per zone
     "clean_root": None,
     "quarantine_root": None,
@@ -30,17 +30,17 @@ def lake_paths(args: Mapping[str, str | None]) -> LakePaths:
     )
 
 
-def input_paths(args: Mapping[str, str | None]) -> list[str] | None:
-    text = args.get("input_paths")
+def upload_ids(args: Mapping[str, str | None]) -> list[str] | None:
+    text = args.get("upload_ids")
     if text is None:
         return None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise JobArgumentError(f"--input_paths must be a JSON array of paths, got {text!r}: "
+        raise JobArgumentError(f"--upload_ids must be a JSON array of upload ids, got {text!r}: "
                                f"{exc}") from exc
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise JobArgumentError(f"--input_paths must be a JSON array of paths, got {text!r}")
+        raise JobArgumentError(f"--upload_ids must be a JSON array of upload ids, got {text!r}")
     return value
 
 

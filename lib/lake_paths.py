@@ -1,10 +1,14 @@
 """Where each zone of the lake lives. Paths are URIs built from configuration, segment by
 segment, never by string formatting of whole paths.
 
-    <root>/raw/<dataset>/ingest_date=YYYY-MM-DD/<upload_id>/<file>
+    <root>/raw/<dataset>/ingest_date=YYYY-MM-DD/<upload_id>/<file>       accepted, pending
+    <root>/rejected/<dataset>/ingest_date=YYYY-MM-DD/<upload_id>/<file>  + <file>.reason.json
+    <root>/archive/<dataset>/ingest_date=YYYY-MM-DD/<upload_id>/<file>   after processing
     <root>/clean/<dataset>/<partition>=<value>/<upload_id>_<run_id>_<n>.parquet
     <root>/quarantine/<dataset>/ingest_date=YYYY-MM-DD/<upload_id>_<run_id>_<n>.parquet
+    <root>/clean/_commits/<dataset>/<run_id>.json    publish journal while a run publishes
     <root>/_reports/<dataset>/<run_id>.json
+    <root>/_ledger/uploads.sqlite                    the upload ledger (local)
 
 Locally the root is a folder (``file://``); on AWS each zone may be its own bucket.
 """
@@ -50,6 +54,8 @@ class LakePaths:
     clean: str
     quarantine: str
     reports: str
+    archive: str
+    rejected: str
 
     @classmethod
     def from_root(cls, root: str | Path, **overrides: str | None) -> LakePaths:
@@ -59,6 +65,8 @@ class LakePaths:
             "clean": join(base, "clean"),
             "quarantine": join(base, "quarantine"),
             "reports": join(base, "_reports"),
+            "archive": join(base, "archive"),
+            "rejected": join(base, "rejected"),
         }
         zones.update({k: to_uri(v) for k, v in overrides.items() if v})
         return cls(**zones)
@@ -72,9 +80,22 @@ class LakePaths:
     def quarantine_dataset(self, dataset: str) -> str:
         return join(self.quarantine, dataset)
 
+    def staging_root(self, zone_uri: str, dataset: str) -> str:
+        return join(zone_uri, "_staging", dataset)
+
     def staging(self, zone_uri: str, dataset: str, run_id: str) -> str:
         """Run-private staging folder inside a zone; readers and crawlers skip ``_`` names."""
-        return join(zone_uri, "_staging", dataset, run_id)
+        return join(self.staging_root(zone_uri, dataset), run_id)
+
+    def journal_dir(self, dataset: str) -> str:
+        """Commit journals of runs publishing into the dataset (skipped by readers: ``_``)."""
+        return join(self.clean, "_commits", dataset)
+
+    def journal(self, dataset: str, run_id: str) -> str:
+        return join(self.journal_dir(dataset), f"{run_id}.json")
+
+    def archived(self, dataset: str, ingest_date: str, upload_id: str, name: str) -> str:
+        return join(self.archive, dataset, f"ingest_date={ingest_date}", upload_id, name)
 
     def report(self, dataset: str, run_id: str) -> str:
         return join(self.reports, dataset, f"{run_id}.json")

@@ -43,6 +43,7 @@ class RunReport:
     uploads: list[UploadResult] = field(default_factory=list)
     error: str | None = None
     report_path: str = ""
+    recovered: list[str] = field(default_factory=list)  # uploads an earlier run's journal held
 
     @property
     def processed(self) -> list[UploadResult]:
@@ -99,6 +100,7 @@ class RunReport:
             "quarantined_by_reason": self.reasons(),
             "partitions_written": self.partitions(),
             "uploads": [asdict(u) for u in self.uploads],
+            "recovered_uploads": self.recovered,
             "error": self.error,
         }
 
@@ -119,6 +121,9 @@ def format_summary(report: RunReport, max_partitions: int = 20) -> str:
         f"  quarantined        {t['quarantined']}",
         f"  duplicates removed {t['duplicates_removed']}",
     ]
+    if report.recovered:
+        lines.append(f"  completed the interrupted publish of an earlier run for "
+                     f"{len(report.recovered)} upload(s): {', '.join(report.recovered)}")
     reasons = report.reasons()
     if reasons:
         lines.append("  quarantined by reason code (a row may carry several):")

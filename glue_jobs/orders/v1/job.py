@@ -1,4 +1,7 @@
-"""Glue job `orders` version 1: raw CSV uploads -> clean and quarantine Parquet.
+"""Glue job `orders` version 1: accepted CSV uploads -> clean and quarantine Parquet.
+
+Takes the dataset's pending uploads from the upload ledger (or ``--upload_ids``), records
+each one's outcome there and archives its raw file.
 
 Runs unchanged on AWS Glue 5.0 (``--extra-py-files`` carries ``lib``) and locally
 (``lake run orders --version 1``). Arguments: ``--JOB_NAME``, ``--lake_root`` and the
@@ -11,8 +14,9 @@ import sys
 from collections.abc import Sequence
 
 from lib import job_args
-from lib.batch import run_contract_job
 from lib.contract import load_contract
+from lib.ledger import open_ledger
+from lib.processing import process_uploads
 from lib.report import format_summary
 from lib.runtime import open_job
 
@@ -22,13 +26,14 @@ VERSION = 1
 
 def main(argv: Sequence[str]) -> int:
     with open_job(argv, job_args.REQUIRED, job_args.OPTIONAL) as ctx:
-        report = run_contract_job(
+        report = process_uploads(
             ctx.spark,
             load_contract(DATASET, VERSION),
             job_args.lake_paths(ctx.args),
+            open_ledger(ctx.args["lake_root"]),
             job_name=ctx.job_name,
             job_version=VERSION,
-            inputs=job_args.input_paths(ctx.args),
+            upload_ids=job_args.upload_ids(ctx.args),
             max_records_per_file=job_args.max_records_per_file(ctx.args),
             logger=ctx.logger,
         )

@@ -1,0 +1,447 @@
+"""File-level checks at upload time, and landing a file in the lake. No Spark.
+
+:func:`inspect_file` decides whether a file may enter the raw zone, from its content rather
+than its name, in this order (the first failure is the reason):
+
+==================== ==========================================================
+``file.not_found``   the path is not a readable file
+``file.too_large``   over the size limit (the file, and for gzip its content)
+``file.empty``       no bytes, or only blank lines
+``file.format``      binary or another format (PDF, zip, image...), JSON where
+                     the contract declares CSV, or not parseable as CSV
+``file.encoding``    not UTF-8 (the message gives the byte offset, line and column)
+``file.duplicate``   same bytes (SHA-256) as an upload already accepted
+``file.missing_columns`` / ``file.duplicate_columns``  header vs the contract
+``file.no_rows``     a header and no data rows
+==================== ==========================================================
+
+The header and a sample of rows are read with pandas. Extra columns, and sample rows with
+more fields than the header, are accepted with a warning (the job quarantines such rows as
+``row.malformed``).
+
+:func:`upload_file` records the upload in the ledger (RECEIVED), runs the checks, and lands
+the file under ``raw/<dataset>/ingest_date=D/<upload_id>/<safe name>`` (ACCEPTED) or keeps
+it under ``rejected/<dataset>/ingest_date=D/<upload_id>/`` beside ``<safe name>.reason.json``
+(REJECTED). A file is copied under a temporary name and renamed into place, so the raw zone
+never shows a partial file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import unicodedata
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from lib.contract import Contract
+from lib.header import HeaderError, plan_header
+from lib.lake_paths import join, to_uri
+from lib.ledger import (
+    ACCEPTED,
+    REJECTED,
+    DuplicateContentError,
+    Ledger,
+    UploadRecord,
+)
+
+DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB
+MAX_BYTES_ENV = "LAKE_MAX_UPLOAD_BYTES"
+SAMPLE_ROWS = 1000
+NAME_MAX = 120
+_CHUNK = 1 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
+_SIGNATURES = (
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (or an .xlsx/.docx file)"),
+    (b"PK\x05\x06", "an empty ZIP archive"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Office document (.xls/.doc)"),
+    (b"PAR1", "a Parquet file"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"BZh", "a bzip2 archive"),
+    (b"\xfd7zXZ\x00", "an xz archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"\x28\xb5\x2f\xfd", "a zstd archive"),
+    (b"SQLite format 3\x00", "a SQLite database"),
+    (b"\xff\xfe", "UTF-16 text (little-endian)"),
+    (b"\xfe\xff", "UTF-16 text (big-endian)"),
+)
+_UTF16 = {"UTF-16 text (little-endian)", "UTF-16 text (big-endian)"}
+_UTF8_BOM = b"\xef\xbb\xbf"
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_FORMAT_SUFFIX = {"csv": ".csv"}
+
+
+class UploadRejected(Exception):
+    """The file may not enter the lake; ``code`` is the machine-readable reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        self.sha256 = ""  # set when the content was read before the rejection
+        super().__init__(f"[{code}] {message}")
+
+
+class UnknownDatasetError(LookupError):
+    pass
+
+
+@dataclass
+class FileCheck:
+    """What the checks learnt about an acceptable file."""
+
+    size_bytes: int
+    sha256: str
+    compressed: bool
+    warnings: list[str] = field(default_factory=list)
+    header: tuple[str, ...] = ()
+    sample_rows: int = 0
+
+
+def max_upload_bytes() -> int:
+    text = os.environ.get(MAX_BYTES_ENV)
+    if text is None:
+        return DEFAULT_MAX_BYTES
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{MAX_BYTES_ENV} must be a positive number of bytes, got {text!r}")
+    return int(text)
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{n} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def safe_name(original: str, fmt: str, compressed: bool) -> str:
+    """A stored file name from a user's: the last path component only, control and
+    non-portable characters replaced, bounded in length, and the extension set from the
+    sniffed content (``.csv`` / ``.csv.gz``), which is what the job's reader goes by."""
+    base = re.split(r"[/\\]", original)[-1]
+    base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
+    base = "".join(ch for ch in base if ch.isprintable())
+    stem = base
+    for suffix in (".gz", ".gzip", f".{fmt}", ".txt", ".jsonl", ".json", ".csv"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    stem = _UNSAFE_NAME_CHARS.sub("_", stem).strip("._-") or "upload"
+    suffix = _FORMAT_SUFFIX[fmt] + (".gz" if compressed else "")
+    return stem[: NAME_MAX - len(suffix)] + suffix
+
+
+def new_upload_id(now: datetime) -> str:
+    """``u<yyyymmdd>-<12 hex>``: sortable by day, unique, safe in any path or file name."""
+    return f"u{now.strftime('%Y%m%d')}-{secrets.token_hex(6)}"
+
+
+def _sniff(head: bytes, source: str, what: str) -> None:
+    for magic, kind in _SIGNATURES:
+        if head.startswith(magic):
+            if kind in _UTF16:
+                raise UploadRejected("file.encoding", f"{source}: {what} is {kind}; save it as "
+                                     "UTF-8 and upload again")
+            raise UploadRejected("file.format", f"{source}: {what} is {kind}, not text; "
+                                 "upload a CSV file (optionally gzip-compressed)")
+
+
+class _TextScan:
+    """One streaming pass over the (decompressed) bytes: UTF-8 validity with the position of
+    the first bad byte, NUL bytes, blank content and the decompressed size."""
+
+    def __init__(self, source: str, limit: int) -> None:
+        self.source = source
+        self.limit = limit
+        self.offset = 0  # bytes decoded so far
+        self.line = 1
+        self.line_start = 0  # offset where the current line starts
+        self.carry = b""
+        self.first_char: str | None = None
+
+    def feed(self, chunk: bytes, final: bool = False) -> None:
+        buf = self.carry + chunk
+        if self.offset == 0 and buf.startswith(_UTF8_BOM):
+            buf = buf[len(_UTF8_BOM):]
+            self.offset = len(_UTF8_BOM)
+            self.line_start = self.offset
+        if len(buf) + self.offset > self.limit:
+            raise UploadRejected("file.too_large", f"{self.source}: content is over the size "
+                                 f"limit of {human_bytes(self.limit)} once decompressed")
+        try:
+            text, used = codecs.utf_8_decode(buf, "strict", final)
+        except UnicodeDecodeError as exc:
+            self._advance(buf[: exc.start])
+            bad = buf[exc.start: exc.start + 4]
+            raise UploadRejected(
+                "file.encoding",
+                f"{self.source}: not valid UTF-8: byte 0x{buf[exc.start]:02x} at byte offset "
+                f"{self.offset} (line {self.line}, column {self.offset - self.line_start + 1}; "
+                f"bytes {bad.hex(' ')}); save the file as UTF-8 and upload again") from None
+        nul = text.find("\x00")
+        if nul >= 0:
+            self._advance(buf[: len(text[:nul].encode("utf-8"))])
+            raise UploadRejected("file.format", f"{self.source}: binary content (a NUL byte at "
+                                 f"byte offset {self.offset}, line {self.line}); upload a CSV "
+                                 "text file")
+        if self.first_char is None and text.strip():
+            self.first_char = text.lstrip()[0]
+        self._advance(buf[:used])
+        self.carry = buf[used:]
+
+    def _advance(self, consumed: bytes) -> None:
+        newlines = consumed.count(b"\n")
+        if newlines:
+            self.line += newlines
+            self.line_start = self.offset + consumed.rfind(b"\n") + 1
+        self.offset += len(consumed)
+
+
+def _scan(path: Path, source: str, limit: int) -> tuple[str, bool, _TextScan]:
+    """Hash the stored bytes and scan the text in one read; returns (sha256, gzip?, scan)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        head = fh.read(_CHUNK)
+        compressed = head.startswith(_GZIP_MAGIC)
+        _sniff(head, source, "the file")
+        scan = _TextScan(source, limit)
+        inflater = zlib.decompressobj(wbits=31) if compressed else None
+        chunk, first = head, True
+        try:
+            while chunk:
+                digest.update(chunk)
+                data = chunk
+                if inflater is not None:
+                    data = inflater.decompress(chunk)
+                    while inflater.eof and inflater.unused_data:  # concatenated gzip members
+                        rest = inflater.unused_data
+                        inflater = zlib.decompressobj(wbits=31)
+                        data += inflater.decompress(rest)
+                if first and data:
+                    if compressed and data.startswith(_GZIP_MAGIC):
+                        raise UploadRejected("file.format", f"{source}: gzip inside gzip; "
+                                             "compress the CSV file once")
+                    if compressed:
+                        _sniff(data, source, "the gzip content")
+                    first = False
+                scan.feed(data)
+                chunk = fh.read(_CHUNK)
+            if inflater is not None and not inflater.eof:
+                raise UploadRejected("file.format", f"{source}: the gzip stream is truncated; "
+                                     "upload the complete file")
+        except zlib.error as exc:
+            raise UploadRejected("file.format", f"{source}: corrupt gzip data at about byte "
+                                 f"{fh.tell()}: {exc}") from None
+        scan.feed(b"", final=True)
+    return digest.hexdigest(), compressed, scan
+
+
+def inspect_file(path: Path, contract: Contract, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                 ledger: Ledger | None = None, source: str | None = None) -> FileCheck:
+    """Check one file against ``contract``; raise :class:`UploadRejected` with the first
+    reason it cannot be accepted."""
+    source = source or path.name
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise UploadRejected("file.not_found", f"{source}: not a regular file")
+    except FileNotFoundError:
+        raise UploadRejected("file.not_found", f"{source}: no such file") from None
+    except PermissionError as exc:
+        raise UploadRejected("file.not_found", f"{source}: cannot be read: {exc}") from None
+    if size > max_bytes:
+        raise UploadRejected("file.too_large", f"{source}: {human_bytes(size)} is over the size "
+                             f"limit of {human_bytes(max_bytes)}; split the file and upload "
+                             "the parts")
+    if size == 0:
+        raise UploadRejected("file.empty", f"{source}: the file is empty (0 bytes); a header "
+                             f"row naming the columns is required "
+                             f"({', '.join(contract.column_names)})")
+    sha256, compressed, scan = _scan(path, source, max_bytes)
+    try:
+        return _check_text(path, contract, source, sha256, compressed, scan, ledger, size)
+    except UploadRejected as exc:
+        exc.sha256 = sha256
+        raise
+
+
+def _check_text(path: Path, contract: Contract, source: str, sha256: str, compressed: bool,
+                scan: _TextScan, ledger: Ledger | None, size: int) -> FileCheck:
+    if scan.first_char is None:
+        raise UploadRejected("file.empty", f"{source}: the file holds no text, only blank "
+                             f"lines; a header row is required "
+                             f"({', '.join(contract.column_names)})")
+    if contract.format == "csv" and scan.first_char in "{[":
+        raise UploadRejected("file.format", f"{source}: the content is JSON, but dataset "
+                             f"{contract.dataset!r} expects CSV with a header row")
+    if ledger is not None:
+        earlier = ledger.accepted_with_sha(contract.dataset, sha256)
+        if earlier is not None:
+            raise UploadRejected("file.duplicate", _duplicate_message(source, earlier))
+    check = FileCheck(size_bytes=size, sha256=sha256, compressed=compressed)
+    _check_csv_sample(path, contract, source, compressed, check)
+    return check
+
+
+def _duplicate_message(source: str, earlier: UploadRecord) -> str:
+    return (f"{source}: same content (SHA-256 {earlier.sha256[:12]}...) as upload "
+            f"{earlier.upload_id} ({earlier.original_name!r}, received {earlier.received_at}, "
+            f"status {earlier.status}); to load it again run: lake reprocess "
+            f"{earlier.upload_id}")
+
+
+def _check_csv_sample(path: Path, contract: Contract, source: str, compressed: bool,
+                      check: FileCheck) -> None:
+    """Header against the contract and a sample of rows, read with pandas."""
+    long_rows: list[int] = []
+
+    def bad_line(fields: list[str]) -> None:  # called by pandas for a row with extra fields
+        long_rows.append(len(fields))
+        return None
+
+    try:
+        frame = pd.read_csv(
+            path, header=None, dtype=str, keep_default_na=False, nrows=SAMPLE_ROWS + 1,
+            engine="python", encoding="utf-8-sig", compression="gzip" if compressed else None,
+            on_bad_lines=bad_line, skip_blank_lines=True, quotechar='"', doublequote=True,
+        )
+    except pd.errors.EmptyDataError:
+        raise UploadRejected("file.empty", f"{source}: no header row") from None
+    except (pd.errors.ParserError, csv.Error) as exc:
+        raise UploadRejected("file.format", f"{source}: not readable as CSV: "
+                             f"{str(exc).strip()}") from None
+    header = [str(v) for v in frame.iloc[0].tolist()] if len(frame) else []
+    try:
+        plan = plan_header(header or None, contract, source)
+    except HeaderError as exc:
+        raise UploadRejected(exc.code, str(exc)) from None
+    rows = len(frame) - 1 + len(long_rows)
+    if rows == 0:
+        raise UploadRejected("file.no_rows", f"{source}: the file has a header but no data "
+                             "rows")
+    check.header = tuple(h.strip() for h in header)
+    check.sample_rows = rows
+    check.warnings += [w.removeprefix(f"{source}: ") for w in plan.warnings]
+    if long_rows:
+        check.warnings.append(
+            f"{len(long_rows)} of the first {rows} rows have more fields than the header "
+            f"({len(header)}); they will be quarantined as row.malformed")
+
+
+# -- landing -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LandingZones:
+    """Local folders an upload lands in (the lake root's raw and rejected zones)."""
+
+    raw: Path
+    rejected: Path
+
+    @classmethod
+    def under(cls, lake_root: Path) -> LandingZones:
+        return cls(raw=lake_root / "raw", rejected=lake_root / "rejected")
+
+
+def _uri(base: Path, *segments: str) -> str:
+    """A file URI in the lake's form (segments as they are: ``ingest_date=D``, not ``%3D``)."""
+    return join(to_uri(base), *segments)
+
+
+def _copy_into(src: Path, dest: Path) -> None:
+    """Copy under a temporary name, then rename: ``dest`` appears whole or not at all."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.partial")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_json(dest: Path, payload: dict) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.partial")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, dest)
+
+
+def upload_file(src: Path, contract: Contract, ledger: Ledger, zones: LandingZones, *,
+                max_bytes: int = DEFAULT_MAX_BYTES, original_name: str | None = None,
+                now: datetime | None = None) -> UploadRecord:
+    """Check one file and land it. Returns its ledger record, ACCEPTED or REJECTED."""
+    now = now or datetime.now(UTC)
+    original = original_name or src.name
+    upload_id = new_upload_id(now)
+    ingest_date = now.date().isoformat()
+    try:
+        size = src.stat().st_size
+    except OSError:
+        size = 0
+    guessed_gz = original.lower().endswith((".gz", ".gzip"))
+    record = ledger.create(UploadRecord(
+        upload_id=upload_id, dataset=contract.dataset, original_name=original,
+        stored_name=safe_name(original, contract.format, guessed_gz), size_bytes=size,
+        sha256="", ingest_date=ingest_date, received_at=now.isoformat(timespec="microseconds"),
+    ), note=f"received {original}")
+    folder = (contract.dataset, f"ingest_date={ingest_date}", upload_id)
+    try:
+        check = inspect_file(src, contract, max_bytes=max_bytes, ledger=ledger, source=original)
+    except UploadRejected as exc:
+        record.sha256 = exc.sha256
+        return _reject(src, record, zones, folder, exc, ledger)
+    stored = safe_name(original, contract.format, check.compressed)
+    dest = zones.raw.joinpath(*folder, stored)
+    _copy_into(src, dest)
+    try:
+        return ledger.transition(
+            upload_id, ACCEPTED, note="passed the file checks", sha256=check.sha256,
+            stored_name=stored, location=_uri(zones.raw, *folder, stored),
+            warnings=check.warnings)
+    except DuplicateContentError as exc:  # an identical file was accepted meanwhile
+        dest.unlink(missing_ok=True)
+        _prune_empty(dest.parent, zones.raw)
+        record.sha256 = check.sha256
+        earlier = ledger.get(exc.existing_id)
+        return _reject(src, record, zones, folder,
+                       UploadRejected("file.duplicate", _duplicate_message(original, earlier)),
+                       ledger)
+
+
+def _reject(src: Path, record: UploadRecord, zones: LandingZones, folder: tuple[str, ...],
+            exc: UploadRejected, ledger: Ledger) -> UploadRecord:
+    kept: str | None = None
+    dest = zones.rejected.joinpath(*folder, record.stored_name)
+    if src.is_file():
+        try:
+            _copy_into(src, dest)
+            kept = _uri(zones.rejected, *folder, record.stored_name)
+        except OSError:
+            kept = None
+    _write_json(dest.with_name(f"{dest.name}.reason.json"), {
+        "upload_id": record.upload_id, "dataset": record.dataset,
+        "original_name": record.original_name, "stored_name": record.stored_name if kept
+        else None, "size_bytes": record.size_bytes, "sha256": record.sha256 or None,
+        "status": REJECTED, "reason_code": exc.code, "reason": exc.message,
+        "received_at": record.received_at,
+    })
+    return ledger.transition(record.upload_id, REJECTED, note=exc.code, reason_code=exc.code,
+                             reason=exc.message, location=kept, sha256=record.sha256)
+
+
+def _prune_empty(folder: Path, stop: Path) -> None:
+    while folder != stop and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
