@@ -1,5 +1,9 @@
 """The orders v1 job end to end on files: what lands in the clean and quarantine zones, row
-conservation, per-upload idempotent publishing, and bad files failing alone."""
+conservation, per-upload idempotent publishing, and bad files failing alone.
+
+Files are put in the lake with :func:`tests.conftest.land` (ACCEPTED without the upload
+checks) so that the job's own defences are tested on files the checks would refuse; the
+checks themselves are tested in ``test_upload.py``."""
 
 from __future__ import annotations
 
@@ -18,16 +22,21 @@ from pyspark.sql import types as T
 
 from glue_jobs.orders.v1 import job
 from lib.lake_paths import to_uri
-from tests.conftest import SAMPLES
+from lib.ledger import open_ledger
+from lib.upload import LandingZones, upload_file
+from tests.conftest import SAMPLES, land, landed_uri
 
 FILE1 = "orders_2026-11-01.csv"
 FILE2 = "orders_2026-11-02.csv.gz"
 
 
-def run_job(lake: Path, *inputs: Path) -> int:
+def run_job(lake: Path, *inputs: Path, upload_ids: list[str] | None = None) -> int:
+    """Land ``inputs`` and run the job on exactly them (or on ``upload_ids``; with neither,
+    on the ledger's pending uploads)."""
+    ids = [land(lake, p) for p in inputs] + (upload_ids or [])
     argv = ["--JOB_NAME", "orders_v1", "--lake_root", to_uri(lake)]
-    if inputs:
-        argv += ["--input_paths", json.dumps([to_uri(p) for p in inputs])]
+    if ids:
+        argv += ["--upload_ids", json.dumps(ids)]
     return job.main(argv)
 
 
@@ -49,13 +58,17 @@ def parquet_files(zone: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def sample_run(tmp_path_factory, spark):
+def sample_run(tmp_path_factory, spark, orders):
     tmp = tmp_path_factory.mktemp("sample_run")
     inputs = tmp / "in"
     shutil.copytree(SAMPLES, inputs)
     lake = tmp / "lake"
-    code = run_job(lake, inputs / FILE1, inputs / FILE2)
-    return {"lake": lake, "inputs": inputs, "code": code, "report": last_report(lake)}
+    ledger = open_ledger(lake)
+    ids = [upload_file(inputs / f, orders, ledger, LandingZones.under(lake)).upload_id
+           for f in (FILE1, FILE2)]  # through the real upload checks
+    code = run_job(lake)  # the ledger's pending uploads
+    return {"lake": lake, "inputs": inputs, "code": code, "report": last_report(lake),
+            "ids": ids, "ledger": ledger}
 
 
 def test_sample_run_succeeds_and_reports_totals(sample_run) -> None:
@@ -74,8 +87,9 @@ def test_sample_run_succeeds_and_reports_totals(sample_run) -> None:
         "unit_price.precision": 1, "unit_price.range": 1, "unit_price.required": 1,
         "unit_price.type": 1,
     }
+    assert [u["upload_id"] for u in r["uploads"]] == sample_run["ids"]
     assert r["uploads"][0]["warnings"] == [
-        f"{to_uri(sample_run['inputs'] / FILE1)}: extra column(s) dropped: notes"]
+        f"{r['uploads'][0]['source_file']}: extra column(s) dropped: notes"]
     lake = sample_run["lake"]
     staged = [p for zone in ("clean", "quarantine") for p in (lake / zone / "_staging").rglob("*")
               if p.is_file()]
@@ -124,7 +138,7 @@ def test_clean_zone_never_holds_an_email_in_clear(spark, sample_run) -> None:
 def test_sample_quarantine_holds_raw_values_with_every_reason(spark, sample_run) -> None:
     q = spark.read.parquet(to_uri(sample_run["lake"] / "quarantine" / "orders"))
     got = q.select("order_id", "quantity", "unit_price", "_errors", "_raw_record",
-                   "_source_record", F.col("_upload_id").startswith("orders-2026-11-01")
+                   "_source_record", (F.col("_upload_id") == sample_run["ids"][0])
                    .alias("first_file"))
     schema = T.StructType([
         T.StructField("order_id", T.StringType()), T.StructField("quantity", T.StringType()),
@@ -162,7 +176,7 @@ def test_rows_are_conserved_per_upload_against_an_independent_count(spark, sampl
     in_zone = {r[0]: r[1] for r in clean.collect()}
     in_quarantine = {r[0]: r[1] for r in quarantine.collect()}
     for upload in sample_run["report"]["uploads"]:
-        path = sample_run["inputs"] / Path(upload["source_file"]).name
+        path = sample_run["inputs"] / Path(upload["source_file"]).name  # the bytes uploaded
         uid = upload["upload_id"]
         assert upload["rows_read"] == data_records(path)
         assert upload["clean"] == in_zone[uid]
@@ -171,30 +185,46 @@ def test_rows_are_conserved_per_upload_against_an_independent_count(spark, sampl
                                        + upload["duplicates_removed"])
 
 
-def test_rerunning_a_file_replaces_its_rows_and_leaves_other_uploads_alone(spark, tmp_path) -> None:
+def clean_rows(spark, lake: Path) -> list[tuple]:
+    """The clean zone's rows, without the lineage that legitimately changes between runs
+    (when, and from where: a reprocess reads the archived copy)."""
+    df = spark.read.parquet(to_uri(lake / "clean" / "orders"))
+    return sorted(tuple(r) for r in df.drop("_ingested_at", "_source_file").collect())
+
+
+def test_reprocessing_replaces_an_uploads_rows_and_leaves_other_uploads_alone(spark,
+                                                                              tmp_path) -> None:
     lake = tmp_path / "lake"
     f1, f2 = tmp_path / FILE1, tmp_path / FILE2
     shutil.copy(SAMPLES / FILE1, f1)
     shutil.copy(SAMPLES / FILE2, f2)
     assert run_job(lake, f1, f2) == 0
     first = last_report(lake)
-    other_uid = first["uploads"][1]["upload_id"]
-    other_files = [p for p in parquet_files(lake / "clean") if other_uid in p]
+    uid1, uid2 = (u["upload_id"] for u in first["uploads"])
+    other_files = [p for p in parquet_files(lake / "clean") if uid2 in p]
     other_bytes = {p: (lake / "clean" / p).read_bytes() for p in other_files}
+    rows_after = [clean_rows(spark, lake)]
 
-    assert run_job(lake, f1) == 0  # f1 again, alone: its rows are replaced
-    clean = spark.read.parquet(to_uri(lake / "clean" / "orders"))
-    assert clean.count() == first["totals"]["clean"]
-    assert clean.groupBy("order_id", "_upload_id").count().where("count > 1").count() == 0
+    for _ in range(2):  # upload 1 again, alone, twice: its rows are replaced each time
+        assert run_job(lake, upload_ids=[uid1]) == 0
+        rows_after.append(clean_rows(spark, lake))
+    assert rows_after[0] == rows_after[1] == rows_after[2]  # same clean row set after 1, 2, 3
+    assert len(rows_after[0]) == first["totals"]["clean"]
     assert {p: (lake / "clean" / p).read_bytes() for p in other_files} == other_bytes
     # both partitions still hold the other upload's files next to the new ones
     assert sorted(p.split("/")[1] for p in parquet_files(lake / "clean")) == [
         "order_date=2026-11-01", "order_date=2026-11-01",
         "order_date=2026-11-02", "order_date=2026-11-02"]
-    second = last_report(lake)
-    assert second["uploads"][0]["files_replaced"] == 3  # 2 clean + 1 quarantine
+    last = last_report(lake)
+    assert last["uploads"][0]["files_replaced"] == 3  # 2 clean + 1 quarantine
     q = spark.read.parquet(to_uri(lake / "quarantine" / "orders"))
     assert q.count() == first["totals"]["quarantined"]
+    assert q.groupBy("_upload_id").count().collect() and sorted(
+        (r[0], r[1]) for r in q.groupBy("_upload_id").count().collect()) == [(uid1, 9), (uid2, 3)]
+    record = open_ledger(lake).get(uid1)
+    assert (record.status, record.rows_read, record.clean, record.quarantined,
+            record.duplicates_removed) == ("ARCHIVED", 14, 4, 9, 1)
+    assert record.run_id == last["run_id"]
 
 
 def test_one_file_per_upload_and_partition_per_run(sample_run) -> None:
@@ -216,7 +246,8 @@ def test_file_missing_a_required_column_fails_alone(spark, tmp_path) -> None:
     failed, ok = r["uploads"]
     assert failed["status"] == "failed" and failed["error_code"] == "file.missing_columns"
     assert failed["error"] == (
-        f"{to_uri(bad)}: missing required column(s) ['quantity'] for orders/1; present columns: "
+        f"{landed_uri(tmp_path / 'lake', bad)}: missing required column(s) ['quantity'] for "
+        "orders/1; present columns: "
         "['order_id', 'customer_id', 'product_sku', 'unit_price', 'currency', 'order_ts']; "
         "required: ['order_id', 'customer_id', 'product_sku', 'quantity', 'unit_price', "
         "'currency', 'order_ts']")
@@ -235,8 +266,8 @@ def test_corrupt_gzip_fails_alone_and_the_batch_goes_on(spark, tmp_path) -> None
     assert by_file["broken.csv.gz"]["status"] == "failed"
     assert by_file["broken.csv.gz"]["error_code"] == "file.unreadable"
     assert by_file["broken.csv.gz"]["error"] == (
-        f"{to_uri(corrupt)}: cannot read the file: java.io.IOException: invalid code -- "
-        "missing end-of-block")
+        f"{landed_uri(tmp_path / 'lake', corrupt)}: cannot read the file: java.io.IOException: "
+        "invalid code -- missing end-of-block")
     assert by_file[FILE1]["status"] == "processed" and by_file[FILE1]["clean"] == 4
 
 
@@ -257,7 +288,8 @@ def test_gzip_corrupt_past_its_header_fails_alone_when_spark_reads_it(spark, tmp
     by_file = {Path(u["source_file"]).name: u for u in last_report(tmp_path / "lake")["uploads"]}
     bad = by_file["late_corruption.csv.gz"]
     assert (bad["status"], bad["error_code"], bad["rows_read"]) == ("failed", "file.unreadable", 0)
-    assert bad["error"].startswith(f"{to_uri(corrupt)}: cannot be processed: ")
+    assert bad["error"].startswith(f"{landed_uri(tmp_path / 'lake', corrupt)}: cannot be "
+                                   "processed: ")
     assert by_file[FILE1]["status"] == "processed" and by_file[FILE1]["clean"] == 4
     assert not (tmp_path / "lake" / "clean" / "_staging" / "orders").exists() or not any(
         (tmp_path / "lake" / "clean" / "_staging" / "orders").rglob("*.parquet"))
@@ -273,7 +305,7 @@ def test_empty_and_header_only_files(spark, tmp_path) -> None:
     assert run_job(tmp_path / "lake", empty, header_only, missing) == 1
     by_file = {Path(u["source_file"]).name: u for u in last_report(tmp_path / "lake")["uploads"]}
     assert by_file["empty.csv"]["error_code"] == "file.empty"
-    assert by_file["nope.csv"]["error"] == f"{to_uri(missing)}: file not found"
+    assert by_file["nope.csv"]["error"] == f"{landed_uri(tmp_path / 'lake', missing)}: file not found"
     assert by_file["header.csv"]["status"] == "processed"
     assert by_file["header.csv"]["rows_read"] == 0
 
@@ -303,12 +335,21 @@ def test_crlf_bom_and_quoted_newlines_are_read_as_rfc4180(spark, tmp_path) -> No
     assert_df_equality(got, exp, ignore_row_order=True)
 
 
-def test_raw_zone_layout_gives_upload_id_and_ingest_date(spark, tmp_path) -> None:
+def test_a_run_takes_the_pending_uploads_and_a_second_run_takes_nothing(spark, tmp_path) -> None:
     lake = tmp_path / "lake"
-    target = lake / "raw" / "orders" / "ingest_date=2026-11-05" / "up-42" / "orders.csv"
-    target.parent.mkdir(parents=True)
-    shutil.copy(SAMPLES / FILE1, target)
-    assert run_job(lake) == 0  # no --input_paths: every CSV under raw/orders/
+    f1 = tmp_path / FILE1
+    shutil.copy(SAMPLES / FILE1, f1)
+    uid = land(lake, f1, upload_id="up-42", ingest_date="2026-11-05")
+    assert run_job(lake) == 0
     r = last_report(lake)
     assert [u["upload_id"] for u in r["uploads"]] == ["up-42"]
     assert "quarantine/orders/ingest_date=2026-11-05" in r["partitions_written"]
+    assert open_ledger(lake).get(uid).status == "ARCHIVED"
+    # the raw bytes moved to the archive zone, unchanged
+    assert not (lake / "raw" / "orders" / "ingest_date=2026-11-05" / uid / FILE1).exists()
+    archived = lake / "archive" / "orders" / "ingest_date=2026-11-05" / uid / FILE1
+    assert archived.read_bytes() == f1.read_bytes()
+
+    assert run_job(lake) == 0
+    again = last_report(lake)
+    assert (again["status"], again["uploads"]) == ("no_input", [])
