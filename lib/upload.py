@@ -37,6 +37,7 @@ import re
 import secrets
 import shutil
 import unicodedata
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -306,23 +307,25 @@ def _duplicate_message(source: str, earlier: UploadRecord) -> str:
 def _check_csv_sample(path: Path, contract: Contract, source: str, compressed: bool,
                       check: FileCheck) -> None:
     """Header against the contract and a sample of rows, read with pandas."""
-    long_rows: list[int] = []
-
-    def bad_line(fields: list[str]) -> None:  # called by pandas for a row with extra fields
-        long_rows.append(len(fields))
-        return None
-
-    try:
-        frame = pd.read_csv(
-            path, header=None, dtype=str, keep_default_na=False, nrows=SAMPLE_ROWS + 1,
-            engine="python", encoding="utf-8-sig", compression="gzip" if compressed else None,
-            on_bad_lines=bad_line, skip_blank_lines=True, quotechar='"', doublequote=True,
-        )
-    except pd.errors.EmptyDataError:
-        raise UploadRejected("file.empty", f"{source}: no header row") from None
-    except (pd.errors.ParserError, csv.Error) as exc:
-        raise UploadRejected("file.format", f"{source}: not readable as CSV: "
-                             f"{str(exc).strip()}") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        try:
+            frame = pd.read_csv(
+                path, header=None, dtype=str, keep_default_na=False, nrows=SAMPLE_ROWS + 1,
+                engine="c", encoding="utf-8-sig", compression="gzip" if compressed else None,
+                on_bad_lines="warn", skip_blank_lines=True, quotechar='"', doublequote=True,
+            )
+        except pd.errors.EmptyDataError:
+            raise UploadRejected("file.empty", f"{source}: no header row") from None
+        except (pd.errors.ParserError, csv.Error, UnicodeDecodeError) as exc:
+            detail = str(exc).strip().removeprefix("Error tokenizing data. C error: ")
+            if "EOF inside string" in detail:
+                detail = f"a quoted field is never closed ({detail})"
+            raise UploadRejected("file.format", f"{source}: not readable as CSV: {detail}") \
+                from None
+    # Rows with more fields than the header (pandas skips them, with one warning per row).
+    long_rows = [line for w in caught if issubclass(w.category, pd.errors.ParserWarning)
+                 for line in str(w.message).splitlines() if line.startswith("Skipping line")]
     header = [str(v) for v in frame.iloc[0].tolist()] if len(frame) else []
     try:
         plan = plan_header(header or None, contract, source)
