@@ -328,11 +328,12 @@ class SqliteLedger(Ledger):
                     f"UPDATE uploads SET {assignments} WHERE upload_id = ? AND status = ?",
                     [*(self._encode(k, v) for k, v in values.items()), upload_id, current])
             except sqlite3.IntegrityError as exc:  # the content claim is taken
+                sha = str(values.get("sha256", row["sha256"]))
                 holder = db.execute(
                     f"SELECT upload_id FROM uploads WHERE dataset = ? AND sha256 = ? AND status "
                     f"IN ({', '.join('?' for _ in CLAIMING)})",
-                    (row["dataset"], row["sha256"], *CLAIMING)).fetchone()
-                raise DuplicateContentError(row["dataset"], row["sha256"],
+                    (row["dataset"], sha, *CLAIMING)).fetchone()
+                raise DuplicateContentError(row["dataset"], sha,
                                             holder["upload_id"] if holder else "?") from exc
             if cur.rowcount != 1:
                 raise ConflictError(upload_id, (current,), "a newer status")
