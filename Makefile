@@ -15,8 +15,13 @@ BENCH_DIR ?= .bench
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-run: prereqs $(STAMP) ## Run the orders job locally on the bundled sample uploads and print its summary
-	$(LAKE) --lake-root $(LAKE_ROOT) run orders --input samples/orders/*
+run: prereqs $(STAMP) ## Upload the bundled samples (one is rejected), run the orders job, show the ledger
+	@echo "== lake upload: file checks, then the raw zone or rejected/ (exit 1 = some file rejected)"
+	$(LAKE) --lake-root $(LAKE_ROOT) upload --dataset orders samples/orders/* || [ $$? -eq 1 ]
+	@echo "== lake run: the ledger's pending uploads -> clean / quarantine zones"
+	$(LAKE) --lake-root $(LAKE_ROOT) run orders
+	@echo "== lake status: every upload and what became of it"
+	$(LAKE) --lake-root $(LAKE_ROOT) status
 
 test: prereqs $(STAMP) ## Run all tests (unit, job-level, contract, CLI)
 	$(PY) -m pytest

@@ -52,3 +52,79 @@ def test_installed_lake_command_runs(tmp_path) -> None:
                          cwd=REPO)
     assert out.returncode == 2
     assert out.stderr == "lake: error: unknown job 'nope'; known jobs: orders\n"
+
+
+def test_upload_prints_a_line_per_file_and_exits_1_when_one_is_rejected(tmp_path, capsys) -> None:
+    legacy = SAMPLES / "orders_2026-11-03_legacy_export.csv"
+    lake = tmp_path / "lk"
+    code = cli.main(["--lake-root", str(lake), "upload", "--dataset", "orders",
+                     str(SAMPLES / "orders_2026-11-01.csv"), str(legacy)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 1
+    ok_id, status, name, size = out[0].split("  ")
+    assert (status, name, size) == ("ACCEPTED", str(SAMPLES / "orders_2026-11-01.csv"), "(1.1 KiB)")
+    assert out[1] == "    warning: extra column(s) dropped: notes"
+    bad_id, status, name = out[2].split("  ")
+    assert (status, name) == ("REJECTED", str(legacy))
+    assert out[3] == (
+        "    file.missing_columns: orders_2026-11-03_legacy_export.csv: missing required "
+        "column(s) ['order_id', 'customer_id', 'product_sku', 'quantity', 'unit_price', "
+        "'currency', 'order_ts'] for orders/1; present columns: ['OrderNumber', 'Customer', "
+        "'Product', 'Qty', 'Price']; required: ['order_id', 'customer_id', 'product_sku', "
+        "'quantity', 'unit_price', 'currency', 'order_ts']")
+    kept = lake / "rejected" / "orders" / f"ingest_date={bad_id[1:5]}-{bad_id[5:7]}-{bad_id[7:9]}"
+    assert (kept / bad_id / legacy.name).read_bytes() == legacy.read_bytes()
+    assert json.loads((kept / bad_id / f"{legacy.name}.reason.json").read_text())[
+        "reason_code"] == "file.missing_columns"
+
+    assert cli.main(["--lake-root", str(lake), "status", "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [(r["upload_id"], r["status"], r["reason_code"]) for r in records] == [
+        (ok_id, "ACCEPTED", None), (bad_id, "REJECTED", "file.missing_columns")]
+
+    assert cli.main(["--lake-root", str(lake), "status", "--status", "REJECTED"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["UPLOAD", "DATASET", "STATUS", "FILE", "SIZE", "RECEIVED", "READ",
+                                "CLEAN", "QUARANTINED", "DUPLICATES", "REASON", "/", "ERROR"]
+    assert len(table) == 2 and table[1].split()[:3] == [bad_id, "orders", "REJECTED"]
+    assert table[1].split()[-1] == "file.missing_columns"
+
+
+def test_unknown_dataset_and_upload_are_refused_with_what_exists(tmp_path, capsys) -> None:
+    lake = str(tmp_path / "lk")
+    assert cli.main(["--lake-root", lake, "upload", "--dataset", "invoices", "x.csv"]) == 2
+    assert capsys.readouterr().err == ("lake: error: unknown dataset 'invoices'; known datasets: "
+                                       "orders\n")
+    assert cli.main(["--lake-root", lake, "status", "u-nope"]) == 2
+    assert capsys.readouterr().err == "lake: error: no upload 'u-nope' in the ledger\n"
+    assert cli.main(["--lake-root", lake, "reprocess", "u-nope"]) == 2
+
+
+def test_run_input_uploads_first_then_status_and_reprocess(spark, tmp_path, capsys) -> None:
+    lake = str(tmp_path / "lk")
+    legacy = str(SAMPLES / "orders_2026-11-03_legacy_export.csv")
+    gz = str(SAMPLES / "orders_2026-11-02.csv.gz")
+    assert cli.main(["--lake-root", lake, "run", "orders", "--input", gz, legacy]) == 1
+    out = capsys.readouterr().out
+    uid = out.split()[0]
+    assert f"{uid}  ACCEPTED  {gz}" in out and "REJECTED" in out
+    assert "  rows read          6\n  clean              2\n" in out
+
+    assert cli.main(["--lake-root", lake, "status", uid]) == 0
+    detail = capsys.readouterr().out
+    assert "status:             ARCHIVED\n" in detail
+    assert "rows_read:          6\nclean:              2\nquarantined:        3\n" \
+           "duplicates_removed: 1\n" in detail
+    steps = [line.split()[2:5] for line in detail.split("history:\n")[1].splitlines()]
+    assert steps == [["-", "->", "RECEIVED"], ["RECEIVED", "->", "ACCEPTED"],
+                     ["ACCEPTED", "->", "PROCESSING"], ["PROCESSING", "->", "PROCESSED"],
+                     ["PROCESSED", "->", "ARCHIVED"]]
+
+    assert cli.main(["--lake-root", lake, "reprocess", uid]) == 0
+    assert "  rows read          6\n  clean              2\n" in capsys.readouterr().out
+    assert cli.main(["--lake-root", lake, "status", uid, "--format", "json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert [h["to_status"] for h in record["history"]][-3:] == ["PROCESSING", "PROCESSED",
+                                                                 "ARCHIVED"]
+    assert record["location"].endswith(f"/archive/orders/ingest_date={record['ingest_date']}/"
+                                       f"{uid}/orders_2026-11-02.csv.gz")
