@@ -48,6 +48,7 @@ def local_spark_session(
         .config("spark.driver.extraJavaOptions", java_opts)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.debug.maxToStringFields", "500")  # wide plans print whole, no WARN
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions or 4))
         .config("spark.sql.adaptive.enabled", "true")
         .config("spark.sql.warehouse.dir", (work / "warehouse").as_uri())
