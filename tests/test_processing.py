@@ -109,7 +109,7 @@ def test_explicit_ids_must_all_be_processable(spark, tmp_path, two_uploads) -> N
     assert ledger.get(uid1).status == "ACCEPTED"  # nothing was claimed
 
 
-def test_a_second_run_of_a_dataset_waits_for_none_and_is_refused(spark, two_uploads) -> None:
+def test_a_run_is_refused_while_another_run_of_the_dataset_holds_the_lock(spark, two_uploads) -> None:
     lake, uid1, _ = two_uploads
     with open_ledger(lake).run_lock("orders"), pytest.raises(LockBusyError):
         run(lake)
