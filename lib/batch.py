@@ -155,10 +155,10 @@ def _process(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakeP
             ("clean", staging_clean, clean_target, len(contract.partition_by)),
             ("quarantine", staging_quarantine, quarantine_target, 1),  # ingest_date
         ):
-            touched = plan_upload(fs, plan, staging, target, u.upload_id, depth)
+            touched, replaced = plan_upload(fs, plan, staging, target, u.upload_id, depth)
             u.partitions += [f"{zone}/{ds}/{p}" for p in touched]
+            u.files_replaced += replaced
         u.partitions.sort()
-        u.files_replaced = sum(1 for d in plan.deletes if f"/{u.upload_id}_" in d)
         plan.uploads[u.upload_id] = asdict(u)
     journal = paths.journal(ds, run_id)
     commit(fs, journal, plan)  # from here on the batch is published, now or by the next run

@@ -24,10 +24,10 @@ from importlib import resources
 from pathlib import Path
 
 from lib.contract import ContractError, ContractNotFoundError, available_contracts, load_contract
-from lib.lake_paths import local_path, to_uri
+from lib.lake_paths import LakePaths, local_path, to_uri
 from lib.ledger import ACCEPTED, STATUSES, Ledger, LedgerError, UploadRecord, open_ledger
 from lib.runtime import JobArgumentError
-from lib.upload import LandingZones, human_bytes, max_upload_bytes, upload_file
+from lib.upload import human_bytes, max_upload_bytes, upload_file
 
 _VERSION_DIR = re.compile(r"^v(\d+)$")
 
@@ -82,10 +82,10 @@ def _upload(args: argparse.Namespace, dataset: str, files: Sequence[str]) -> lis
                        f"{', '.join(sorted(known)) or '(none)'}")
     contract = load_contract(dataset)
     ledger = _ledger(args)
-    zones = LandingZones.under(_lake_dir(args))
+    paths = LakePaths.from_root(_lake_dir(args))
     records = []
     for name in files:
-        r = upload_file(Path(name), contract, ledger, zones, max_bytes=args.max_bytes)
+        r = upload_file(Path(name), contract, ledger, paths, max_bytes=args.max_bytes)
         records.append(r)
         line = f"{r.upload_id}  {r.status:<8}  {name}"
         if r.status == ACCEPTED:

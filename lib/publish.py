@@ -92,10 +92,11 @@ class PublishPlan:
 
 
 def plan_upload(fs: HadoopFs, plan: PublishPlan, staging_uri: str, target_uri: str,
-                upload_id: str, partition_depth: int) -> list[str]:
+                upload_id: str, partition_depth: int) -> tuple[list[str], int]:
     """Add one upload's staged files of one zone to ``plan``: each moves to
     ``<target>/<partition>/<upload_id>_<run_id>_<n>.parquet``, and the upload's files from
-    earlier runs are deleted. Returns the partitions (``k=v/...``) touched."""
+    earlier runs are deleted. Returns the partitions (``k=v/...``) touched and the number of
+    files to delete."""
     staged_root = join(staging_uri, f"{PUBLISH_KEY}={upload_id}")
     staged = [e for e in fs.walk_files(staged_root) if e.name.endswith(".parquet")]
     partitions = set()
@@ -108,11 +109,10 @@ def plan_upload(fs: HadoopFs, plan: PublishPlan, staging_uri: str, target_uri: s
         partitions.add("/".join(parts))
     current = f"{_upload_prefix(upload_id)}{plan.run_id}_"
     pattern = join(target_uri, *(["*"] * partition_depth), f"{_upload_prefix(upload_id)}*.parquet")
-    for old in fs.glob(pattern):
-        if not old.name.startswith(current):
-            plan.deletes.append(old.path)
-            partitions.add(old.path[len(target_uri):].strip("/").rsplit("/", 1)[0])
-    return sorted(partitions)
+    older = [e.path for e in fs.glob(pattern) if not e.name.startswith(current)]
+    plan.deletes += older
+    partitions.update(path[len(target_uri):].strip("/").rsplit("/", 1)[0] for path in older)
+    return sorted(partitions), len(older)
 
 
 def commit(fs: HadoopFs, journal_uri: str, plan: PublishPlan) -> None:

@@ -22,8 +22,8 @@ more fields than the header, are accepted with a warning (the job quarantines su
 :func:`upload_file` records the upload in the ledger (RECEIVED), runs the checks, and lands
 the file under ``raw/<dataset>/ingest_date=D/<upload_id>/<safe name>`` (ACCEPTED) or keeps
 it under ``rejected/<dataset>/ingest_date=D/<upload_id>/`` beside ``<safe name>.reason.json``
-(REJECTED). A file is copied under a temporary name and renamed into place, so the raw zone
-never shows a partial file.
+(REJECTED), in the zones of the given :class:`LakePaths`. A file is copied under a
+temporary name and renamed into place, so the raw zone never shows a partial file.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ import pandas as pd
 
 from lib.contract import Contract
 from lib.header import HeaderError, plan_header
-from lib.lake_paths import join, to_uri
+from lib.lake_paths import LakePaths, join, local_path
 from lib.ledger import (
     ACCEPTED,
     REJECTED,
@@ -346,21 +346,13 @@ def _check_csv_sample(path: Path, contract: Contract, source: str, compressed: b
 
 # -- landing -------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class LandingZones:
-    """Local folders an upload lands in (the lake root's raw and rejected zones)."""
-
-    raw: Path
-    rejected: Path
-
-    @classmethod
-    def under(cls, lake_root: Path) -> LandingZones:
-        return cls(raw=lake_root / "raw", rejected=lake_root / "rejected")
-
-
-def _uri(base: Path, *segments: str) -> str:
-    """A file URI in the lake's form (segments as they are: ``ingest_date=D``, not ``%3D``)."""
-    return join(to_uri(base), *segments)
+def _local(uri: str) -> Path:
+    """The local file of a zone URI; landing files here needs a local lake (on AWS the
+    upload goes to S3 by a presigned POST instead)."""
+    path = local_path(uri)
+    if path is None:
+        raise ValueError(f"{uri}: uploads are landed on a local lake root only")
+    return path
 
 
 def _copy_into(src: Path, dest: Path) -> None:
@@ -381,7 +373,7 @@ def _write_json(dest: Path, payload: dict) -> None:
     os.replace(tmp, dest)
 
 
-def upload_file(src: Path, contract: Contract, ledger: Ledger, zones: LandingZones, *,
+def upload_file(src: Path, contract: Contract, ledger: Ledger, paths: LakePaths, *,
                 max_bytes: int = DEFAULT_MAX_BYTES, original_name: str | None = None,
                 now: datetime | None = None) -> UploadRecord:
     """Check one file and land it. Returns its ledger record, ACCEPTED or REJECTED."""
@@ -404,33 +396,34 @@ def upload_file(src: Path, contract: Contract, ledger: Ledger, zones: LandingZon
         check = inspect_file(src, contract, max_bytes=max_bytes, ledger=ledger, source=original)
     except UploadRejected as exc:
         record.sha256 = exc.sha256
-        return _reject(src, record, zones, folder, exc, ledger)
+        return _reject(src, record, paths, folder, exc, ledger)
     stored = safe_name(original, contract.format, check.compressed)
-    dest = zones.raw.joinpath(*folder, stored)
+    dest_uri = join(paths.raw, *folder, stored)
+    dest = _local(dest_uri)
     _copy_into(src, dest)
     try:
         return ledger.transition(
             upload_id, ACCEPTED, note="passed the file checks", sha256=check.sha256,
-            stored_name=stored, location=_uri(zones.raw, *folder, stored),
-            warnings=check.warnings)
+            stored_name=stored, location=dest_uri, warnings=check.warnings)
     except DuplicateContentError as exc:  # an identical file was accepted meanwhile
         dest.unlink(missing_ok=True)
-        _prune_empty(dest.parent, zones.raw)
+        _prune_empty(dest.parent, _local(paths.raw))
         record.sha256 = check.sha256
         earlier = ledger.get(exc.existing_id)
-        return _reject(src, record, zones, folder,
+        return _reject(src, record, paths, folder,
                        UploadRejected("file.duplicate", _duplicate_message(original, earlier)),
                        ledger)
 
 
-def _reject(src: Path, record: UploadRecord, zones: LandingZones, folder: tuple[str, ...],
+def _reject(src: Path, record: UploadRecord, paths: LakePaths, folder: tuple[str, ...],
             exc: UploadRejected, ledger: Ledger) -> UploadRecord:
     kept: str | None = None
-    dest = zones.rejected.joinpath(*folder, record.stored_name)
+    dest_uri = join(paths.rejected, *folder, record.stored_name)
+    dest = _local(dest_uri)
     if src.is_file():
         try:
             _copy_into(src, dest)
-            kept = _uri(zones.rejected, *folder, record.stored_name)
+            kept = dest_uri
         except OSError:
             kept = None
     _write_json(dest.with_name(f"{dest.name}.reason.json"), {

@@ -21,9 +21,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from glue_jobs.orders.v1 import job
-from lib.lake_paths import to_uri
+from lib.lake_paths import LakePaths, to_uri
 from lib.ledger import open_ledger
-from lib.upload import LandingZones, upload_file
+from lib.upload import upload_file
 from tests.conftest import SAMPLES, land, landed_uri
 
 FILE1 = "orders_2026-11-01.csv"
@@ -64,7 +64,7 @@ def sample_run(tmp_path_factory, spark, orders):
     shutil.copytree(SAMPLES, inputs)
     lake = tmp / "lake"
     ledger = open_ledger(lake)
-    ids = [upload_file(inputs / f, orders, ledger, LandingZones.under(lake)).upload_id
+    ids = [upload_file(inputs / f, orders, ledger, LakePaths.from_root(lake)).upload_id
            for f in (FILE1, FILE2)]  # through the real upload checks
     code = run_job(lake)  # the ledger's pending uploads
     return {"lake": lake, "inputs": inputs, "code": code, "report": last_report(lake),

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from lib.contract import load_contract
+from lib.lake_paths import LakePaths
 from lib.ledger import SqliteLedger
-from lib.upload import LandingZones, UploadRejected, inspect_file, safe_name, upload_file
+from lib.upload import UploadRejected, inspect_file, safe_name, upload_file
 from tests.conftest import SAMPLES
 
 HEADER = "order_id,customer_id,product_sku,quantity,unit_price,currency,order_ts\n"
@@ -184,11 +185,11 @@ def test_safe_names(original, gz, expected) -> None:
 
 def test_upload_lands_accepted_files_in_the_raw_zone(tmp_path, orders) -> None:
     ledger = SqliteLedger(tmp_path / "lake" / "_ledger" / "uploads.sqlite")
-    zones = LandingZones.under(tmp_path / "lake")
-    src = write(tmp_path, "../orders.CSV", (SAMPLES / "orders_2026-11-02.csv.gz").read_bytes())
-    r = upload_file(src, orders, ledger, zones, now=NOW)
+    zones = LakePaths.from_root(tmp_path / "lake")
+    src = write(tmp_path, "orders.CSV", (SAMPLES / "orders_2026-11-02.csv.gz").read_bytes())
+    r = upload_file(src, orders, ledger, zones, now=NOW, original_name="../orders.CSV")
     assert r.status == "ACCEPTED" and r.reason_code is None
-    assert (r.original_name, r.stored_name, r.ingest_date) == ("orders.CSV", "orders.csv.gz",
+    assert (r.original_name, r.stored_name, r.ingest_date) == ("../orders.CSV", "orders.csv.gz",
                                                                 "2026-11-22")
     landed = tmp_path / "lake" / "raw" / "orders" / "ingest_date=2026-11-22" / r.upload_id / \
         "orders.csv.gz"
@@ -200,7 +201,7 @@ def test_upload_lands_accepted_files_in_the_raw_zone(tmp_path, orders) -> None:
 
 def test_rejected_files_are_kept_beside_their_reason(tmp_path, orders) -> None:
     ledger = SqliteLedger(tmp_path / "lake" / "_ledger" / "uploads.sqlite")
-    zones = LandingZones.under(tmp_path / "lake")
+    zones = LakePaths.from_root(tmp_path / "lake")
     src = write(tmp_path, "report.pdf.csv", b"%PDF-1.4 not a csv")
     r = upload_file(src, orders, ledger, zones, now=NOW)
     folder = tmp_path / "lake" / "rejected" / "orders" / "ingest_date=2026-11-22" / r.upload_id
@@ -215,7 +216,7 @@ def test_rejected_files_are_kept_beside_their_reason(tmp_path, orders) -> None:
 
 def test_same_content_as_an_accepted_upload_is_a_duplicate(tmp_path, orders) -> None:
     ledger = SqliteLedger(tmp_path / "lake" / "_ledger" / "uploads.sqlite")
-    zones = LandingZones.under(tmp_path / "lake")
+    zones = LakePaths.from_root(tmp_path / "lake")
     first = upload_file(SAMPLES / "orders_2026-11-01.csv", orders, ledger, zones, now=NOW)
     copy = write(tmp_path, "renamed.csv", (SAMPLES / "orders_2026-11-01.csv").read_bytes())
     second = upload_file(copy, orders, ledger, zones, now=NOW)
@@ -230,7 +231,7 @@ def test_same_content_as_an_accepted_upload_is_a_duplicate(tmp_path, orders) -> 
 def _upload_many(lake: str, files: list[str], barrier, out) -> None:  # child process
     contract = load_contract("orders", 1)
     ledger = SqliteLedger(Path(lake) / "_ledger" / "uploads.sqlite")
-    zones = LandingZones.under(Path(lake))
+    zones = LakePaths.from_root(Path(lake))
     barrier.wait()
     for f in files:
         r = upload_file(Path(f), contract, ledger, zones)
