@@ -13,10 +13,11 @@ one by one so that only the bad one fails.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -24,7 +25,6 @@ from pyspark import StorageLevel
 from pyspark.sql import Row, SparkSession
 
 from lib.contract import ERRORS, QUARANTINE_PARTITION, UPLOAD_ID, Contract
-from lib.csv_source import SourceError, Upload, read_header, read_upload, union_all
 from lib.faults import crash_point
 from lib.hadoop_fs import HadoopFs, java_error_message
 from lib.header import HeaderPlan
@@ -40,6 +40,7 @@ from lib.publish import (
     staged_counts,
 )
 from lib.report import FAILED, RunReport, UploadResult
+from lib.sources import Reader, SourceError, Upload, reader_for, union_all
 from lib.transforms import (
     CLEAN,
     DISPOSITION,
@@ -100,17 +101,44 @@ def _fail(result: UploadResult, code: str, message: str) -> None:
     _reset_counts(result)
 
 
+@contextlib.contextmanager
+def _session_conf(spark: SparkSession, conf: Mapping[str, str]) -> Iterator[None]:
+    """Set session settings for the duration of a batch, then restore them."""
+    before = {k: spark.conf.get(k, None) for k in conf}
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+
+
 def _process(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakePaths,
              batch: list[tuple[Upload, HeaderPlan]], results: dict[str, UploadResult],
              run_id: str, ingested_at: datetime, max_records_per_file: int,
-             log: logging.Logger, on_published: OnPublished | None) -> None:
+             log: logging.Logger, on_published: OnPublished | None, reader: Reader) -> None:
     """Process uploads whose headers matched, as one Spark batch, and publish them."""
+    with _session_conf(spark, reader.session_conf):
+        _process_batch(spark, fs, contract, paths, batch, results, run_id, ingested_at,
+                       max_records_per_file, log, on_published, reader)
+
+
+def _process_batch(spark: SparkSession, fs: HadoopFs, contract: Contract, paths: LakePaths,
+                   batch: list[tuple[Upload, HeaderPlan]], results: dict[str, UploadResult],
+                   run_id: str, ingested_at: datetime, max_records_per_file: int,
+                   log: logging.Logger, on_published: OnPublished | None,
+                   reader: Reader) -> None:
     ds = contract.dataset
     clean_target = paths.clean_dataset(ds)
     quarantine_target = paths.quarantine_dataset(ds)
     staging_clean = paths.staging(paths.clean, ds, run_id)
     staging_quarantine = paths.staging(paths.quarantine, ds, run_id)
-    raw = union_all([read_upload(spark, u, plan, contract, ingested_at) for u, plan in batch])
+    raw = union_all([reader.read_upload(spark, u, plan, contract, ingested_at)
+                     for u, plan in batch])
     # Read the input once: the classified frame is kept on local disk (streamed back, so a
     # large batch never has to fit in memory) for the second zone write and the counts.
     classified = raw.transform(apply_contract(contract)).persist(StorageLevel.DISK_ONLY)
@@ -238,10 +266,11 @@ def run_contract_job(
     report.uploads = list(results.values())
     report.recovered = list(recovered)
 
+    reader = reader_for(contract)
     ready: list[tuple[Upload, HeaderPlan]] = []
     for up in by_id.values():
         try:
-            plan = read_header(fs, up, contract)
+            plan = reader.read_header(fs, up, contract)
         except SourceError as exc:
             _fail(results[up.upload_id], exc.code, str(exc))
             log.error("upload %s failed: %s", up.upload_id, exc)
@@ -254,7 +283,7 @@ def run_contract_job(
         batch = batches.pop(0)
         try:
             _process(spark, fs, contract, paths, batch, results, run_id, started,
-                     max_records_per_file, log, on_published)
+                     max_records_per_file, log, on_published, reader)
         except PublishIncomplete as exc:  # committed: no retry, keep staging for recovery
             log.error("%s", exc)
             report.error = str(exc)

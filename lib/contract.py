@@ -8,7 +8,10 @@ upload checker runs without Spark). ``lib.spark_contract`` turns a contract into
 Spark types and Column expressions.
 
 Reason codes are ``<column>.<rule>`` (``quantity.range``), plus ``row.malformed``
-for a raw record whose field count differs from the header.
+for a raw record that is not a record: a CSV line whose field count differs from the
+header, a JSON Lines line that is not a JSON object. In JSON Lines a field holding an
+object or an array reports ``<column>.type`` (numbers and booleans where a string is due
+are read as their text).
 """
 
 from __future__ import annotations
@@ -34,11 +37,15 @@ LINEAGE_COLUMNS = (UPLOAD_ID, SOURCE_FILE, INGESTED_AT, CONTRACT_VERSION)
 ERRORS = "_errors"
 SOURCE_RECORD = "_source_record"
 RAW_RECORD = "_raw_record"
+# Raw frame only: comma-separated names of JSON fields holding an object or array.
+NESTED_FIELDS = "_nested_fields"
 QUARANTINE_PARTITION = "ingest_date"
 
 ROW_MALFORMED = "row.malformed"
 
-FORMATS = ("csv",)
+FORMATS = ("csv", "jsonl")
+# Date layouts a date column may accept (``formats``); without ``formats``: YYYY-MM-DD.
+DATE_FORMATS = ("YYYY-MM-DD", "YYYY/MM/DD")
 NORMALIZERS = ("upper", "lower", "collapse_whitespace")
 PII_METHODS = ("sha256",)
 SIMPLE_TYPES = ("string", "int", "bigint", "date", "timestamp")
@@ -59,7 +66,8 @@ RULE_TYPES: dict[str, tuple[str, ...]] = {
 }
 RULE_CODES = {"length": "length", "pattern": "format", "enum": "enum", "range": "range"}
 
-_COLUMN_KEYS = ("name", "type", "required", "unique", "normalize", "pii", "rules", "description")
+_COLUMN_KEYS = ("name", "type", "required", "unique", "normalize", "pii", "rules", "formats",
+                "default", "description")
 _DERIVED_KEYS = ("name", "type", "expression", "description")
 _TOP_KEYS = (
     "dataset",
@@ -122,6 +130,8 @@ class Column:
     normalize: tuple[str, ...] = ()
     pii: str | None = None
     rules: tuple[Rule, ...] = ()
+    formats: tuple[str, ...] = ()
+    default: str | None = None
     description: str = ""
 
     def code(self, suffix: str) -> str:
@@ -191,6 +201,8 @@ class Contract:
         """The contract compiled to a neutral, ordered list of checks."""
         out: list[Check] = [Check(ROW_MALFORMED, None, "malformed")]
         for col in self.columns:
+            if self.format == "jsonl":
+                out.append(Check(col.code("type"), col.name, "nested"))
             if col.required:
                 out.append(Check(col.code("required"), col.name, "required"))
             if col.type.name != "string":
@@ -365,6 +377,8 @@ def _parse_column(raw: Any, source: str, where: str) -> Column:
         raise ContractError(source, f"{where}.rules", "expected a list of rules")
     rules = tuple(_parse_rule(r, name, dtype, source, f"{where}.rules[{i}]")
                   for i, r in enumerate(rules_raw))
+    formats = _parse_formats(obj.get("formats"), dtype, source, f"{where}.formats")
+    default = _parse_default(obj.get("default"), dtype, rules, source, f"{where}.default")
     return Column(
         name=name,
         type=dtype,
@@ -373,8 +387,40 @@ def _parse_column(raw: Any, source: str, where: str) -> Column:
         normalize=normalize,
         pii=pii,
         rules=rules,
+        formats=formats,
+        default=default,
         description=str(obj.get("description") or ""),
     )
+
+
+def _parse_formats(raw: Any, dtype: DataType, source: str, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if dtype.name != "date":
+        raise ContractError(source, where, f"formats apply to date columns, not {dtype}")
+    if (not isinstance(raw, list) or not raw
+            or not all(isinstance(f, str) and f in DATE_FORMATS for f in raw)):
+        raise ContractError(source, where, f"expected a non-empty list of date layouts; "
+                            f"allowed: {', '.join(DATE_FORMATS)}; got {raw!r}")
+    return tuple(dict.fromkeys(raw))
+
+
+def _parse_default(raw: Any, dtype: DataType, rules: tuple[Rule, ...], source: str,
+                   where: str) -> str | None:
+    """A value used when the field is absent or empty; it must pass the column's rules."""
+    if raw is None:
+        return None
+    if dtype.name != "string" or not isinstance(raw, str) or not raw.strip():
+        raise ContractError(source, where, f"defaults apply to string columns and must be a "
+                            f"non-empty string; got {raw!r} for a {dtype} column")
+    for rule in rules:
+        if rule.kind == "enum" and raw not in rule.params["values"]:
+            raise ContractError(source, where, f"default {raw!r} is not one of the allowed "
+                                f"values {list(rule.params['values'])}")
+        if rule.kind == "pattern" and not re.search(rule.params["regex"], raw):
+            raise ContractError(source, where, f"default {raw!r} does not match the "
+                                f"column's pattern {rule.params['regex']!r}")
+    return raw
 
 
 def _parse_derived(raw: Any, source: str, where: str) -> DerivedColumn:
@@ -426,6 +472,9 @@ def parse_contract(data: Any, source: str = "<contract>") -> Contract:
         raise ContractError(source, "columns", f"at most one column may be unique; found "
                             f"{uniques}")
     for i, c in enumerate(columns):
+        if c.default is not None and c.required:
+            raise ContractError(source, f"columns[{i}].default", f"{c.name} has a default, so "
+                                "it is never missing; drop 'required: true' or the default")
         if c.unique and not c.required:
             raise ContractError(source, f"columns[{i}].unique", f"a unique column must also be "
                                 f"required (a null {c.name} cannot identify a row); add "

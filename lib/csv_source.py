@@ -10,9 +10,7 @@ not splittable), which makes ``_source_record`` the record's 1-based ordinal in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
-from functools import reduce
+from datetime import datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -21,6 +19,7 @@ from pyspark.sql import types as T
 from lib.contract import (
     CONTRACT_VERSION,
     INGESTED_AT,
+    NESTED_FIELDS,
     QUARANTINE_PARTITION,
     RAW_RECORD,
     SOURCE_FILE,
@@ -28,8 +27,11 @@ from lib.contract import (
     UPLOAD_ID,
     Contract,
 )
-from lib.hadoop_fs import HadoopFs, java_error_message
+from lib.hadoop_fs import HadoopFs
 from lib.header import HeaderError, HeaderPlan, parse_header_line, plan_header
+from lib.sources import SourceError, Upload, open_check
+
+__all__ = ["CSV_OPTIONS", "SourceError", "Upload", "read_header", "read_upload"]
 
 CSV_OPTIONS = {
     "header": "true",
@@ -45,37 +47,9 @@ CSV_OPTIONS = {
 _ORDINAL_MASK = (1 << 33) - 1  # monotonically_increasing_id: partition id << 33 | ordinal
 
 
-class SourceError(ValueError):
-    """One input file cannot be processed; the rest of the batch goes on."""
-
-    def __init__(self, source: str, message: str, code: str) -> None:
-        self.source = source
-        self.code = code
-        super().__init__(f"{source}: {message}")
-
-
-@dataclass(frozen=True)
-class Upload:
-    """One input file and the identity its rows carry."""
-
-    upload_id: str
-    path: str
-    ingest_date: date
-
-
 def read_header(fs: HadoopFs, upload: Upload, contract: Contract) -> HeaderPlan:
     """Read and match one file's header, or raise :class:`SourceError`."""
-    try:
-        if not fs.exists(upload.path):
-            raise SourceError(upload.path, "file not found", "file.not_found")
-        if not fs.is_file(upload.path):
-            raise SourceError(upload.path, "not a file", "file.not_found")
-        line = fs.read_first_line(upload.path)
-    except SourceError:
-        raise
-    except Exception as exc:  # py4j surfaces Java I/O errors (bad gzip, permissions) here
-        raise SourceError(upload.path, f"cannot read the file: {java_error_message(exc)}",
-                          "file.unreadable") from exc
+    line = open_check(fs, upload)
     try:
         return plan_header(parse_header_line(line), contract, upload.path)
     except HeaderError as exc:
@@ -97,6 +71,7 @@ def read_upload(spark: SparkSession, upload: Upload, plan: HeaderPlan, contract:
             (F.col(c) if c in present else F.lit(None).cast("string")).alias(c)
             for c in contract.column_names
         ],
+        F.lit(None).cast("string").alias(NESTED_FIELDS),
         F.col(RAW_RECORD),
         ((F.monotonically_increasing_id().bitwiseAND(_ORDINAL_MASK)) + 1).alias(SOURCE_RECORD),
         F.lit(upload.upload_id).alias(UPLOAD_ID),
@@ -106,6 +81,3 @@ def read_upload(spark: SparkSession, upload: Upload, plan: HeaderPlan, contract:
         F.lit(upload.ingest_date).alias(QUARANTINE_PARTITION),
     )
 
-
-def union_all(frames: list[DataFrame]) -> DataFrame:
-    return reduce(DataFrame.unionByName, frames)

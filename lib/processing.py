@@ -29,7 +29,6 @@ from pyspark.sql import SparkSession
 
 from lib.batch import PUBLISH_INCOMPLETE, new_run_id, recover, run_contract_job
 from lib.contract import Contract
-from lib.csv_source import Upload
 from lib.hadoop_fs import HadoopFs
 from lib.lake_paths import LakePaths
 from lib.ledger import (
@@ -46,6 +45,7 @@ from lib.ledger import (
 )
 from lib.publish import DEFAULT_MAX_RECORDS_PER_FILE
 from lib.report import RunReport, UploadResult
+from lib.sources import Upload
 
 INTERRUPTED = "run.interrupted"
 

@@ -35,6 +35,11 @@ TIMESTAMP_LITERAL = (
     r"(Z|[+-][0-9]{2}:[0-9]{2})?$"
 )
 DATE_LITERAL = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# Date layouts a contract may list (lib.contract.DATE_FORMATS) -> the literal's shape.
+DATE_LAYOUTS = {
+    "YYYY-MM-DD": DATE_LITERAL,
+    "YYYY/MM/DD": r"^[0-9]{4}/[0-9]{2}/[0-9]{2}$",
+}
 
 INTEGER_BOUNDS = {"int": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
 
@@ -53,6 +58,12 @@ def clean_string(raw: Column, normalize: tuple[str, ...] = ()) -> Column:
         else:  # pragma: no cover - the contract parser refuses unknown normalisers
             raise ValueError(f"unknown normalizer {step!r}")
     return value
+
+
+def cleaned_value(raw: Column, col: ContractColumn) -> Column:
+    """:func:`clean_string` with the column's normalisers, then its default when empty."""
+    value = clean_string(raw, col.normalize)
+    return F.coalesce(value, F.lit(col.default)) if col.default is not None else value
 
 
 def _long_value(s: Column) -> Column:
@@ -97,7 +108,14 @@ def typed_value(s: Column, col: ContractColumn) -> Column:
         zoned = F.when(has_zone, s).otherwise(F.concat(s, F.lit("Z")))
         return F.when(s.rlike(TIMESTAMP_LITERAL), zoned.cast("timestamp"))
     if t.name == "date":
-        return F.when(s.rlike(DATE_LITERAL), s.cast("date"))
+        # Each accepted layout has the ISO field order; a strict cast (null for 2024-02-30)
+        # after normalising the separator. No pattern-based parser: no lenient parsing.
+        shapes = [DATE_LAYOUTS[f] for f in (col.formats or ("YYYY-MM-DD",))]
+        ok = s.rlike(shapes[0])
+        for shape in shapes[1:]:
+            ok = ok | s.rlike(shape)
+        iso = F.translate(s, "/", "-") if len(shapes) > 1 or shapes[0] != DATE_LITERAL else s
+        return F.when(ok, iso.cast("date"))
     raise ValueError(f"no cast for type {t}")  # pragma: no cover - parser refuses it
 
 
@@ -113,16 +131,21 @@ def _failed(condition: Column, code: str) -> Column:
     return F.when(condition, F.lit(code))
 
 
-def check_column(check: Check, col: ContractColumn, s: Column, v: Column) -> Column:
+def check_column(check: Check, col: ContractColumn, s: Column, v: Column,
+                 nested: Column | None = None) -> Column:
     """Reason code when the row fails ``check``, else null.
 
-    ``s`` is the cleaned string (see :func:`clean_string`) and ``v`` the typed value (see
+    ``s`` is the cleaned string (see :func:`cleaned_value`) and ``v`` the typed value (see
     :func:`typed_value`). A null value fails only ``required``; every other rule applies
-    to present values.
+    to present values. ``nested`` (JSON Lines) is true when the field held an object or an
+    array: such a value is null in ``s`` and fails ``nested`` (``<column>.type``) only.
     """
     kind, p = check.kind, check.params
+    if kind == "nested":
+        return _failed(nested if nested is not None else F.lit(False), check.code)
     if kind == "required":
-        return _failed(s.isNull(), check.code)
+        missing = s.isNull() if nested is None else s.isNull() & ~nested
+        return _failed(missing, check.code)
     if kind == "type":
         if col.type.name == "decimal":
             return _failed(s.isNotNull() & ~s.rlike(DECIMAL_LITERAL), check.code)

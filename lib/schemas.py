@@ -13,6 +13,7 @@ from lib.contract import (
     CONTRACT_VERSION,
     ERRORS,
     INGESTED_AT,
+    NESTED_FIELDS,
     QUARANTINE_PARTITION,
     RAW_RECORD,
     SOURCE_FILE,
@@ -46,11 +47,13 @@ def lineage_fields() -> list[T.StructField]:
 
 def raw_schema(contract: Contract) -> T.StructType:
     """The frame a source reader hands to :func:`lib.transforms.apply_contract`: every
-    contract column as a nullable string, the raw text of malformed records, the record's
-    ordinal in its file, lineage and the quarantine partition."""
+    contract column as a nullable string, the names of JSON fields that held an object or
+    array (null for CSV), the raw text of malformed records, the record's ordinal in its
+    file, lineage and the quarantine partition."""
     return T.StructType(
         [T.StructField(c.name, T.StringType()) for c in contract.columns]
         + [
+            T.StructField(NESTED_FIELDS, T.StringType()),
             T.StructField(RAW_RECORD, T.StringType()),
             T.StructField(SOURCE_RECORD, T.LongType()),
             *lineage_fields(),

@@ -30,6 +30,7 @@ from pyspark.sql import functions as F
 from lib.contract import (
     ERRORS,
     LINEAGE_COLUMNS,
+    NESTED_FIELDS,
     QUARANTINE_PARTITION,
     RAW_RECORD,
     ROW_MALFORMED,
@@ -37,7 +38,8 @@ from lib.contract import (
     UPLOAD_ID,
     Contract,
 )
-from lib.rules import check_column, clean_string, typed_value
+from lib.contract import Column as ContractColumn
+from lib.rules import check_column, cleaned_value, typed_value
 from lib.schemas import clean_schema, quarantine_schema, spark_type
 
 RAW = "_raw"
@@ -69,6 +71,16 @@ def _cleaned(name: str) -> str:
     return f"__clean_{name}"
 
 
+def _nested(name: str) -> str:
+    return f"__nested_{name}"
+
+
+def _is_nested(name: str) -> Column:
+    """True when the JSON reader listed ``name`` among the fields holding an object/array."""
+    listed = F.concat(F.lit(","), F.col(NESTED_FIELDS), F.lit(","))
+    return F.coalesce(F.instr(listed, f",{name},") > 0, F.lit(False))
+
+
 def validate(contract: Contract) -> Transform:
     """Clean, cast and check every contract column.
 
@@ -82,12 +94,19 @@ def validate(contract: Contract) -> Transform:
     """
     names = contract.column_names
     fixed = [RAW_RECORD, SOURCE_RECORD, *LINEAGE_COLUMNS, QUARANTINE_PARTITION]
+    json = contract.format == "jsonl"
 
     def transform(df: DataFrame) -> DataFrame:
         passthrough = fixed + ([DEDUPE_KEY] if DEDUPE_KEY in df.columns else [])
+        nested = {c.name: _is_nested(c.name) for c in contract.columns} if json else {}
+
+        def clean(c: ContractColumn) -> Column:
+            value = cleaned_value(F.col(c.name), c)
+            return F.when(~nested[c.name], value) if json else value
+
         cleaned = df.select(
-            *[clean_string(F.col(c.name), c.normalize).alias(_cleaned(c.name))
-              for c in contract.columns],
+            *[clean(c).alias(_cleaned(c.name)) for c in contract.columns],
+            *[flag.alias(_nested(n)) for n, flag in nested.items()],
             F.struct(*[F.col(n) for n in names]).alias(RAW),
             *passthrough,
         )
@@ -101,7 +120,8 @@ def validate(contract: Contract) -> Transform:
                 continue
             col = contract.column(chk.column)
             codes.setdefault(chk.code, []).append(
-                check_column(chk, col, F.col(_cleaned(col.name)), F.col(col.name)))
+                check_column(chk, col, F.col(_cleaned(col.name)), F.col(col.name),
+                             F.col(_nested(col.name)) if json else None))
         errors = (
             F.when(F.col(RAW_RECORD).isNotNull(), F.array(F.lit(ROW_MALFORMED)))
             .otherwise(_error_codes(codes))
@@ -166,7 +186,7 @@ def apply_contract(contract: Contract) -> Transform:
 
     def transform(df: DataFrame) -> DataFrame:
         if key is not None:
-            typed_key = typed_value(clean_string(F.col(key.name), key.normalize), key)
+            typed_key = typed_value(cleaned_value(F.col(key.name), key), key)
             df = df.withColumn(DEDUPE_KEY, typed_key).repartition(UPLOAD_ID, DEDUPE_KEY)
         return df.transform(validate(contract)).transform(resolve_duplicates(contract))
     return transform

@@ -45,6 +45,7 @@ def raw_rows(spark: SparkSession, contract: Contract, rows: list[dict]) -> DataF
     for i, r in enumerate(rows, start=1):
         row = {c: r.get(c) for c in contract.column_names}
         row.update({
+            "_nested_fields": r.get("_nested_fields"),
             "_raw_record": r.get("_raw_record"),
             "_source_record": r.get("_source_record", i),
             "_upload_id": r.get("_upload_id", "u1"),

@@ -21,14 +21,14 @@ def test_lake_run_processes_files_into_the_given_lake_root(spark, tmp_path, caps
     code = cli.main(["--lake-root", str(tmp_path / "lk"), "run", "orders", "--input", str(f)])
     out = capsys.readouterr().out
     assert code == 0
-    assert "job orders_v1 (version 1, contract orders/1)" in out
+    assert "job orders_v2 (version 2, contract orders/2)" in out  # the latest by default
     assert "  rows read          14\n  clean              4\n  quarantined        9\n" \
            "  duplicates removed 1\n" in out
     assert sorted(p.parent.name for p in (tmp_path / "lk" / "clean" / "orders")
                   .rglob("*.parquet")) == ["order_date=2026-11-01", "order_date=2026-11-02"]
     report = json.loads(next((tmp_path / "lk" / "_reports" / "orders").glob("*.json"))
                         .read_text())
-    assert report["job"] == "orders_v1" and report["totals"]["rows_read"] == 14
+    assert report["job"] == "orders_v2" and report["totals"]["rows_read"] == 14
 
 
 def test_lake_root_defaults_to_the_environment(spark, tmp_path, capsys, monkeypatch) -> None:
@@ -41,9 +41,9 @@ def test_lake_root_defaults_to_the_environment(spark, tmp_path, capsys, monkeypa
 
 def test_unknown_job_and_version_are_refused_with_the_known_ones(capsys) -> None:
     assert cli.main(["run", "invoices"]) == 2
-    assert capsys.readouterr().err == "lake: error: unknown job 'invoices'; known jobs: orders\n"
+    assert capsys.readouterr().err == "lake: error: unknown job 'invoices'; known jobs: customers, orders\n"
     assert cli.main(["run", "orders", "--version", "7"]) == 2
-    assert capsys.readouterr().err == "lake: error: job 'orders' has no version 7; versions: 1\n"
+    assert capsys.readouterr().err == "lake: error: job 'orders' has no version 7; versions: 1, 2\n"
 
 
 def test_installed_lake_command_runs(tmp_path) -> None:
@@ -51,7 +51,7 @@ def test_installed_lake_command_runs(tmp_path) -> None:
     out = subprocess.run([str(LAKE), "run", "nope"], capture_output=True, text=True, env=env,
                          cwd=REPO)
     assert out.returncode == 2
-    assert out.stderr == "lake: error: unknown job 'nope'; known jobs: orders\n"
+    assert out.stderr == "lake: error: unknown job 'nope'; known jobs: customers, orders\n"
 
 
 def test_upload_prints_a_line_per_file_and_exits_1_when_one_is_rejected(tmp_path, capsys) -> None:
@@ -69,7 +69,7 @@ def test_upload_prints_a_line_per_file_and_exits_1_when_one_is_rejected(tmp_path
     assert out[3] == (
         "    file.missing_columns: orders_2026-11-03_legacy_export.csv: missing required "
         "column(s) ['order_id', 'customer_id', 'product_sku', 'quantity', 'unit_price', "
-        "'currency', 'order_ts'] for orders/1; present columns: ['OrderNumber', 'Customer', "
+        "'currency', 'order_ts'] for orders/2; present columns: ['OrderNumber', 'Customer', "
         "'Product', 'Qty', 'Price']; required: ['order_id', 'customer_id', 'product_sku', "
         "'quantity', 'unit_price', 'currency', 'order_ts']")
     kept = lake / "rejected" / "orders" / f"ingest_date={bad_id[1:5]}-{bad_id[5:7]}-{bad_id[7:9]}"
@@ -94,7 +94,7 @@ def test_unknown_dataset_and_upload_are_refused_with_what_exists(tmp_path, capsy
     lake = str(tmp_path / "lk")
     assert cli.main(["--lake-root", lake, "upload", "--dataset", "invoices", "x.csv"]) == 2
     assert capsys.readouterr().err == ("lake: error: unknown dataset 'invoices'; known datasets: "
-                                       "orders\n")
+                                       "customers, orders\n")
     assert cli.main(["--lake-root", lake, "status", "u-nope"]) == 2
     assert capsys.readouterr().err == "lake: error: no upload 'u-nope' in the ledger\n"
     assert cli.main(["--lake-root", lake, "reprocess", "u-nope"]) == 2

@@ -75,19 +75,19 @@ def test_orders_v1_compiles_to_exactly_the_specified_reason_codes() -> None:
 
 
 def test_bundled_contracts_are_listed_by_dataset_and_version() -> None:
-    assert available_contracts()["orders"] == (1,)
-    assert load_contract("orders").version == 1
+    assert available_contracts() == {"customers": (1,), "orders": (1, 2)}
+    assert load_contract("orders").version == 2  # the latest by default
 
 
 def test_unknown_dataset_names_the_known_ones() -> None:
     with pytest.raises(ContractNotFoundError, match="no contract for dataset 'nope'; known "
-                                                    "datasets: orders"):
+                                                    "datasets: customers, orders"):
         load_contract("nope")
 
 
 def test_unknown_version_names_the_available_ones() -> None:
     with pytest.raises(ContractNotFoundError, match="no contract 'orders' version 9; "
-                                                    "available versions: 1"):
+                                                    "available versions: 1, 2"):
         load_contract("orders", 9)
 
 
@@ -117,7 +117,7 @@ def test_unknown_version_names_the_available_ones() -> None:
          "x.yaml: columns[0].pii: unknown pii method 'md5'; allowed: sha256"),
         (_column(colour="red"),
          "x.yaml: columns[0].colour: unknown field; allowed: name, type, required, unique, "
-         "normalize, pii, rules, description"),
+         "normalize, pii, rules, formats, default, description"),
         (_with(columns=[{"name": "id"}]), "x.yaml: columns[0].type: missing required field"),
         ({k: v for k, v in MINIMAL.items() if k != "dataset"},
          "x.yaml: dataset: missing required field"),

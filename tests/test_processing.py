@@ -134,7 +134,7 @@ def test_a_killed_run_leaves_the_old_state_or_a_committed_journal_and_the_next_r
     assert run(lake, uid2) == 0  # upload 2 is in the zones already
     before = zone_snapshot(lake)
 
-    died = lake_cli(lake, "run", "orders", crash_at=point, tmp=tmp_path)
+    died = lake_cli(lake, "run", "orders", "--version", "1", crash_at=point, tmp=tmp_path)
     assert died.returncode == CRASH_EXIT_CODE, died.stderr[-2000:]
     assert f"{CRASH_ENV}={point}: simulating a crash" in died.stderr
     ledger = open_ledger(lake)

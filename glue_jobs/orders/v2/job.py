@@ -1,0 +1,27 @@
+"""Glue job `orders` version 2: accepted CSV uploads -> clean and quarantine Parquet,
+with contract orders/2 (version 1 plus an optional ``discount_pct``; ``total_amount`` is net
+of it). Writes into the same tables as version 1 (see ``lake contract check orders``).
+
+Takes the dataset's pending uploads from the upload ledger (or ``--upload_ids``), records
+each one's outcome there and archives its raw file. Runs unchanged on AWS Glue 5.0
+(``--extra-py-files`` carries ``lib``) and locally (``lake run orders --version 2``).
+Arguments: ``--JOB_NAME``, ``--lake_root`` and the optional ones in :mod:`lib.job_args`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from lib.entry import run_job
+
+DATASET = "orders"
+VERSION = 2
+
+
+def main(argv: Sequence[str]) -> int:
+    return run_job(DATASET, VERSION, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
