@@ -4,6 +4,7 @@
     lake [--lake-root DIR] status [UPLOAD_ID] [--dataset NAME] [--status S] [--format table|json]
     lake [--lake-root DIR] run JOB [--version N] [--input FILE ...]
     lake [--lake-root DIR] reprocess UPLOAD_ID [--version N]
+    lake contract check [DATASET] [--file CONTRACT.yaml]
 
 ``--lake-root`` defaults to ``$LAKE_ROOT`` or ``.lake``. ``run`` and ``reprocess`` call the
 job's entry point in ``glue_jobs/<job>/v<N>/job.py`` in-process with the same Glue-style
@@ -23,7 +24,14 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from lib.contract import ContractError, ContractNotFoundError, available_contracts, load_contract
+from lib.compat import check_compatible, check_dataset
+from lib.contract import (
+    ContractError,
+    ContractNotFoundError,
+    available_contracts,
+    load_contract,
+    load_contract_file,
+)
 from lib.lake_paths import LakePaths, local_path, to_uri
 from lib.ledger import ACCEPTED, STATUSES, Ledger, LedgerError, UploadRecord, open_ledger
 from lib.runtime import JobArgumentError
@@ -130,6 +138,33 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     return _run_job(args, record.dataset, args.version, [record.upload_id])
 
 
+def cmd_contract_check(args: argparse.Namespace) -> int:
+    """Compatibility of consecutive contract versions (or of a candidate file against the
+    bundled version before it). Exit 1 when a change breaks the shared tables."""
+    known = available_contracts()
+    results = []
+    if args.file:
+        new = load_contract_file(args.file)
+        older = [v for v in known.get(new.dataset, ()) if v < new.version]
+        if not older:
+            print(f"{new.ref}: no earlier bundled version of {new.dataset!r} to compare with")
+            return 0
+        results.append(check_compatible(load_contract(new.dataset, older[-1]), new))
+    else:
+        datasets = [args.dataset] if args.dataset else sorted(known)
+        for ds in datasets:
+            if ds not in known:
+                raise CliError(f"unknown dataset {ds!r}; known datasets: "
+                               f"{', '.join(sorted(known))}")
+            pairs = check_dataset(ds)
+            if not pairs:
+                print(f"{ds}/{known[ds][0]}: only one version; nothing to compare")
+            results += pairs
+    for r in results:
+        print(r.describe())
+    return 0 if all(r.ok for r in results) else 1
+
+
 _STATUS_COLUMNS = ("upload_id", "dataset", "status", "original_name", "size", "received_at",
                    "rows_read", "clean", "quarantined", "duplicates_removed", "reason")
 _HEADINGS = {"upload_id": "UPLOAD", "dataset": "DATASET", "status": "STATUS",
@@ -220,6 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("upload_id")
     rp.add_argument("--version", type=int, help="job version (default: the latest)")
     rp.set_defaults(func=cmd_reprocess)
+
+    ct = sub.add_parser("contract", help="dataset contracts")
+    ct_sub = ct.add_subparsers(dest="contract_command", required=True)
+    cc = ct_sub.add_parser("check", help="check that each contract version can share its "
+                           "tables with the one before (additive, nullable changes only)")
+    cc.add_argument("dataset", nargs="?", help="only this dataset (default: all)")
+    cc.add_argument("--file", help="a candidate contract file, checked against the bundled "
+                    "version before it")
+    cc.set_defaults(func=cmd_contract_check)
     return parser
 
 

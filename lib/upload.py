@@ -8,16 +8,19 @@ than its name, in this order (the first failure is the reason):
 ``file.too_large``   over the size limit (the file, and for gzip its content)
 ``file.empty``       no bytes, or only blank lines
 ``file.format``      binary or another format (PDF, zip, image...), JSON where
-                     the contract declares CSV, or not parseable as CSV
+                     the contract declares CSV (or not JSON Lines where it
+                     declares ``jsonl``), or not parseable as CSV
 ``file.encoding``    not UTF-8 (the message gives the byte offset, line and column)
 ``file.duplicate``   same bytes (SHA-256) as an upload already accepted
 ``file.missing_columns`` / ``file.duplicate_columns``  header vs the contract
 ``file.no_rows``     a header and no data rows
 ==================== ==========================================================
 
-The header and a sample of rows are read with pandas. Extra columns, and sample rows with
-more fields than the header, are accepted with a warning (the job quarantines such rows as
-``row.malformed``).
+CSV: the header and a sample of rows are read with pandas. Extra columns, and sample rows
+with more fields than the header, are accepted with a warning (the job quarantines such rows
+as ``row.malformed``). JSON Lines has no header: the keys of the first objects stand for it
+(a required key none of them carries -> ``file.missing_columns``); lines that are not JSON
+objects are accepted with a warning (quarantined as ``row.malformed``).
 
 :func:`upload_file` records the upload in the ledger (RECEIVED), runs the checks, and lands
 the file under ``raw/<dataset>/ingest_date=D/<upload_id>/<safe name>`` (ACCEPTED) or keeps
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import hashlib
 import json
 import os
@@ -82,7 +86,8 @@ _SIGNATURES = (
 _UTF16 = {"UTF-16 text (little-endian)", "UTF-16 text (big-endian)"}
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-_FORMAT_SUFFIX = {"csv": ".csv"}
+_FORMAT_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl"}
+_FORMAT_NAME = {"csv": "a CSV file", "jsonl": "a JSON Lines file (one JSON object per line)"}
 
 
 class UploadRejected(Exception):
@@ -150,22 +155,23 @@ def new_upload_id(now: datetime) -> str:
     return f"u{now.strftime('%Y%m%d')}-{secrets.token_hex(6)}"
 
 
-def _sniff(head: bytes, source: str, what: str) -> None:
+def _sniff(head: bytes, source: str, what: str, fmt: str) -> None:
     for magic, kind in _SIGNATURES:
         if head.startswith(magic):
             if kind in _UTF16:
                 raise UploadRejected("file.encoding", f"{source}: {what} is {kind}; save it as "
                                      "UTF-8 and upload again")
             raise UploadRejected("file.format", f"{source}: {what} is {kind}, not text; "
-                                 "upload a CSV file (optionally gzip-compressed)")
+                                 f"upload {_FORMAT_NAME[fmt]}, optionally gzip-compressed")
 
 
 class _TextScan:
     """One streaming pass over the (decompressed) bytes: UTF-8 validity with the position of
     the first bad byte, NUL bytes, blank content and the decompressed size."""
 
-    def __init__(self, source: str, limit: int) -> None:
+    def __init__(self, source: str, limit: int, fmt: str) -> None:
         self.source = source
+        self.fmt = fmt
         self.limit = limit
         self.offset = 0  # bytes decoded so far
         self.line = 1
@@ -196,8 +202,8 @@ class _TextScan:
         if nul >= 0:
             self._advance(buf[: len(text[:nul].encode("utf-8"))])
             raise UploadRejected("file.format", f"{self.source}: binary content (a NUL byte at "
-                                 f"byte offset {self.offset}, line {self.line}); upload a CSV "
-                                 "text file")
+                                 f"byte offset {self.offset}, line {self.line}); upload "
+                                 f"{_FORMAT_NAME[self.fmt]}")
         if self.first_char is None and text.strip():
             self.first_char = text.lstrip()[0]
         self._advance(buf[:used])
@@ -211,14 +217,14 @@ class _TextScan:
         self.offset += len(consumed)
 
 
-def _scan(path: Path, source: str, limit: int) -> tuple[str, bool, _TextScan]:
+def _scan(path: Path, source: str, limit: int, fmt: str) -> tuple[str, bool, _TextScan]:
     """Hash the stored bytes and scan the text in one read; returns (sha256, gzip?, scan)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         head = fh.read(_CHUNK)
         compressed = head.startswith(_GZIP_MAGIC)
-        _sniff(head, source, "the file")
-        scan = _TextScan(source, limit)
+        _sniff(head, source, "the file", fmt)
+        scan = _TextScan(source, limit, fmt)
         inflater = zlib.decompressobj(wbits=31) if compressed else None
         chunk, first = head, True
         try:
@@ -234,9 +240,9 @@ def _scan(path: Path, source: str, limit: int) -> tuple[str, bool, _TextScan]:
                 if first and data:
                     if compressed and data.startswith(_GZIP_MAGIC):
                         raise UploadRejected("file.format", f"{source}: gzip inside gzip; "
-                                             "compress the CSV file once")
+                                             "compress the file once")
                     if compressed:
-                        _sniff(data, source, "the gzip content")
+                        _sniff(data, source, "the gzip content", fmt)
                     first = False
                 scan.feed(data)
                 chunk = fh.read(_CHUNK)
@@ -271,7 +277,7 @@ def inspect_file(path: Path, contract: Contract, *, max_bytes: int = DEFAULT_MAX
         raise UploadRejected("file.empty", f"{source}: the file is empty (0 bytes); a header "
                              f"row naming the columns is required "
                              f"({', '.join(contract.column_names)})")
-    sha256, compressed, scan = _scan(path, source, max_bytes)
+    sha256, compressed, scan = _scan(path, source, max_bytes, contract.format)
     try:
         return _check_text(path, contract, source, sha256, compressed, scan, ledger, size)
     except UploadRejected as exc:
@@ -282,18 +288,26 @@ def inspect_file(path: Path, contract: Contract, *, max_bytes: int = DEFAULT_MAX
 def _check_text(path: Path, contract: Contract, source: str, sha256: str, compressed: bool,
                 scan: _TextScan, ledger: Ledger | None, size: int) -> FileCheck:
     if scan.first_char is None:
+        needs = ("a header row is required" if contract.format == "csv"
+                 else "one JSON object per line is expected")
         raise UploadRejected("file.empty", f"{source}: the file holds no text, only blank "
-                             f"lines; a header row is required "
-                             f"({', '.join(contract.column_names)})")
+                             f"lines; {needs} ({', '.join(contract.column_names)})")
     if contract.format == "csv" and scan.first_char in "{[":
         raise UploadRejected("file.format", f"{source}: the content is JSON, but dataset "
                              f"{contract.dataset!r} expects CSV with a header row")
+    if contract.format == "jsonl" and scan.first_char != "{":
+        raise UploadRejected("file.format", f"{source}: dataset {contract.dataset!r} expects "
+                             "JSON Lines (one JSON object per line), but the first line does "
+                             f"not start with '{{' (it starts with {scan.first_char!r})")
     if ledger is not None:
         earlier = ledger.accepted_with_sha(contract.dataset, sha256)
         if earlier is not None:
             raise UploadRejected("file.duplicate", _duplicate_message(source, earlier))
     check = FileCheck(size_bytes=size, sha256=sha256, compressed=compressed)
-    _check_csv_sample(path, contract, source, compressed, check)
+    if contract.format == "jsonl":
+        _check_jsonl_sample(path, contract, source, compressed, check)
+    else:
+        _check_csv_sample(path, contract, source, compressed, check)
     return check
 
 
@@ -342,6 +356,53 @@ def _check_csv_sample(path: Path, contract: Contract, source: str, compressed: b
         check.warnings.append(
             f"{len(long_rows)} of the first {rows} rows have more fields than the header "
             f"({len(header)}); they will be quarantined as row.malformed")
+
+
+def _check_jsonl_sample(path: Path, contract: Contract, source: str, compressed: bool,
+                        check: FileCheck) -> None:
+    """The keys of the first lines against the contract. A JSON Lines file has no header:
+    a required column no sampled object carries means the file is not this dataset's."""
+    opener = gzip.open if compressed else open
+    keys: dict[str, None] = {}
+    objects = not_objects = 0
+    first_bad: str | None = None
+    with opener(path, "rt", encoding="utf-8-sig") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            if objects + not_objects >= SAMPLE_ROWS:
+                break
+            try:
+                value = json.loads(line.rstrip("\r\n"))
+            except ValueError as exc:
+                value, why = None, f"not valid JSON ({exc.msg} at column {exc.colno})"
+            else:
+                why = f"a JSON {type(value).__name__}, not an object"
+            if isinstance(value, dict):
+                objects += 1
+                keys.update(dict.fromkeys(value))
+            else:
+                not_objects += 1
+                first_bad = first_bad or f"line {lineno} is {why}"
+    if objects == 0:
+        raise UploadRejected("file.format", f"{source}: none of the first {not_objects} lines "
+                             f"is a JSON object ({first_bad}); expected JSON Lines, one object "
+                             "per line")
+    missing = [c for c in contract.required_columns if c not in keys]
+    if missing:
+        raise UploadRejected(
+            "file.missing_columns",
+            f"{source}: required key(s) {missing} for {contract.ref} appear in none of the "
+            f"first {objects} objects; keys found: {list(keys)}; keys are case-sensitive")
+    check.header = tuple(keys)
+    check.sample_rows = objects + not_objects
+    extra = [k for k in keys if k not in contract.column_names]
+    if extra:
+        check.warnings.append(f"keys not in the contract are dropped: {', '.join(extra)}")
+    if not_objects:
+        check.warnings.append(
+            f"{not_objects} of the first {check.sample_rows} lines are not JSON objects "
+            f"({first_bad}); they will be quarantined as row.malformed")
 
 
 # -- landing -------------------------------------------------------------------------------

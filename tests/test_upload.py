@@ -50,17 +50,17 @@ def zip_bytes() -> bytes:
 
 @pytest.mark.parametrize(("name", "data", "message"), [
     ("report.csv", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "report.csv: the file is a PDF "
-     "document, not text; upload a CSV file (optionally gzip-compressed)"),
+     "document, not text; upload a CSV file, optionally gzip-compressed"),
     ("orders.csv", zip_bytes(), "orders.csv: the file is a ZIP archive (or an .xlsx/.docx file), "
-     "not text; upload a CSV file (optionally gzip-compressed)"),
+     "not text; upload a CSV file, optionally gzip-compressed"),
     ("orders.csv.gz", gzip.compress(b"%PDF-1.4 inside"), "orders.csv.gz: the gzip content is a "
-     "PDF document, not text; upload a CSV file (optionally gzip-compressed)"),
+     "PDF document, not text; upload a CSV file, optionally gzip-compressed"),
     ("nested.csv.gz", gzip.compress(gzip.compress(HEADER.encode())),
-     "nested.csv.gz: gzip inside gzip; compress the CSV file once"),
+     "nested.csv.gz: gzip inside gzip; compress the file once"),
     ("cut.csv.gz", gzip.compress((HEADER + ROW * 50).encode())[:-30],
      "cut.csv.gz: the gzip stream is truncated; upload the complete file"),
     ("bin.csv", HEADER.encode() + b"O-1,\x00\x01\x02", "bin.csv: binary content (a NUL byte at "
-     "byte offset 75, line 2); upload a CSV text file"),
+     "byte offset 75, line 2); upload a CSV file"),
     ("orders.csv", '{"order_id": "O-1"}\n', "orders.csv: the content is JSON, but dataset "
      "'orders' expects CSV with a header row"),
     ("quote.csv", HEADER + '"O-1,C-1,SKU-1,1,2.00,USD,2026-11-01\nO-2,C,S,1,1,USD,x\n',

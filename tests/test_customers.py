@@ -1,0 +1,195 @@
+"""The customers dataset (JSON Lines): a contract and a thin job entry over the same lib.
+
+What lands in the clean zone (normalised, hashed, defaulted, partitioned by signup month),
+every reason code of the quarantine (``row.malformed`` for non-object lines, ``<field>.type``
+for objects and arrays), line numbers, and the upload-time checks for JSON Lines."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from glue_jobs.customers.v1 import job
+from lib.contract import load_contract
+from lib.lake_paths import LakePaths, to_uri
+from lib.ledger import open_ledger
+from lib.upload import UploadRejected, inspect_file, upload_file
+from tests.conftest import REPO, land
+
+CUSTOMERS = REPO / "samples" / "customers"
+FILE1 = "customers_2026-11-01.jsonl"
+FILE2 = "customers_2026-11-02.jsonl.gz"
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def contract():
+    return load_contract("customers", 1)
+
+
+@pytest.fixture(scope="module")
+def lake(spark, tmp_path_factory) -> Path:
+    """Both sample files processed by the customers job."""
+    lake = tmp_path_factory.mktemp("customers") / "lake"
+    ids = [land(lake, CUSTOMERS / f, dataset="customers") for f in (FILE1, FILE2)]
+    code = job.main(["--JOB_NAME", "customers_v1", "--lake_root", to_uri(lake),
+                     "--upload_ids", json.dumps(ids)])
+    assert code == 0
+    return lake
+
+
+def test_clean_rows_are_normalised_hashed_defaulted_and_partitioned_by_month(spark, lake):
+    got = (spark.read.parquet(str(lake / "clean" / "customers"))
+           .select("customer_id", "full_name", "email", "signup_date", "country",
+                   "loyalty_tier", "signup_month", "_contract_version"))
+    schema = T.StructType([
+        T.StructField("customer_id", T.StringType()), T.StructField("full_name", T.StringType()),
+        T.StructField("email", T.StringType()), T.StructField("signup_date", T.DateType()),
+        T.StructField("country", T.StringType()), T.StructField("loyalty_tier", T.StringType()),
+        T.StructField("signup_month", T.StringType()),
+        T.StructField("_contract_version", T.StringType()),
+    ])
+    expected = spark.createDataFrame([
+        ("4", "Katherine Johnson", sha("kj@example.com"), date(2026, 11, 5), "US", "silver",
+         "2026-11", "customers/1"),  # a JSON number where a string is due: its text
+        ("C-1", "Ada Lovelace", sha("ada@example.com"), date(2026, 11, 1), "GB", "gold",
+         "2026-11", "customers/1"),  # inner spaces collapsed; the second C-1 line is a duplicate
+        ("C-2", "Grace Hopper", sha("grace@example.com"), date(2026, 10, 15), "US", "bronze",
+         "2026-10", "customers/1"),  # YYYY/MM/DD accepted; no tier -> bronze
+        ("C-20", "Donald Knuth", sha("dek@example.com"), date(2026, 11, 2), "US", "silver",
+         "2026-11", "customers/1"),
+        ("C-21", "Frances Allen", sha("fa@example.com"), date(2026, 11, 2), "US", "bronze",
+         "2026-11", "customers/1"),
+        ("C-3", "Alan Turing", sha("alan@example.com"), None, "GB", "bronze", None,
+         "customers/1"),  # null date -> the default partition; null tier -> bronze
+    ], schema)
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    folders = sorted(p.name for p in (lake / "clean" / "customers").iterdir() if p.is_dir())
+    assert folders == ["signup_month=2026-10", "signup_month=2026-11",
+                       "signup_month=__HIVE_DEFAULT_PARTITION__"]
+
+
+def test_every_bad_line_is_quarantined_with_its_reason_codes_and_line_number(spark, lake):
+    got = (spark.read.parquet(str(lake / "quarantine" / "customers"))
+           .select("_source_record", "customer_id", "full_name", "_errors", "_raw_record"))
+    schema = T.StructType([
+        T.StructField("_source_record", T.LongType()), T.StructField("customer_id", T.StringType()),
+        T.StructField("full_name", T.StringType()),
+        T.StructField("_errors", T.ArrayType(T.StringType())),
+        T.StructField("_raw_record", T.StringType()),
+    ])
+    expected = spark.createDataFrame([
+        (5, "C-5", '{"first":"Edsger","last":"Dijkstra"}', ["full_name.type"], None),
+        (6, "C-6", "Barbara Liskov",
+         ["country.format", "email.format", "loyalty_tier.enum", "signup_date.format"], None),
+        (7, None, None, ["row.malformed"], '["C-7", "an array, not an object"]'),
+        # line 8 is blank: no record, but it counts for the line numbers after it
+        (10, "C-8", "Linus Torvalds", ["signup_date.format"], None),  # 2026-02-30
+        (11, "C-9", "Margaret Hamilton", ["loyalty_tier.type"], None),
+        (12, "C-10", "Dup One", ["customer_id.conflict"], None),
+        (13, "C-10", "Dup Two", ["customer_id.conflict"], None),
+        (14, None, "No Id", ["customer_id.required"], None),
+        (15, None, None, ["row.malformed"], '{"customer_id": "C-11", "full_name": "Broken'),
+    ], schema)
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_rows_are_conserved_per_upload_in_the_report(lake):
+    report = json.loads(next((lake / "_reports" / "customers").glob("*.json")).read_text())
+    counts = {u["upload_id"]: (u["rows_read"], u["clean"], u["quarantined"],
+                               u["duplicates_removed"]) for u in report["uploads"]}
+    assert counts == {"t-customers-2026-11-01": (14, 4, 9, 1),
+                      "t-customers-2026-11-02": (2, 2, 0, 0)}
+
+
+def test_a_field_holding_an_object_reports_only_its_type(spark, contract) -> None:
+    """An object where a required string is due is not also 'missing'; a string containing
+    JSON text is just a string."""
+    from lib.transforms import apply_contract
+    from tests.conftest import raw_rows
+
+    base = {"customer_id": "C-1", "full_name": "A", "email": "a@b.co", "country": "US"}
+    df = raw_rows(spark, contract, [
+        {**base, "full_name": '{"k":1}', "_nested_fields": "full_name"},
+        {**base, "customer_id": "C-2", "full_name": '{"k":1}'},  # a string that looks like JSON
+        {**base, "customer_id": "C-3", "signup_date": "[1]", "_nested_fields": "signup_date"},
+    ])
+    got = {r["customer_id"]: r["_errors"] for r in
+           df.transform(apply_contract(contract)).select("customer_id", "_errors").collect()}
+    assert got == {"C-1": ["full_name.type"], "C-2": [], "C-3": ["signup_date.type"]}
+
+
+# -- upload checks ------------------------------------------------------------------------
+
+def test_the_customer_samples_pass_with_warnings(contract) -> None:
+    check = inspect_file(CUSTOMERS / FILE1, contract)
+    assert check.warnings == [
+        "keys not in the contract are dropped: tags",
+        "2 of the first 14 lines are not JSON objects (line 7 is a JSON list, not an object); "
+        "they will be quarantined as row.malformed",
+    ]
+    gz = inspect_file(CUSTOMERS / FILE2, contract)
+    assert (gz.compressed, gz.warnings, gz.sample_rows) == (True, [], 2)
+
+
+@pytest.mark.parametrize(("text", "code", "message"), [
+    ("customer_id,full_name\nC-1,A\n", "file.format",
+     "x.jsonl: dataset 'customers' expects JSON Lines (one JSON object per line), but the "
+     "first line does not start with '{' (it starts with 'c')"),
+    ('{"customer_id": "C-1", "full_name": "A", "email": "a@b.co"}\n', "file.missing_columns",
+     "x.jsonl: required key(s) ['country'] for customers/1 appear in none of the first 1 "
+     "objects; keys found: ['customer_id', 'full_name', 'email']; keys are case-sensitive"),
+    ('{"broken": \n{"also": "broken"\n', "file.format",
+     "x.jsonl: none of the first 2 lines is a JSON object (line 1 is not valid JSON "
+     "(Expecting value at column 12)); expected JSON Lines, one object per line"),
+    ("\n\n  \n", "file.empty",
+     "x.jsonl: the file holds no text, only blank lines; one JSON object per line is expected "
+     "(customer_id, full_name, email, signup_date, country, loyalty_tier)"),
+])
+def test_files_that_are_not_this_datasets_json_lines_are_refused(tmp_path, contract, text, code,
+                                                                 message) -> None:
+    f = tmp_path / "x.jsonl"
+    f.write_text(text)
+    with pytest.raises(UploadRejected) as err:
+        inspect_file(f, contract)
+    assert (err.value.code, err.value.message) == (code, message)
+
+
+def test_upload_lands_json_lines_under_a_jsonl_name(tmp_path, contract) -> None:
+    lake = tmp_path / "lake"
+    src = tmp_path / "CRM export (Nov).json.gz"
+    shutil.copy(CUSTOMERS / FILE2, src)
+    r = upload_file(src, contract, open_ledger(lake), LakePaths.from_root(lake))
+    assert (r.status, r.stored_name) == ("ACCEPTED", "CRM_export_Nov.jsonl.gz")
+    assert (lake / "raw" / "customers" / f"ingest_date={r.ingest_date}" / r.upload_id
+            / "CRM_export_Nov.jsonl.gz").is_file()
+
+
+def test_customers_job_reads_gzip_and_plain_the_same(spark, tmp_path) -> None:
+    """The .jsonl.gz sample decompressed and re-landed plain gives the same clean rows."""
+    import gzip
+
+    plain = tmp_path / "customers_2026-11-02.jsonl"
+    plain.write_bytes(gzip.decompress((CUSTOMERS / FILE2).read_bytes()))
+    out = {}
+    for name, src in (("gz", CUSTOMERS / FILE2), ("plain", plain)):
+        lake = tmp_path / name
+        uid = land(lake, src, dataset="customers")
+        assert job.main(["--JOB_NAME", "customers_v1", "--lake_root", to_uri(lake),
+                         "--upload_ids", json.dumps([uid])]) == 0
+        out[name] = (spark.read.parquet(str(lake / "clean" / "customers"))
+                     .drop("_source_file", "_ingested_at", "_upload_id")
+                     .orderBy("customer_id"))
+    assert_df_equality(out["gz"], out["plain"])
+    assert out["plain"].where(F.col("customer_id") == "C-20").count() == 1
