@@ -5,11 +5,19 @@
     lake [--lake-root DIR] run JOB [--version N] [--input FILE ...]
     lake [--lake-root DIR] reprocess UPLOAD_ID [--version N]
     lake contract check [DATASET] [--file CONTRACT.yaml]
+    lake [--lake-root DIR] crawl [NAME]
+    lake [--lake-root DIR] query "SQL" | --named NAME [--param V ...] [--format table|csv|json]
+    lake [--lake-root DIR] queries [--run] [--param NAME=VALUE ...] [--format ...]
+    lake [--lake-root DIR] pipeline
 
 ``--lake-root`` defaults to ``$LAKE_ROOT`` or ``.lake``. ``run`` and ``reprocess`` call the
 job's entry point in ``glue_jobs/<job>/v<N>/job.py`` in-process with the same Glue-style
-arguments the job gets on AWS. Exit codes: 0 success; 1 some upload was rejected or failed;
-2 the command could not run (usage, unknown dataset / upload, another run in progress).
+arguments the job gets on AWS. ``crawl``, ``query`` and ``pipeline`` open the lake's
+embedded Hive metastore (``<lake root>/_local/spark``), the local Glue Data Catalog.
+
+Exit codes: 0 success; 1 some upload was rejected or failed, a breaking contract change, or
+a crawl conflict; 2 the command could not run (usage, unknown dataset / upload / table, a
+bad query, another run in progress).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from lib.catalog import CatalogError, crawl
 from lib.compat import check_compatible, check_dataset
 from lib.contract import (
     ContractError,
@@ -32,9 +41,12 @@ from lib.contract import (
     load_contract,
     load_contract_file,
 )
+from lib.crawlers import CrawlerDefinitionError, load_crawlers
 from lib.lake_paths import LakePaths, local_path, to_uri
-from lib.ledger import ACCEPTED, STATUSES, Ledger, LedgerError, UploadRecord, open_ledger
-from lib.runtime import JobArgumentError
+from lib.ledger import ACCEPTED, PENDING, STATUSES, Ledger, LedgerError, UploadRecord, open_ledger
+from lib.query import FORMATS as QUERY_FORMATS
+from lib.query import QueryError, format_result, load_named_queries, run_query
+from lib.runtime import JobArgumentError, local_work_dir
 from lib.upload import human_bytes, max_upload_bytes, upload_file
 
 _VERSION_DIR = re.compile(r"^v(\d+)$")
@@ -138,6 +150,131 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     return _run_job(args, record.dataset, args.version, [record.upload_id])
 
 
+def _catalog_spark(args: argparse.Namespace):  # noqa: ANN202 - pyspark SparkSession
+    """The local SparkSession with the lake's Hive metastore (the local Glue Data Catalog)."""
+    from pyspark.sql import SparkSession
+
+    from lib.local_spark import local_spark_session
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    root = _lake_dir(args)
+    root.mkdir(parents=True, exist_ok=True)
+    return local_spark_session(local_work_dir(to_uri(root)), app_name="lake", hive=True)
+
+
+def _crawl(args: argparse.Namespace, names: Sequence[str] | None) -> int:
+    crawlers = load_crawlers()
+    if names:
+        unknown = [n for n in names if n not in crawlers]
+        if unknown:
+            raise CliError(f"unknown crawler {unknown[0]!r}; crawlers: "
+                           f"{', '.join(sorted(crawlers))}")
+    spark = _catalog_spark(args)
+    paths = LakePaths.from_root(_lake_dir(args))
+    conflicts = 0
+    for name in names or sorted(crawlers):
+        print(f"crawler {name} -> database {crawlers[name].database}", flush=True)
+        for result in crawl(spark, crawlers[name], paths):
+            print("  " + result.describe().replace("\n", "\n  "), flush=True)
+            conflicts += len(result.conflicts)
+    return 1 if conflicts else 0
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    return _crawl(args, [args.name] if args.name else None)
+
+
+def _named_params(values: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for v in values:
+        if "=" not in v:
+            raise CliError(f"--param {v!r}: named queries take --param NAME=VALUE")
+        k, _, val = v.partition("=")
+        out[k] = val
+    return out
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    if bool(args.sql) == bool(args.named):
+        raise CliError("give either a SQL query or --named NAME")
+    if args.named:
+        queries = load_named_queries()
+        if args.named not in queries:
+            raise CliError(f"unknown named query {args.named!r}; named queries: "
+                           f"{', '.join(sorted(queries))}")
+        q = queries[args.named]
+        sql, params = q.sql, q.bind(_named_params(args.param))
+    else:
+        sql, params = args.sql, list(args.param)
+    result = run_query(_catalog_spark(args), sql, params, max_rows=args.max_rows)
+    print(format_result(result, args.format))
+    if result.truncated:
+        print(f"lake: only the first {args.max_rows} rows are shown (--max-rows)",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_queries(args: argparse.Namespace) -> int:
+    queries = load_named_queries()
+    if not args.run:
+        for q in queries.values():
+            params = f"  (--param {' '.join(dict.fromkeys(q.parameters))})" if q.parameters else ""
+            print(f"{q.name}{params}\n    {q.description}")
+        return 0
+    values = _named_params(args.param)
+    spark = _catalog_spark(args)
+    for q in queries.values():
+        print(f"== {q.name}: {q.description}")
+        result = run_query(spark, q.sql, q.bind(values), max_rows=args.max_rows)
+        print(format_result(result, args.format) + "\n", flush=True)
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    """What the scheduled workflow does on AWS: each dataset with pending uploads runs its
+    current job version, then the crawlers run, then a summary."""
+    spark = _catalog_spark(args)  # first: the jobs below run in this (Hive) session
+    ledger = _ledger(args)
+    jobs = job_versions()
+    ran: list[tuple[str, str, int, list[str]]] = []
+    for dataset in sorted(available_contracts()):
+        pending = [r.upload_id for r in ledger.find(dataset, PENDING)]
+        if not pending:
+            print(f"== {dataset}: no pending uploads", flush=True)
+            continue
+        if dataset not in jobs:
+            print(f"== {dataset}: {len(pending)} pending upload(s) but no job in glue_jobs/",
+                  flush=True)
+            ran.append((dataset, "-", 2, pending))
+            continue
+        version = jobs[dataset][-1]
+        print(f"== {dataset}: {len(pending)} pending upload(s) -> job {dataset} v{version}",
+              flush=True)
+        code = _run_job(args, dataset, version, None)
+        ran.append((dataset, f"{dataset}_v{version}", code, pending))
+    print("== crawlers", flush=True)
+    crawl_code = _crawl(args, None)
+    del spark
+    print("== pipeline summary")
+    rows = []
+    for dataset, job, code, ids in ran:
+        recs = [ledger.get(u) for u in ids]
+        total = {k: sum(getattr(r, k) or 0 for r in recs)
+                 for k in ("rows_read", "clean", "quarantined", "duplicates_removed")}
+        rows.append({"dataset": dataset, "job": job, "uploads": str(len(ids)),
+                     **{k: str(v) for k, v in total.items()},
+                     "result": "ok" if code == 0 else f"exit {code}: "
+                     + ", ".join(sorted({r.status for r in recs}))})
+    if rows:
+        print(format_table(rows, _PIPELINE_COLUMNS))
+    else:
+        print("no dataset had pending uploads; catalog refreshed")
+    print("crawlers: " + ("ok" if crawl_code == 0 else "conflicts (see above)"))
+    return 1 if crawl_code or any(code for *_, code, _ in ran) else 0
+
+
 def cmd_contract_check(args: argparse.Namespace) -> int:
     """Compatibility of consecutive contract versions (or of a candidate file against the
     bundled version before it). Exit 1 when a change breaks the shared tables."""
@@ -167,7 +304,10 @@ def cmd_contract_check(args: argparse.Namespace) -> int:
 
 _STATUS_COLUMNS = ("upload_id", "dataset", "status", "original_name", "size", "received_at",
                    "rows_read", "clean", "quarantined", "duplicates_removed", "reason")
-_HEADINGS = {"upload_id": "UPLOAD", "dataset": "DATASET", "status": "STATUS",
+_PIPELINE_COLUMNS = ("dataset", "job", "uploads", "rows_read", "clean", "quarantined",
+                     "duplicates_removed", "result")
+_HEADINGS = {"job": "JOB", "uploads": "UPLOADS", "result": "RESULT",
+             "upload_id": "UPLOAD", "dataset": "DATASET", "status": "STATUS",
              "original_name": "FILE", "size": "SIZE", "received_at": "RECEIVED",
              "rows_read": "READ", "clean": "CLEAN", "quarantined": "QUARANTINED",
              "duplicates_removed": "DUPLICATES", "reason": "REASON / ERROR"}
@@ -211,6 +351,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     records = ledger.find(args.dataset, args.status and [args.status])
     if args.format == "json":
         print(json.dumps([r.to_dict() for r in records], indent=2))
+    elif args.format == "ids":
+        print("\n".join(r.upload_id for r in records))
     elif not records:
         print("no uploads" + (f" for dataset {args.dataset!r}" if args.dataset else ""))
     else:
@@ -239,7 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("upload_id", nargs="?", help="one upload: its record and history")
     st.add_argument("--dataset", help="only this dataset")
     st.add_argument("--status", choices=STATUSES, help="only uploads in this status")
-    st.add_argument("--format", choices=("table", "json"), default="table")
+    st.add_argument("--format", choices=("table", "json", "ids"), default="table",
+                    help="ids: one upload id per line, oldest first")
     st.set_defaults(func=cmd_status)
 
     run = sub.add_parser("run", help="run a job on the dataset's pending uploads")
@@ -264,6 +407,34 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--file", help="a candidate contract file, checked against the bundled "
                     "version before it")
     cc.set_defaults(func=cmd_contract_check)
+
+    cr = sub.add_parser("crawl", help="apply crawler definitions (crawlers/) to the local "
+                        "catalog: tables, new columns, new partitions")
+    cr.add_argument("name", nargs="?", help="one crawler (default: all)")
+    cr.set_defaults(func=cmd_crawl)
+
+    def query_output(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--format", choices=QUERY_FORMATS, default="table")
+        p.add_argument("--max-rows", type=int, default=1000, metavar="N",
+                       help="rows to fetch at most (default: 1000)")
+
+    q = sub.add_parser("query", help="run Athena (Trino) SQL on the catalogued tables")
+    q.add_argument("sql", nargs="?", help="the query, e.g. \"SELECT * FROM clean.orders\"")
+    q.add_argument("--named", metavar="NAME", help="run a named query of infra/athena/")
+    q.add_argument("--param", action="append", default=[], metavar="VALUE",
+                   help="a value for each ? in order (named queries: NAME=VALUE)")
+    query_output(q)
+    q.set_defaults(func=cmd_query)
+
+    nq = sub.add_parser("queries", help="list the named queries of infra/athena/, or run them")
+    nq.add_argument("--run", action="store_true", help="run every named query")
+    nq.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    query_output(nq)
+    nq.set_defaults(func=cmd_queries)
+
+    pl = sub.add_parser("pipeline", help="the scheduled workflow: run each dataset's current "
+                        "job on its pending uploads, then the crawlers, then a summary")
+    pl.set_defaults(func=cmd_pipeline)
     return parser
 
 
@@ -277,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise CliError(str(exc)) from exc
         return args.func(args)
     except (CliError, JobArgumentError, ContractError, ContractNotFoundError,
-            LedgerError) as exc:
+            LedgerError, QueryError, CatalogError, CrawlerDefinitionError) as exc:
         print(f"lake: error: {exc}", file=sys.stderr)
         return 2
 

@@ -26,8 +26,11 @@ def local_spark_session(
     master: str | None = None,
     driver_memory: str | None = None,
     shuffle_partitions: int | None = None,
+    hive: bool = False,
 ) -> SparkSession:
-    """Get or create the process's local SparkSession, rooted at ``work_dir``."""
+    """Get or create the process's local SparkSession, rooted at ``work_dir``. With ``hive``
+    its catalog is an embedded Hive metastore (Derby, ``<work_dir>/derby``) that stands in
+    for the Glue Data Catalog; one process at a time may open it."""
     work = Path(work_dir).resolve()
     for sub in ("warehouse", "tmp", "local", "derby"):
         (work / sub).mkdir(parents=True, exist_ok=True)
@@ -58,4 +61,9 @@ def local_spark_session(
     )
     for key, value in SESSION_CONF.items():
         builder = builder.config(key, value)
+    if hive:
+        # Registering a partition must not list its files for statistics (the crawl already
+        # knows them, and a large partition would make it slow).
+        builder = builder.enableHiveSupport().config("spark.hadoop.hive.stats.autogather",
+                                                     "false")
     return builder.getOrCreate()

@@ -99,12 +99,13 @@ def _logger(name: str) -> logging.Logger:
     return log
 
 
-def _local_work_dir(args: Mapping[str, str | None]) -> Path:
+def local_work_dir(lake_root: str | None) -> Path:
+    """Where a local session keeps its warehouse, metastore and temp files:
+    ``$LAKE_SPARK_DIR``, else ``<lake root>/_local/spark`` (the catalog belongs to its lake)."""
     explicit = os.environ.get("LAKE_SPARK_DIR")
     if explicit:
         return Path(explicit)
-    root = args.get("lake_root")
-    local = local_path(join(to_uri(root), "_local", "spark")) if root else None
+    local = local_path(join(to_uri(lake_root), "_local", "spark")) if lake_root else None
     return local or Path(tempfile.gettempdir()) / "lake-spark"
 
 
@@ -131,7 +132,7 @@ def open_job(argv: Sequence[str], required: Sequence[str] = (),
         ctx = JobContext(spark, args, log, "glue", job)
     else:
         spark = SparkSession.getActiveSession() or local_spark_session(
-            _local_work_dir(args), app_name=str(args["JOB_NAME"]))
+            local_work_dir(args.get("lake_root")), app_name=str(args["JOB_NAME"]))
         ctx = JobContext(spark, args, log, "local")
     _apply_session_conf(ctx.spark)
     yield ctx

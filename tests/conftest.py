@@ -28,7 +28,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
     (so parallel runs never share a metastore)."""
     work = tmp_path_factory.mktemp("spark")
     os.environ["LAKE_SPARK_DIR"] = str(work)
-    session = local_spark_session(work, app_name="lake-tests", shuffle_partitions=2)
+    session = local_spark_session(work, app_name="lake-tests", shuffle_partitions=2, hive=True)
     yield session
     session.stop()
 
