@@ -1,23 +1,28 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+from lib.catalog import crawl
 from lib.contract import Contract, load_contract
-from lib.lake_paths import to_uri
+from lib.crawlers import load_crawlers
+from lib.lake_paths import LakePaths, to_uri
 from lib.ledger import ACCEPTED, UploadRecord, open_ledger
 from lib.local_spark import local_spark_session
 from lib.schemas import raw_schema
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples" / "orders"
+CUSTOMERS = REPO / "samples" / "customers"
 INGESTED_AT = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 INGEST_DATE = date(2026, 11, 21)
 
@@ -105,3 +110,43 @@ def landed_uri(lake: Path, src: Path, upload_id: str | None = None,
     """Where :func:`land` puts ``src`` (the URI the job reports it by)."""
     return (f"{to_uri(lake / 'raw' / dataset)}/ingest_date={ingest_date}/"
             f"{upload_id or landed_id(src)}/{src.name}")
+
+
+# -- catalog ---------------------------------------------------------------------------------
+
+def reset_catalog(spark: SparkSession) -> None:
+    """One metastore serves the whole test session: start each lake from an empty catalog.
+    The tables are EXTERNAL, so dropping them never touches data."""
+    for db in ("clean", "quarantine"):
+        spark.sql(f"DROP DATABASE IF EXISTS {db} CASCADE")
+
+
+def run(job: Any, name: str, lake: Path, *files: Path, dataset: str = "orders") -> None:
+    ids = [land(lake, f, dataset=dataset) for f in files]
+    assert job.main(["--JOB_NAME", name, "--lake_root", to_uri(lake),
+                     "--upload_ids", json.dumps(ids)]) == 0
+
+
+def crawl_all(spark: SparkSession, lake: Path, crawlers: dict | None = None) -> dict:
+    out = {}
+    for c in (crawlers or load_crawlers()).values():
+        for r in crawl(spark, c, LakePaths.from_root(lake)):
+            out[r.table] = r
+    return out
+
+
+@pytest.fixture(scope="session")
+def processed_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """orders v1 (two uploads) and customers (two uploads) processed; not catalogued.
+    Shared by the catalog and query tests: never change its data."""
+    from glue_jobs.customers.v1 import job as customers_job
+    from glue_jobs.orders.v1 import job as orders_v1
+
+    lake = tmp_path_factory.mktemp("catalog") / "lake"
+    run(orders_v1, "orders_v1", lake, SAMPLES / "orders_2026-11-01.csv",
+        SAMPLES / "orders_2026-11-02.csv.gz")
+    run(customers_job, "customers_v1", lake, CUSTOMERS / "customers_2026-11-01.jsonl",
+        CUSTOMERS / "customers_2026-11-02.jsonl.gz", dataset="customers")
+    return lake
+
+

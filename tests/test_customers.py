@@ -22,9 +22,8 @@ from lib.contract import load_contract
 from lib.lake_paths import LakePaths, to_uri
 from lib.ledger import open_ledger
 from lib.upload import UploadRejected, inspect_file, upload_file
-from tests.conftest import REPO, land
+from tests.conftest import CUSTOMERS, land
 
-CUSTOMERS = REPO / "samples" / "customers"
 FILE1 = "customers_2026-11-01.jsonl"
 FILE2 = "customers_2026-11-02.jsonl.gz"
 

@@ -1,0 +1,206 @@
+"""The local crawl (crawler definitions applied to the lake's Hive metastore) and what it
+catalogues: Glue-crawler Hive types, partitions, schema change and delete policies,
+idempotency, and old and new contract versions read through one table."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from glue_jobs.orders.v1 import job as orders_v1
+from glue_jobs.orders.v2 import job as orders_v2
+from lib.catalog import _glob_regex, crawl, hive_type
+from lib.contract import available_contracts
+from lib.crawlers import CrawlerDefinitionError, load_crawlers, parse_crawler
+from lib.lake_paths import LakePaths
+from lib.query import run_query
+from tests.conftest import REPO, SAMPLES, crawl_all, reset_catalog, run
+
+
+def columns(spark, table: str) -> list[tuple[str, str, bool]]:
+    return [(c.name, c.dataType, c.isPartition) for c in spark.catalog.listColumns(table)]
+
+
+@pytest.fixture(scope="module")
+def lake(spark, processed_lake) -> Path:
+    """The processed lake, crawled once from an empty catalog."""
+    lake = processed_lake
+    reset_catalog(spark)
+    first = crawl_all(spark, lake)
+    assert {t: r.action for t, r in first.items()} == {
+        "clean.orders": "created", "clean.customers": "created",
+        "quarantine.orders": "created", "quarantine.customers": "created"}
+    return lake
+
+
+def test_tables_get_the_hive_types_a_glue_crawler_gives_parquet(spark, lake) -> None:
+    assert columns(spark, "clean.orders") == [
+        ("order_id", "string", False), ("customer_id", "string", False),
+        ("customer_email", "string", False), ("product_sku", "string", False),
+        ("quantity", "int", False), ("unit_price", "decimal(12,2)", False),
+        ("currency", "string", False), ("order_ts", "timestamp", False),
+        ("country", "string", False), ("total_amount", "decimal(18,2)", False),
+        ("_upload_id", "string", False), ("_source_file", "string", False),
+        ("_ingested_at", "timestamp", False), ("_contract_version", "string", False),
+        ("order_date", "string", True),  # partition keys: string, as the crawler types them
+    ]
+    assert columns(spark, "quarantine.customers") == [
+        ("customer_id", "string", False), ("full_name", "string", False),
+        ("email", "string", False), ("signup_date", "string", False),
+        ("country", "string", False), ("loyalty_tier", "string", False),
+        ("_errors", "array<string>", False), ("_raw_record", "string", False),
+        ("_source_record", "bigint", False), ("_upload_id", "string", False),
+        ("_source_file", "string", False), ("_ingested_at", "timestamp", False),
+        ("_contract_version", "string", False), ("ingest_date", "string", True),
+    ]
+    assert [c[:2] for c in columns(spark, "clean.customers") if c[0] == "signup_date"] == [
+        ("signup_date", "date")]
+
+
+def test_every_partition_folder_is_registered(spark, lake) -> None:
+    parts = {t: sorted(r[0] for r in spark.sql(f"SHOW PARTITIONS {t}").collect())
+             for t in ("clean.orders", "clean.customers", "quarantine.orders")}
+    assert parts == {
+        "clean.orders": ["order_date=2026-11-01", "order_date=2026-11-02"],
+        "clean.customers": ["signup_month=2026-10", "signup_month=2026-11",
+                            "signup_month=__HIVE_DEFAULT_PARTITION__"],
+        "quarantine.orders": ["ingest_date=2026-11-21"],
+    }
+    counts = run_query(spark, "SELECT count(*) AS n FROM clean.orders").rows
+    assert counts == [(6,)]
+    nulls = run_query(spark, "SELECT customer_id FROM clean.customers "
+                             "WHERE signup_month IS NULL").rows
+    assert nulls == [("C-3",)]  # the default partition reads as null
+
+
+def test_a_second_crawl_changes_nothing(spark, lake) -> None:
+    again = crawl_all(spark, lake)
+    assert {t: (r.action, r.columns_added, r.partitions_added, r.logged, r.conflicts)
+            for t, r in again.items()} == {
+        t: ("unchanged", [], [], [], []) for t in again}
+
+
+def test_every_dataset_is_a_target_of_both_crawlers() -> None:
+    crawlers = load_crawlers()
+    assert {c.zone: c.database for c in crawlers.values()} == {
+        "clean": "clean", "quarantine": "quarantine"}
+    for c in crawlers.values():
+        assert sorted(c.targets) == sorted(available_contracts()), c.name
+        assert (c.update_behavior, c.delete_behavior, c.recrawl_behavior) == (
+            "UPDATE_IN_DATABASE", "LOG", "CRAWL_EVERYTHING")
+        assert json.loads(c.glue_configuration()) == {
+            "Version": 1.0,
+            "CrawlerOutput": {"Partitions": {"AddOrUpdateBehavior": "InheritFromTable"},
+                              "Tables": {"AddOrUpdateBehavior": "MergeNewColumns"}},
+            "Grouping": {"TableGroupingPolicy": "CombineCompatibleSchemas"}}
+        for excluded in ("_SUCCESS", "order_date=2026-11-01/_SUCCESS", "_temporary/0/x",
+                         "_staging/orders/run/part.parquet",
+                         "order_date=2026-11-01/.part-0.parquet.crc"):
+            assert any(_glob_regex(p).match(excluded) for p in c.exclusions), excluded
+        assert not any(_glob_regex(p).match("order_date=2026-11-01/u1_r1_00000.parquet")
+                       for p in c.exclusions)
+
+
+def test_v1_then_v2_then_a_crawl_reads_old_and_new_partitions_in_one_query(spark,
+                                                                             tmp_path) -> None:
+    lake = tmp_path / "lake"
+    run(orders_v1, "orders_v1", lake, SAMPLES / "orders_2026-11-01.csv")
+    reset_catalog(spark)
+    crawl_all(spark, lake)
+    run(orders_v2, "orders_v2", lake, REPO / "samples" / "orders" /
+        "orders_2026-11-04_discounts.csv")
+    results = crawl_all(spark, lake)
+    clean = results["clean.orders"]
+    assert (clean.action, clean.columns_added, clean.partitions_added) == (
+        "updated", ["discount_pct"], ["order_date=2026-11-04"])
+    assert results["quarantine.orders"].columns_added == ["discount_pct"]
+    got = run_query(spark, """
+        SELECT order_id, _contract_version AS v, discount_pct, total_amount
+        FROM clean.orders ORDER BY order_id""").rows
+    assert got == [
+        ("O-1001", "orders/1", None, Decimal("39.98")),
+        ("O-1002", "orders/1", None, Decimal("5.00")),
+        ("O-1003", "orders/1", None, Decimal("15.00")),
+        ("O-1012", "orders/1", None, Decimal("1.50")),
+        ("O-4001", "orders/2", Decimal("12.50"), Decimal("52.47")),
+        ("O-4002", "orders/2", Decimal("50.00"), Decimal("5.03")),
+        ("O-4003", "orders/2", None, Decimal("10.00")),
+    ]
+
+
+def test_update_behavior_log_only_logs_new_columns_and_delete_policies_apply(spark,
+                                                                            tmp_path) -> None:
+    lake = tmp_path / "lake"
+    run(orders_v1, "orders_v1", lake, SAMPLES / "orders_2026-11-01.csv",
+        SAMPLES / "orders_2026-11-02.csv.gz")
+    reset_catalog(spark)
+    clean = load_crawlers()["clean"]
+    crawl(spark, clean, LakePaths.from_root(lake))
+    run(orders_v2, "orders_v2", lake, REPO / "samples" / "orders" /
+        "orders_2026-11-04_discounts.csv")
+    log_only = replace(clean, update_behavior="LOG")
+    r = crawl(spark, log_only, LakePaths.from_root(lake))[0]
+    assert r.columns_added == [] and r.logged == [
+        "new column(s) not added (update_behavior LOG): discount_pct"]
+    assert "discount_pct" not in [c[0] for c in columns(spark, "clean.orders")]
+    assert r.partitions_added == ["order_date=2026-11-04"]  # partitions are always registered
+
+    shutil.rmtree(lake / "clean" / "orders" / "order_date=2026-11-02")
+    r = crawl(spark, log_only, LakePaths.from_root(lake))[0]
+    assert r.logged[-1] == ("partition folder(s) gone, kept in the catalog (LOG): "
+                            "order_date=2026-11-02")
+    r = crawl(spark, replace(clean, delete_behavior="DELETE_FROM_DATABASE"),
+              LakePaths.from_root(lake))[0]
+    assert (r.columns_added, r.partitions_removed) == (["discount_pct"],
+                                                       ["order_date=2026-11-02"])
+    shown = sorted(x[0] for x in spark.sql("SHOW PARTITIONS clean.orders").collect())
+    assert shown == ["order_date=2026-11-01", "order_date=2026-11-04"]
+
+
+def test_a_dataset_without_data_yet_is_skipped(spark, tmp_path) -> None:
+    reset_catalog(spark)
+    results = crawl_all(spark, tmp_path / "empty-lake")
+    assert {r.action for r in results.values()} == {"no data yet"}
+    assert spark.sql("SHOW TABLES IN clean").count() == 0
+
+
+@pytest.mark.parametrize(("arrow", "hive"), [
+    (pa.string(), "string"), (pa.int32(), "int"), (pa.int64(), "bigint"),
+    (pa.decimal128(5, 2), "decimal(5,2)"), (pa.timestamp("ns"), "timestamp"),
+    (pa.date32(), "date"), (pa.list_(pa.string()), "array<string>"), (pa.bool_(), "boolean"),
+    (pa.float64(), "double"),
+])
+def test_parquet_types_map_to_hive_types(arrow, hive) -> None:
+    assert hive_type(arrow) == hive
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"recrawl_policy": "CRAWL_NEW_FOLDERS_ONLY"},
+     "x.yaml: recrawl_policy: CRAWL_NEW_FOLDERS_ONLY needs update_behavior LOG and "
+     "delete_behavior LOG (as on AWS); use CRAWL_EVERYTHING to add new columns"),
+    ({"table_grouping": "None"},
+     "x.yaml: table_grouping: expected one of CombineCompatibleSchemas, got 'None'"),
+    ({"partitions": "InheritFromPartition"},
+     "x.yaml: partitions: expected one of InheritFromTable, got 'InheritFromPartition'"),
+    ({"zone": "raw"}, "x.yaml: zone: expected one of clean, quarantine, got 'raw'"),
+    ({"targets": [{"dataset": "orders"}, {"dataset": "orders"}]},
+     "x.yaml: targets: a dataset is listed twice"),
+    ({"schedule": "cron(0 * * * ? *)"},
+     "x.yaml: schedule: unknown field; allowed: name, description, zone, database, "
+     "table_prefix, targets, exclusions, schema_change_policy, recrawl_policy, partitions, "
+     "table_grouping"),
+])
+def test_invalid_crawler_definitions_are_refused_with_the_field(change, message) -> None:
+    import yaml
+
+    doc = yaml.safe_load((REPO / "crawlers" / "clean.yaml").read_text())
+    doc.update(change)
+    with pytest.raises(CrawlerDefinitionError) as err:
+        parse_crawler(doc, "x.yaml")
+    assert str(err.value) == message

@@ -1,0 +1,211 @@
+"""`lake query`: Athena SQL transpiled to Spark SQL, parameters, clear errors, the output
+formats, the named queries of infra/athena/ with their expected results, and `lake
+pipeline` from uploads to queryable tables."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from lib import cli
+from lib.query import (
+    QueryError,
+    QueryResult,
+    format_result,
+    load_named_queries,
+    run_query,
+    to_spark_sql,
+)
+from tests.conftest import CUSTOMERS, REPO, SAMPLES, crawl_all, reset_catalog
+
+
+@pytest.fixture(scope="module")
+def lake(spark, processed_lake) -> Path:
+    reset_catalog(spark)
+    crawl_all(spark, processed_lake)
+    return processed_lake
+
+
+def named(spark, name: str, **params: str) -> list[tuple]:
+    q = load_named_queries()[name]
+    return run_query(spark, q.sql, q.bind(params)).rows
+
+
+# -- transpiling -----------------------------------------------------------------------------
+
+def test_athena_functions_become_spark_ones() -> None:
+    sql = ("SELECT date_format(order_ts, '%Y-%m') AS m, approx_distinct(order_id) AS n, "
+           "CAST(quantity AS varchar) AS q FROM clean.orders")
+    assert to_spark_sql(sql) == (
+        "SELECT DATE_FORMAT(order_ts, 'yyyy-MM') AS m, APPROX_COUNT_DISTINCT(order_id) AS n, "
+        "CAST(quantity AS STRING) AS q FROM clean.orders")
+
+
+def test_parameters_are_bound_as_literals_never_as_sql() -> None:
+    assert to_spark_sql("SELECT * FROM clean.orders WHERE _upload_id = ?", ["x' OR '1'='1"]) \
+        == "SELECT * FROM clean.orders WHERE _upload_id = 'x\\' OR \\'1\\'=\\'1'"
+
+
+@pytest.mark.parametrize(("sql", "params", "message"), [
+    ("SELEC * FROM", [],
+     "cannot parse the query (Athena/Trino SQL): Required keyword: 'expression' missing for "
+     "<class 'sqlglot.expressions.core.Mul'> at line 1, column 12, near: SELEC * FROM"),
+    ("DROP TABLE clean.orders", [],
+     "lake query runs read-only queries (SELECT, WITH, SHOW, DESCRIBE), not DROP; tables are "
+     "created and updated by `lake crawl`"),
+    ("SELECT 1; SELECT 2", [], "expected one SQL statement, got 2"),
+    ("SELECT * FROM clean.orders WHERE order_id = ?", [],
+     "the query has 1 parameter(s) (?) but 0 value(s) were given"),
+])
+def test_bad_queries_are_refused_before_running(sql, params, message) -> None:
+    with pytest.raises(QueryError) as err:
+        to_spark_sql(sql, params)
+    assert str(err.value) == message
+
+
+def test_an_unknown_table_lists_the_tables_that_exist(spark, lake) -> None:
+    with pytest.raises(QueryError) as err:
+        run_query(spark, "SELECT * FROM clean.invoices")
+    assert str(err.value) == ("table clean.invoices does not exist; tables: clean.customers, "
+                              "clean.orders, quarantine.customers, quarantine.orders")
+
+
+# -- output ----------------------------------------------------------------------------------
+
+def test_output_formats() -> None:
+    result = QueryResult(("currency", "revenue", "codes"),
+                         [("USD", Decimal("51.23"), ["a.b", "c.d"]), ("EUR", None, [])])
+    assert json.loads(format_result(result, "json")) == [
+        {"currency": "USD", "revenue": "51.23", "codes": ["a.b", "c.d"]},
+        {"currency": "EUR", "revenue": None, "codes": []}]
+    assert format_result(result, "csv") == (
+        'currency,revenue,codes\nUSD,51.23,"[""a.b"", ""c.d""]"\nEUR,,[]')
+    assert format_result(result, "table") == (
+        "currency | revenue | codes\n"
+        "---------+---------+---------------\n"
+        'USD      | 51.23   | ["a.b", "c.d"]\n'
+        "EUR      | NULL    | []\n"
+        "(2 rows)")
+
+
+def test_lake_query_prints_a_json_array_of_row_objects(spark, lake, capsys) -> None:
+    ingested = athena_timestamp(spark)
+    code = cli.main(["--lake-root", str(lake), "query", "--format", "json",
+                     "SELECT customer_id, loyalty_tier, signup_date, _ingested_at "
+                     "FROM clean.customers WHERE country = 'GB' ORDER BY customer_id"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"customer_id": "C-1", "loyalty_tier": "gold", "signup_date": "2026-11-01",
+         "_ingested_at": ingested},
+        {"customer_id": "C-3", "loyalty_tier": "bronze", "signup_date": None,
+         "_ingested_at": ingested},
+    ]
+    assert cli.main(["--lake-root", str(lake), "query", "SELECT * FROM nope.x"]) == 2
+    assert capsys.readouterr().err.startswith("lake: error: table nope.x does not exist; "
+                                              "tables: clean.customers")
+
+
+def athena_timestamp(spark) -> str:
+    """The run's _ingested_at as Athena prints a timestamp (UTC, milliseconds), read
+    independently of lake query."""
+    value = spark.sql("SELECT date_format(max(_ingested_at), 'yyyy-MM-dd HH:mm:ss.SSS') AS t "
+                      "FROM clean.customers").collect()[0]["t"]
+    assert len(value) == 23
+    return value
+
+
+# -- named queries ---------------------------------------------------------------------------
+
+def test_the_named_queries_are_the_expected_set() -> None:
+    queries = load_named_queries()
+    assert sorted(queries) == ["daily_revenue_by_currency", "quarantine_reasons_by_day",
+                               "top_skus", "upload_lineage"]
+    assert queries["upload_lineage"].parameters == ("upload_id", "upload_id")
+    with pytest.raises(QueryError, match="named query upload_lineage needs --param "
+                                         "upload_id=VALUE"):
+        queries["upload_lineage"].bind({})
+
+
+def test_daily_revenue_by_currency(spark, lake) -> None:
+    # O-1002 at 10:00+01:00 and O-1003 at 23:30-02:00 fall on 2026-11-01 in UTC
+    assert named(spark, "daily_revenue_by_currency") == [
+        ("2026-11-01", "EUR", 1, 1, Decimal("5.00")),     # O-1002
+        ("2026-11-01", "GBP", 1, 10, Decimal("15.00")),   # O-1003: 10 x 1.5
+        ("2026-11-01", "USD", 2, 7, Decimal("51.23")),    # O-1001 39.98 + O-2001 11.25
+        ("2026-11-02", "CHF", 1, 3, Decimal("1.50")),     # O-1012
+        ("2026-11-02", "EUR", 1, 1, Decimal("99.90")),    # O-2002 (its duplicate removed)
+    ]
+
+
+def test_top_skus(spark, lake) -> None:
+    assert named(spark, "top_skus") == [
+        ("SKU-003", 10, 1, 1), ("SKU-201", 5, 1, 1), ("SKU-012", 3, 1, 1),
+        ("SKU-001", 2, 1, 1), ("SKU-002", 1, 1, 1), ("SKU-202", 1, 1, 1),
+    ]
+
+
+def test_quarantine_reasons_by_day(spark, lake) -> None:
+    day = "2026-11-21"
+    customers = [("country.format", 1), ("customer_id.conflict", 2),
+                 ("customer_id.required", 1), ("email.format", 1), ("full_name.type", 1),
+                 ("loyalty_tier.enum", 1), ("loyalty_tier.type", 1), ("row.malformed", 2),
+                 ("signup_date.format", 2)]
+    orders = [("country.format", 1), ("currency.enum", 1), ("currency.required", 1),
+              ("customer_email.format", 1), ("customer_id.required", 1),
+              ("order_id.conflict", 2), ("order_id.length", 1), ("order_id.required", 1),
+              ("order_ts.format", 2), ("order_ts.range", 1), ("order_ts.required", 1),
+              ("product_sku.format", 2), ("quantity.range", 2), ("quantity.required", 1),
+              ("quantity.type", 1), ("row.malformed", 1), ("unit_price.precision", 1),
+              ("unit_price.range", 1), ("unit_price.required", 1), ("unit_price.type", 1)]
+    assert named(spark, "quarantine_reasons_by_day") == (
+        [("customers", day, code, n) for code, n in customers]
+        + [("orders", day, code, n) for code, n in orders])
+
+
+def test_upload_lineage_lists_every_row_of_one_upload(spark, lake) -> None:
+    assert named(spark, "upload_lineage", upload_id="t-orders-2026-11-02") == [
+        ("clean", "O-2001", None, None, "orders/1"),
+        ("clean", "O-2002", None, None, "orders/1"),
+        ("quarantine", "O-2004", 4, "order_ts.format", "orders/1"),    # 2026-02-30
+        ("quarantine", "O-2005", 5, "quantity.range", "orders/1"),     # 10001
+        ("quarantine", "O-2006", 6, "product_sku.format", "orders/1"),  # "SKU,206"
+    ]  # 6 rows read: 2 clean + 3 quarantined + 1 duplicate (O-2002 again) removed
+
+
+# -- the workflow ----------------------------------------------------------------------------
+
+def test_lake_pipeline_processes_every_dataset_then_crawls(spark, tmp_path, capsys) -> None:
+    lake = str(tmp_path / "lake")
+    reset_catalog(spark)
+    assert cli.main(["--lake-root", lake, "upload", "--dataset", "orders",
+                     str(SAMPLES / "orders_2026-11-01.csv")]) == 0
+    assert cli.main(["--lake-root", lake, "upload", "--dataset", "customers",
+                     str(CUSTOMERS / "customers_2026-11-02.jsonl.gz")]) == 0
+    capsys.readouterr()
+    assert cli.main(["--lake-root", lake, "pipeline"]) == 0
+    out = capsys.readouterr().out
+    assert "== customers: 1 pending upload(s) -> job customers v1" in out
+    assert "== orders: 1 pending upload(s) -> job orders v2" in out
+    assert out.endswith(
+        "== pipeline summary\n"
+        "DATASET    JOB           UPLOADS  READ  CLEAN  QUARANTINED  DUPLICATES  RESULT\n"
+        "customers  customers_v1  1        2     2      0            0           ok\n"
+        "orders     orders_v2     1        14    4      9            1           ok\n"
+        "crawlers: ok\n")
+    assert run_query(spark, "SELECT count(*) FROM clean.orders").rows == [(4,)]
+    assert run_query(spark, "SELECT count(*) FROM quarantine.orders").rows == [(9,)]
+    assert run_query(spark, "SELECT count(*) FROM clean.customers").rows == [(2,)]
+
+    assert cli.main(["--lake-root", lake, "pipeline"]) == 0  # nothing pending: crawl only
+    out = capsys.readouterr().out
+    assert "== orders: no pending uploads" in out
+    assert "clean.orders: unchanged" in out
+    assert out.endswith("no dataset had pending uploads; catalog refreshed\ncrawlers: ok\n")
+
+
+def test_every_named_query_is_athena_sql_that_transpiles() -> None:
+    for q in load_named_queries(REPO / "infra" / "athena").values():
+        assert to_spark_sql(q.sql, ["u"] * len(q.parameters)).startswith("/* name: ")
