@@ -15,13 +15,17 @@ BENCH_DIR ?= .bench
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-run: prereqs $(STAMP) ## Upload the bundled samples (one is rejected), run the orders job, show the ledger
+run: prereqs $(STAMP) ## Upload the bundled samples of both datasets, run the pipeline (jobs, then crawlers), then the named Athena queries
 	@echo "== lake upload: file checks, then the raw zone or rejected/ (exit 1 = some file rejected)"
 	$(LAKE) --lake-root $(LAKE_ROOT) upload --dataset orders samples/orders/* || [ $$? -eq 1 ]
-	@echo "== lake run: the ledger's pending uploads -> clean / quarantine zones"
-	$(LAKE) --lake-root $(LAKE_ROOT) run orders
+	$(LAKE) --lake-root $(LAKE_ROOT) upload --dataset customers samples/customers/* || [ $$? -eq 1 ]
+	@echo "== lake pipeline: each dataset's current job on its pending uploads, then the crawlers"
+	$(LAKE) --lake-root $(LAKE_ROOT) pipeline
 	@echo "== lake status: every upload and what became of it"
 	$(LAKE) --lake-root $(LAKE_ROOT) status
+	@echo "== lake queries --run: the named Athena queries of infra/athena/ on the crawled tables"
+	$(LAKE) --lake-root $(LAKE_ROOT) queries --run \
+	  --param upload_id=$$($(LAKE) --lake-root $(LAKE_ROOT) status --dataset orders --status ARCHIVED --format ids | head -1)
 
 test: prereqs $(STAMP) ## Run all tests (unit, job-level, contract, CLI)
 	$(PY) -m pytest
