@@ -235,7 +235,7 @@ def cmd_queries(args: argparse.Namespace) -> int:
 def cmd_pipeline(args: argparse.Namespace) -> int:
     """What the scheduled workflow does on AWS: each dataset with pending uploads runs its
     current job version, then the crawlers run, then a summary."""
-    spark = _catalog_spark(args)  # first: the jobs below run in this (Hive) session
+    _catalog_spark(args)  # first: the jobs below run in this (Hive) session
     ledger = _ledger(args)
     jobs = job_versions()
     ran: list[tuple[str, str, int, list[str]]] = []
@@ -256,7 +256,6 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         ran.append((dataset, f"{dataset}_v{version}", code, pending))
     print("== crawlers", flush=True)
     crawl_code = _crawl(args, None)
-    del spark
     print("== pipeline summary")
     rows = []
     for dataset, job, code, ids in ran:
