@@ -324,6 +324,7 @@ def _crawl_target(catalog: HiveCatalog, crawler: CrawlerDefinition, dataset: str
              and crawler.recrawl_behavior == "CRAWL_NEW_FOLDERS_ONLY" else None)
     scan = scan_target(folder, crawler.exclusions, known)
     result.conflicts += scan.conflicts
+    result.logged += scan.skipped
     if not scan.partitions:
         result.action = "no data yet"
         return result

@@ -204,3 +204,32 @@ def test_invalid_crawler_definitions_are_refused_with_the_field(change, message)
     with pytest.raises(CrawlerDefinitionError) as err:
         parse_crawler(doc, "x.yaml")
     assert str(err.value) == message
+
+
+def test_a_type_change_in_the_files_is_a_conflict_and_the_table_keeps_its_type(
+        spark, tmp_path, capsys) -> None:
+    """A writer that breaks the contract (quantity as bigint) is reported, never applied:
+    `lake crawl` exits 1 and the table still says int. A stray non-Parquet file is logged."""
+    from pyspark.sql import functions as F
+
+    from lib import cli
+
+    lake = tmp_path / "lake"
+    run(orders_v1, "orders_v1", lake, SAMPLES / "orders_2026-11-01.csv")
+    reset_catalog(spark)
+    crawl_all(spark, lake)
+    clean = lake / "clean" / "orders"
+    (spark.read.parquet(str(clean / "order_date=2026-11-01"))
+     .withColumn("quantity", F.col("quantity").cast("bigint"))
+     .write.parquet(str(tmp_path / "bad")))
+    rogue = clean / "order_date=2026-12-01"
+    rogue.mkdir()
+    shutil.copy(next((tmp_path / "bad").glob("*.parquet")), rogue / "rogue.parquet")
+    (rogue / "notes.txt").write_text("not data")
+    capsys.readouterr()
+    assert cli.main(["--lake-root", str(lake), "crawl", "clean"]) == 1
+    out = capsys.readouterr().out
+    assert ("    conflict: order_date=2026-12-01/rogue.parquet: column quantity is bigint here "
+            "but int in other files; kept as int") in out
+    assert "    log: order_date=2026-12-01/notes.txt: not a Parquet file" in out
+    assert ("quantity", "int", False) in columns(spark, "clean.orders")
