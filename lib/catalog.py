@@ -99,7 +99,6 @@ class TableScan:
     partition_keys: tuple[str, ...] = ()
     partitions: dict[tuple[str, ...], str] = field(default_factory=dict)  # values -> URI
     columns: dict[str, str] = field(default_factory=dict)  # name -> Hive type, file order
-    files: int = 0
     conflicts: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -118,6 +117,9 @@ def scan_target(folder: Path, exclusions: Iterable[str],
             rel = full.relative_to(folder).as_posix()
             if any(rx.match(rel) for rx in excluded):
                 continue
+            if not name.endswith(".parquet"):
+                scan.skipped.append(f"{rel}: not a Parquet file")
+                continue
             parts = rel.split("/")[:-1]
             matches = [_PARTITION_DIR.match(p) for p in parts]
             if not all(matches):
@@ -131,14 +133,10 @@ def scan_target(folder: Path, exclusions: Iterable[str],
                 scan.conflicts.append(f"{rel}: partition keys {list(file_keys)} differ from "
                                       f"{list(keys)}; file not catalogued")
                 continue
-            if not name.endswith(".parquet"):
-                scan.skipped.append(f"{rel}: not a Parquet file")
-                continue
             # segment by segment: Path.as_uri() would escape '=' and Hadoop not find it
             scan.partitions.setdefault(values, join(scan.location, *parts))
             if known_partitions is not None and values in known_partitions:
                 continue
-            scan.files += 1
             _merge_schema(scan, full, rel, set(file_keys))
     scan.partition_keys = keys or ()
     return scan
@@ -248,10 +246,6 @@ class HiveCatalog:
         if specs:
             self.sql(f"ALTER TABLE {_ident(db)}.{_ident(name)} DROP IF EXISTS {specs}")
 
-    def tables(self) -> list[str]:
-        """Every table as ``database.table``, sorted."""
-        return sorted(f"{db.name}.{t.name}" for db in self.spark.catalog.listDatabases()
-                      for t in self.spark.catalog.listTables(db.name) if not t.isTemporary)
 
 
 # -- the crawl -------------------------------------------------------------------------------
@@ -342,7 +336,7 @@ def _crawl_target(catalog: HiveCatalog, crawler: CrawlerDefinition, dataset: str
                 f"table's {list(existing.partition_keys)}; table left as it is (a change of "
                 "partitioning needs a new table)")
             return result
-        _update_columns(catalog, crawler, existing, scan, result)
+        _update_columns(catalog, crawler, db, name, existing, scan, result)
         registered = catalog.partitions(db, name)
     new = {v: loc for v, loc in scan.partitions.items() if v not in registered}
     catalog.add_partitions(db, name, scan.partition_keys, new)
@@ -361,9 +355,8 @@ def _crawl_target(catalog: HiveCatalog, crawler: CrawlerDefinition, dataset: str
     return result
 
 
-def _update_columns(catalog: HiveCatalog, crawler: CrawlerDefinition, existing: TableInfo,
-                    scan: TableScan, result: TableResult) -> None:
-    db, name = result.table.split(".", 1)
+def _update_columns(catalog: HiveCatalog, crawler: CrawlerDefinition, db: str, name: str,
+                    existing: TableInfo, scan: TableScan, result: TableResult) -> None:
     added = {c: t for c, t in scan.columns.items() if c not in existing.columns}
     for c, t in scan.columns.items():
         if c in existing.columns and existing.columns[c] != t:

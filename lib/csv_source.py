@@ -16,20 +16,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lib.contract import (
-    CONTRACT_VERSION,
-    INGESTED_AT,
-    NESTED_FIELDS,
-    QUARANTINE_PARTITION,
-    RAW_RECORD,
-    SOURCE_FILE,
-    SOURCE_RECORD,
-    UPLOAD_ID,
-    Contract,
-)
+from lib.contract import NESTED_FIELDS, RAW_RECORD, SOURCE_RECORD, Contract
 from lib.hadoop_fs import HadoopFs
 from lib.header import HeaderError, HeaderPlan, parse_header_line, plan_header
-from lib.sources import SourceError, Upload, open_check
+from lib.sources import SourceError, Upload, lineage_columns, open_check, record_ordinal
 
 __all__ = ["CSV_OPTIONS", "SourceError", "Upload", "read_header", "read_upload"]
 
@@ -44,7 +34,6 @@ CSV_OPTIONS = {
     "columnNameOfCorruptRecord": RAW_RECORD,
     "enforceSchema": "true",
 }
-_ORDINAL_MASK = (1 << 33) - 1  # monotonically_increasing_id: partition id << 33 | ordinal
 
 
 def read_header(fs: HadoopFs, upload: Upload, contract: Contract) -> HeaderPlan:
@@ -73,11 +62,7 @@ def read_upload(spark: SparkSession, upload: Upload, plan: HeaderPlan, contract:
         ],
         F.lit(None).cast("string").alias(NESTED_FIELDS),
         F.col(RAW_RECORD),
-        ((F.monotonically_increasing_id().bitwiseAND(_ORDINAL_MASK)) + 1).alias(SOURCE_RECORD),
-        F.lit(upload.upload_id).alias(UPLOAD_ID),
-        F.lit(upload.path).alias(SOURCE_FILE),
-        F.lit(ingested_at).cast("timestamp").alias(INGESTED_AT),
-        F.lit(contract.ref).alias(CONTRACT_VERSION),
-        F.lit(upload.ingest_date).alias(QUARANTINE_PARTITION),
+        record_ordinal().alias(SOURCE_RECORD),
+        *lineage_columns(upload, contract, ingested_at),
     )
 

@@ -25,22 +25,11 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lib.contract import (
-    CONTRACT_VERSION,
-    INGESTED_AT,
-    NESTED_FIELDS,
-    QUARANTINE_PARTITION,
-    RAW_RECORD,
-    SOURCE_FILE,
-    SOURCE_RECORD,
-    UPLOAD_ID,
-    Contract,
-)
+from lib.contract import NESTED_FIELDS, RAW_RECORD, SOURCE_RECORD, Contract
 from lib.hadoop_fs import HadoopFs
 from lib.header import HeaderPlan
-from lib.sources import Upload, open_check
+from lib.sources import Upload, lineage_columns, open_check, record_ordinal
 
-_ORDINAL_MASK = (1 << 33) - 1  # monotonically_increasing_id: partition id << 33 | ordinal
 _HUGE = str(1 << 50)
 # Never split a file: one read partition per file keeps line numbers exact.
 SESSION_CONF = {
@@ -81,7 +70,7 @@ def read_upload(spark: SparkSession, upload: Upload, plan: HeaderPlan, contract:
     """One JSON Lines file -> the contract's raw frame."""
     lines = spark.read.text(upload.path).select(
         F.col(_LINE),
-        ((F.monotonically_increasing_id().bitwiseAND(_ORDINAL_MASK)) + 1).alias(SOURCE_RECORD),
+        record_ordinal().alias(SOURCE_RECORD),
     )
     # Filter after numbering: the projection holds a non-deterministic expression, so the
     # filter is not pushed below it and blank lines keep their place in the count.
@@ -97,9 +86,5 @@ def read_upload(spark: SparkSession, upload: Upload, plan: HeaderPlan, contract:
         F.when(~malformed, F.col(NESTED_FIELDS)).alias(NESTED_FIELDS),
         F.when(malformed, F.col(_LINE)).alias(RAW_RECORD),
         F.col(SOURCE_RECORD),
-        F.lit(upload.upload_id).alias(UPLOAD_ID),
-        F.lit(upload.path).alias(SOURCE_FILE),
-        F.lit(ingested_at).cast("timestamp").alias(INGESTED_AT),
-        F.lit(contract.ref).alias(CONTRACT_VERSION),
-        F.lit(upload.ingest_date).alias(QUARANTINE_PARTITION),
+        *lineage_columns(upload, contract, ingested_at),
     )

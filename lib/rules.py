@@ -110,11 +110,11 @@ def typed_value(s: Column, col: ContractColumn) -> Column:
     if t.name == "date":
         # Each accepted layout has the ISO field order; a strict cast (null for 2024-02-30)
         # after normalising the separator. No pattern-based parser: no lenient parsing.
-        shapes = [DATE_LAYOUTS[f] for f in (col.formats or ("YYYY-MM-DD",))]
-        ok = s.rlike(shapes[0])
-        for shape in shapes[1:]:
-            ok = ok | s.rlike(shape)
-        iso = F.translate(s, "/", "-") if len(shapes) > 1 or shapes[0] != DATE_LITERAL else s
+        layouts = col.formats or ("YYYY-MM-DD",)
+        ok = s.rlike(DATE_LAYOUTS[layouts[0]])
+        for layout in layouts[1:]:
+            ok = ok | s.rlike(DATE_LAYOUTS[layout])
+        iso = F.translate(s, "/", "-") if "YYYY/MM/DD" in layouts else s
         return F.when(ok, iso.cast("date"))
     raise ValueError(f"no cast for type {t}")  # pragma: no cover - parser refuses it
 

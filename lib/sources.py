@@ -12,13 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from functools import reduce
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
 
-from lib.contract import Contract
+from lib.contract import (
+    CONTRACT_VERSION,
+    INGESTED_AT,
+    QUARANTINE_PARTITION,
+    SOURCE_FILE,
+    UPLOAD_ID,
+    Contract,
+)
 from lib.hadoop_fs import HadoopFs, java_error_message
+
+_ORDINAL_MASK = (1 << 33) - 1  # monotonically_increasing_id: partition id << 33 | ordinal
 
 
 class SourceError(ValueError):
@@ -60,6 +70,23 @@ def open_check(fs: HadoopFs, upload: Upload) -> str | None:
     except Exception as exc:  # py4j surfaces Java I/O errors (bad gzip, permissions) here
         raise SourceError(upload.path, f"cannot read the file: {java_error_message(exc)}",
                           "file.unreadable") from exc
+
+
+def record_ordinal() -> Column:
+    """1-based position of the row in its read partition: the record's ordinal in its file
+    when the file is read as one partition (every reader makes sure it is)."""
+    return (F.monotonically_increasing_id().bitwiseAND(_ORDINAL_MASK)) + 1
+
+
+def lineage_columns(upload: Upload, contract: Contract, ingested_at: datetime) -> list[Column]:
+    """The identity every raw row of ``upload`` carries, and its quarantine partition."""
+    return [
+        F.lit(upload.upload_id).alias(UPLOAD_ID),
+        F.lit(upload.path).alias(SOURCE_FILE),
+        F.lit(ingested_at).cast("timestamp").alias(INGESTED_AT),
+        F.lit(contract.ref).alias(CONTRACT_VERSION),
+        F.lit(upload.ingest_date).alias(QUARANTINE_PARTITION),
+    ]
 
 
 def reader_for(contract: Contract) -> Reader:

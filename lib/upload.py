@@ -274,9 +274,8 @@ def inspect_file(path: Path, contract: Contract, *, max_bytes: int = DEFAULT_MAX
                              f"limit of {human_bytes(max_bytes)}; split the file and upload "
                              "the parts")
     if size == 0:
-        raise UploadRejected("file.empty", f"{source}: the file is empty (0 bytes); a header "
-                             f"row naming the columns is required "
-                             f"({', '.join(contract.column_names)})")
+        raise UploadRejected("file.empty", f"{source}: the file is empty (0 bytes); "
+                             f"{_expected(contract)}")
     sha256, compressed, scan = _scan(path, source, max_bytes, contract.format)
     try:
         return _check_text(path, contract, source, sha256, compressed, scan, ledger, size)
@@ -285,13 +284,18 @@ def inspect_file(path: Path, contract: Contract, *, max_bytes: int = DEFAULT_MAX
         raise
 
 
+def _expected(contract: Contract) -> str:
+    """What a file of the contract's format must hold, for empty-file messages."""
+    needs = ("a header row naming the columns is required" if contract.format == "csv"
+             else "one JSON object per line is expected")
+    return f"{needs} ({', '.join(contract.column_names)})"
+
+
 def _check_text(path: Path, contract: Contract, source: str, sha256: str, compressed: bool,
                 scan: _TextScan, ledger: Ledger | None, size: int) -> FileCheck:
     if scan.first_char is None:
-        needs = ("a header row is required" if contract.format == "csv"
-                 else "one JSON object per line is expected")
         raise UploadRejected("file.empty", f"{source}: the file holds no text, only blank "
-                             f"lines; {needs} ({', '.join(contract.column_names)})")
+                             f"lines; {_expected(contract)}")
     if contract.format == "csv" and scan.first_char in "{[":
         raise UploadRejected("file.format", f"{source}: the content is JSON, but dataset "
                              f"{contract.dataset!r} expects CSV with a header row")

@@ -226,10 +226,13 @@ def test_a_type_change_in_the_files_is_a_conflict_and_the_table_keeps_its_type(
     rogue.mkdir()
     shutil.copy(next((tmp_path / "bad").glob("*.parquet")), rogue / "rogue.parquet")
     (rogue / "notes.txt").write_text("not data")
+    (clean / "README.txt").write_text("at the table root, walked first")
     capsys.readouterr()
     assert cli.main(["--lake-root", str(lake), "crawl", "clean"]) == 1
     out = capsys.readouterr().out
     assert ("    conflict: order_date=2026-12-01/rogue.parquet: column quantity is bigint here "
             "but int in other files; kept as int") in out
+    assert "    log: README.txt: not a Parquet file" in out  # and no partition-key conflict
+    assert "differ from" not in out
     assert "    log: order_date=2026-12-01/notes.txt: not a Parquet file" in out
     assert ("quantity", "int", False) in columns(spark, "clean.orders")

@@ -152,6 +152,9 @@ def test_the_customer_samples_pass_with_warnings(contract) -> None:
     ('{"broken": \n{"also": "broken"\n', "file.format",
      "x.jsonl: none of the first 2 lines is a JSON object (line 1 is not valid JSON "
      "(Expecting value at column 12)); expected JSON Lines, one object per line"),
+    ("", "file.empty",
+     "x.jsonl: the file is empty (0 bytes); one JSON object per line is expected "
+     "(customer_id, full_name, email, signup_date, country, loyalty_tier)"),
     ("\n\n  \n", "file.empty",
      "x.jsonl: the file holds no text, only blank lines; one JSON object per line is expected "
      "(customer_id, full_name, email, signup_date, country, loyalty_tier)"),
@@ -192,3 +195,28 @@ def test_customers_job_reads_gzip_and_plain_the_same(spark, tmp_path) -> None:
                      .orderBy("customer_id"))
     assert_df_equality(out["gz"], out["plain"])
     assert out["plain"].where(F.col("customer_id") == "C-20").count() == 1
+
+
+def test_line_numbers_stay_exact_when_the_session_would_split_files(spark, tmp_path) -> None:
+    """With 1 KiB splits a 2,000-line file would be read by dozens of tasks and the ordinal
+    restart in each; the reader keeps each file whole for the batch, then restores the
+    session's own setting."""
+    lines = [json.dumps({"customer_id": f"C-{i}", "full_name": "N",
+                         "email": f"n{i}@example.com", "country": "US"})
+             for i in range(1, 2001)]
+    for bad in (3, 1500, 1999):
+        lines[bad - 1] = f"[{bad}]"
+    src = tmp_path / "many.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    lake = tmp_path / "lake"
+    uid = land(lake, src, dataset="customers")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "1024")
+    try:
+        assert job.main(["--JOB_NAME", "customers_v1", "--lake_root", to_uri(lake),
+                         "--upload_ids", json.dumps([uid])]) == 0
+        assert spark.conf.get("spark.sql.files.maxPartitionBytes") == "1024"
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    got = sorted((r["_source_record"], r["_raw_record"]) for r in
+                 spark.read.parquet(str(lake / "quarantine" / "customers")).collect())
+    assert got == [(3, "[3]"), (1500, "[1500]"), (1999, "[1999]")]

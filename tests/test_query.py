@@ -19,7 +19,7 @@ from lib.query import (
     run_query,
     to_spark_sql,
 )
-from tests.conftest import CUSTOMERS, REPO, SAMPLES, crawl_all, reset_catalog
+from tests.conftest import CUSTOMERS, SAMPLES, crawl_all, reset_catalog
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +205,3 @@ def test_lake_pipeline_processes_every_dataset_then_crawls(spark, tmp_path, caps
     assert "clean.orders: unchanged" in out
     assert out.endswith("no dataset had pending uploads; catalog refreshed\ncrawlers: ok\n")
 
-
-def test_every_named_query_is_athena_sql_that_transpiles() -> None:
-    for q in load_named_queries(REPO / "infra" / "athena").values():
-        assert to_spark_sql(q.sql, ["u"] * len(q.parameters)).startswith("/* name: ")

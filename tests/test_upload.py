@@ -105,8 +105,8 @@ def test_a_bad_byte_split_across_read_chunks_is_found_at_its_offset(tmp_path, or
      "required (order_id, customer_id, customer_email, product_sku, quantity, unit_price, "
      "currency, order_ts, country)"),
     (b"\n\r\n  \n", "file.empty", "e.csv: the file holds no text, only blank lines; a header row "
-     "is required (order_id, customer_id, customer_email, product_sku, quantity, unit_price, "
-     "currency, order_ts, country)"),
+     "naming the columns is required (order_id, customer_id, customer_email, product_sku, "
+     "quantity, unit_price, currency, order_ts, country)"),
     (HEADER.encode(), "file.no_rows", "e.csv: the file has a header but no data rows"),
     (("\ufeff" + HEADER + "\n\n").encode(), "file.no_rows",
      "e.csv: the file has a header but no data rows"),
