@@ -9,6 +9,9 @@
     lake [--lake-root DIR] query "SQL" | --named NAME [--param V ...] [--format table|csv|json]
     lake [--lake-root DIR] queries [--run] [--param NAME=VALUE ...] [--format ...]
     lake [--lake-root DIR] pipeline
+    lake infra generate [--check]
+    lake package [--dist DIR]
+    lake deploy --env ENV [--dry-run] [--region REGION] [--dist DIR]
 
 ``--lake-root`` defaults to ``$LAKE_ROOT`` or ``.lake``. ``run`` and ``reprocess`` call the
 job's entry point in ``glue_jobs/<job>/v<N>/job.py`` in-process with the same Glue-style
@@ -331,6 +334,48 @@ def format_table(rows: list[dict[str, str]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def cmd_infra_generate(args: argparse.Namespace) -> int:
+    from lib.infra import TEMPLATE_PATH, InfraError, check, generate
+
+    try:
+        if args.check:
+            stale = check()
+            print(stale or f"{TEMPLATE_PATH.name} is current")
+            return 1 if stale else 0
+        text = generate()
+    except InfraError as exc:
+        raise CliError(str(exc)) from exc
+    changed = not TEMPLATE_PATH.is_file() or TEMPLATE_PATH.read_text(encoding="utf-8") != text
+    TEMPLATE_PATH.write_text(text, encoding="utf-8")
+    print(f"{'wrote' if changed else 'unchanged'} {TEMPLATE_PATH}")
+    return 0
+
+
+def cmd_package(args: argparse.Namespace) -> int:
+    from lib.packaging import PackageError, build
+
+    try:
+        package = build(Path(args.dist).resolve())
+    except PackageError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"release {package.release}: {len(package.artifacts)} artifacts in {package.dist}")
+    for art in package.artifacts:
+        print(f"  {art.key}  ({human_bytes(art.path.stat().st_size)}, sha256 {art.sha256[:12]})")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from lib.deploy import DeployError, deploy, load_env
+    from lib.infra import InfraError
+    from lib.packaging import PackageError
+
+    try:
+        cfg = load_env(args.env, region=args.region)
+        return deploy(cfg, Path(args.dist).resolve(), args.dry_run, sys.stdout)
+    except (DeployError, InfraError, PackageError) as exc:
+        raise CliError(str(exc)) from exc
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     ledger = _ledger(args)
     if args.upload_id:
@@ -434,6 +479,31 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("pipeline", help="the scheduled workflow: run each dataset's current "
                         "job on its pending uploads, then the crawlers, then a summary")
     pl.set_defaults(func=cmd_pipeline)
+
+    inf = sub.add_parser("infra", help="CloudFormation generated from the repo")
+    inf_sub = inf.add_subparsers(dest="infra_command", required=True)
+    gen = inf_sub.add_parser("generate", help="write infra/pipelines.yaml from glue_jobs/, "
+                             "crawlers/ and infra/athena/")
+    gen.add_argument("--check", action="store_true",
+                     help="only compare: exit 1 when the committed file is out of date")
+    gen.set_defaults(func=cmd_infra_generate)
+
+    def dist(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dist", default="dist", help="artifact folder (default: dist)")
+
+    pk = sub.add_parser("package", help="build the lib artifact and lay out the job scripts "
+                        "and contracts under their S3 keys")
+    dist(pk)
+    pk.set_defaults(func=cmd_package)
+
+    dp = sub.add_parser("deploy", help="package, upload and deploy the CloudFormation stacks")
+    dp.add_argument("--env", required=True, help="environment: infra/env/<ENV>.json")
+    dp.add_argument("--dry-run", action="store_true",
+                    help="print every step and command; call nothing on AWS")
+    dp.add_argument("--region", help="AWS region (default: infra/env/<ENV>.json, else the "
+                    "AWS CLI's)")
+    dist(dp)
+    dp.set_defaults(func=cmd_deploy)
     return parser
 
 

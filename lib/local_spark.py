@@ -36,7 +36,11 @@ def local_spark_session(
         (work / sub).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    log4j = resources.files("lib") / "conf" / "log4j2.properties"
+    # Copied next to the session's files: lib may be imported from a zip (--extra-py-files),
+    # and the JVM needs a real file.
+    log4j = work / "log4j2.properties"
+    log4j.write_text((resources.files("lib") / "conf" / "log4j2.properties").read_text("utf-8"),
+                     encoding="utf-8")
     java_opts = " ".join([
         f"-Dlog4j.configurationFile=file:{log4j}",
         f"-Djava.io.tmpdir={work / 'tmp'}",
