@@ -9,11 +9,17 @@ STAMP     := $(VENV)/.installed
 LAKE_ROOT ?= .lake
 ROWS      ?= 2000000
 BENCH_DIR ?= .bench
+DIST      ?= dist
+ENV       ?= dev
+JOB       ?= orders/v2
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+COMPOSE   := docker compose -f docker/compose.yaml
 
-.PHONY: help run test bench lint lock clean prereqs
+.PHONY: help run test bench lint lock lock-checkov clean prereqs infra package deploy docker-build docker-test docker-run
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 run: prereqs $(STAMP) ## Upload the bundled samples of both datasets, run the pipeline (jobs, then crawlers), then the named Athena queries
 	@echo "== lake upload: file checks, then the raw zone or rejected/ (exit 1 = some file rejected)"
@@ -27,11 +33,29 @@ run: prereqs $(STAMP) ## Upload the bundled samples of both datasets, run the pi
 	$(LAKE) --lake-root $(LAKE_ROOT) queries --run \
 	  --param upload_id=$$($(LAKE) --lake-root $(LAKE_ROOT) status --dataset orders --status ARCHIVED --format ids | head -1)
 
-test: prereqs $(STAMP) ## Run all tests (unit, job-level, contract, CLI)
-	$(PY) -m pytest
+test: prereqs $(STAMP) $(CHECKOV_STAMP) ## Run all tests (unit, job-level, CLI, packaging, cfn-lint and checkov on infra/)
+	LAKE_CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
 
 bench: prereqs $(STAMP) ## Benchmark the orders job against a bare CSV->Parquet conversion (ROWS=2000000)
 	$(PY) bench/orders_bench.py --rows $(ROWS) --work-dir $(BENCH_DIR)
+
+infra: $(STAMP) ## Regenerate infra/pipelines.yaml from glue_jobs/, crawlers/ and infra/athena/
+	$(LAKE) infra generate
+
+package: $(STAMP) ## Build the lib artifact and the versioned job scripts and contracts into dist/
+	$(LAKE) package --dist $(DIST)
+
+deploy: $(STAMP) ## Package, upload and deploy the stacks: make deploy ENV=dev [DRY_RUN=1] (AWS CLI v2 + credentials)
+	$(LAKE) deploy --env $(ENV) --dist $(DIST) $(if $(filter 1 true yes,$(DRY_RUN)),--dry-run)
+
+docker-build: ## Build the dev image (public Glue 5 image + test dependencies); needs Docker
+	$(COMPOSE) build glue
+
+docker-test: docker-build ## Run the tests inside the Glue 5 image; needs Docker
+	$(COMPOSE) run --rm glue "python3 -m pytest -p no:cacheprovider"
+
+docker-run: docker-build package ## spark-submit the packaged job in the Glue 5 image: make docker-run JOB=orders/v2
+	$(COMPOSE) run --rm glue "docker/run-job.sh $(JOB)"
 
 lint: $(STAMP) ## Lint with ruff
 	$(VENV)/bin/ruff check lib glue_jobs tests bench
@@ -42,8 +66,14 @@ lock: ## Re-resolve pyproject.toml's pins into requirements.lock (needs the pack
 	{ sed -n '1,2p' requirements.lock; .lock-venv/bin/pip freeze --all --exclude-editable | grep -v '^pip=='; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
 
-clean: ## Remove the local lake, benchmark data and the virtualenv
-	rm -rf $(LAKE_ROOT) $(BENCH_DIR) $(VENV)
+lock-checkov: ## Re-resolve checkov's pins into requirements-checkov.lock (needs the package index)
+	rm -rf .lock-venv && $$(scripts/check-prereqs.sh) -m venv .lock-venv
+	.lock-venv/bin/pip install -q --upgrade pip && .lock-venv/bin/pip install -q "checkov==$$(sed -n 's/^checkov==//p' requirements-checkov.lock)"
+	{ sed -n '1,2p' requirements-checkov.lock; .lock-venv/bin/pip freeze --all | grep -v '^pip=='; } > requirements-checkov.lock.new
+	mv requirements-checkov.lock.new requirements-checkov.lock && rm -rf .lock-venv
+
+clean: ## Remove the local lake, benchmark data, artifacts and the virtualenvs
+	rm -rf $(LAKE_ROOT) .lake-docker $(BENCH_DIR) $(DIST) $(VENV) $(CHECKOV_VENV)
 
 prereqs:
 	@scripts/check-prereqs.sh >/dev/null
@@ -55,4 +85,11 @@ $(STAMP): pyproject.toml requirements.lock scripts/check-prereqs.sh
 	  if [ ! -x $(PY) ]; then echo "creating $(VENV) with $$py"; $$py -m venv $(VENV); fi
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+# checkov gets its own virtualenv: its dependency pins clash with the lake's.
+$(CHECKOV_STAMP): requirements-checkov.lock scripts/check-prereqs.sh
+	@py=$$(scripts/check-prereqs.sh) && \
+	  if [ ! -x $(CHECKOV_VENV)/bin/python ]; then echo "creating $(CHECKOV_VENV) with $$py"; $$py -m venv $(CHECKOV_VENV); fi
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.lock
 	@touch $@
