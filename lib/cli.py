@@ -59,10 +59,10 @@ class CliError(Exception):
     pass
 
 
-def job_versions() -> dict[str, tuple[int, ...]]:
-    """Jobs in ``glue_jobs/``: name -> sorted versions."""
+def job_versions(root: Path | None = None) -> dict[str, tuple[int, ...]]:
+    """Jobs in ``glue_jobs/`` (or ``root``): name -> sorted versions."""
     out: dict[str, tuple[int, ...]] = {}
-    for job_dir in resources.files("glue_jobs").iterdir():
+    for job_dir in (root or resources.files("glue_jobs")).iterdir():
         if not job_dir.is_dir() or job_dir.name.startswith(("_", ".")):
             continue
         versions = sorted(

@@ -80,7 +80,7 @@ def build(dist: Path, repo: Path = REPO_ROOT) -> Package:
     """Write the artifacts of every job version into ``dist`` (emptied first)."""
     from lib.cli import job_versions
 
-    jobs = tuple(JobVersion(ds, v) for ds, versions in sorted(job_versions().items())
+    jobs = tuple(JobVersion(ds, v) for ds, versions in sorted(job_versions(repo / "glue_jobs").items())
                  for v in versions)
     files: dict[str, tuple[bytes, str]] = {}
     lib_zip = lib_zip_bytes(repo / "lib")

@@ -1,0 +1,162 @@
+"""`lake deploy`: the plan a dry run prints, the upload to the artifacts bucket (moto), and
+the two `aws cloudformation deploy` calls with their parameters."""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lib.cli import main
+from lib.deploy import DeployError, deploy, load_env, upload_artifacts
+from lib.packaging import build
+
+REGION = "eu-west-1"
+FOUNDATION_CMD = (
+    "aws cloudformation deploy --stack-name lake-dev-foundation --template-file "
+    "infra/foundation.yaml --no-fail-on-empty-changeset --parameter-overrides Project=lake "
+    "Env=dev AlertEmail= ArchiveAfterDays=30 QuarantineRetentionDays=30 "
+    "AthenaResultsRetentionDays=3 AthenaBytesScannedCutoff=1073741824 --tags project=lake "
+    "env=dev --capabilities CAPABILITY_NAMED_IAM --region eu-west-1")
+
+
+def pipelines_cmd(release: str) -> str:
+    return ("aws cloudformation deploy --stack-name lake-dev-pipelines --template-file "
+            "infra/pipelines.yaml --no-fail-on-empty-changeset --parameter-overrides "
+            f"Project=lake Env=dev ReleaseId={release} WorkerType=G.1X NumberOfWorkers=2 "
+            "JobTimeoutMinutes=30 JobMaxRetries=0 SchedulesEnabled=false --tags project=lake "
+            "env=dev --region eu-west-1")
+
+
+def _no_aws():
+    raise AssertionError("a dry run must not create an AWS session")
+
+
+def test_dry_run_prints_every_step_and_calls_nothing_on_aws(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `aws` anywhere
+    out = io.StringIO()
+    cfg = load_env("dev", region=REGION)
+    assert deploy(cfg, tmp_path / "dist", dry_run=True, out=out, session_factory=_no_aws) == 0
+    [manifest] = (tmp_path / "dist" / "releases").iterdir()
+    release = manifest.stem
+    lines = out.getvalue().splitlines()
+    assert lines[0] == ("lake deploy: env dev, project lake, region eu-west-1 "
+                        "(dry run: nothing is sent to AWS)")
+    assert [ln for ln in lines if ln.startswith("[")] == [
+        "[1/6] templates are current",
+        f"[2/6] package release {release}",
+        "[3/6] deploy stack lake-dev-foundation",
+        "[4/6] find the artifacts bucket",
+        "[5/6] upload 8 artifacts",
+        "[6/6] deploy stack lake-dev-pipelines",
+    ]
+    assert f"    {FOUNDATION_CMD}" in lines
+    assert f"    {pipelines_cmd(release)}" in lines
+    assert ("    s3://<ArtifactsBucket output of lake-dev-foundation>/lib/"
+            f"{release}/lib.zip") in lines
+    assert lines[-1] == "dry run complete: run without DRY_RUN=1 to deploy"
+
+
+def test_a_real_deploy_without_the_aws_cli_stops_before_anything(tmp_path, monkeypatch,
+                                                                  capsys) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["deploy", "--env", "dev", "--dist", str(tmp_path / "dist")]) == 2
+    assert capsys.readouterr().err == (
+        "lake: error: the AWS CLI (`aws`, v2) is not on PATH: install it and configure "
+        "credentials for the target account, or use --dry-run to see the plan\n")
+    assert not (tmp_path / "dist").exists()
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield boto3.session.Session(region_name=REGION)
+
+
+def test_upload_puts_every_artifact_under_its_key_encrypted_with_its_hash(aws, tmp_path) -> None:
+    package = build(tmp_path / "dist")
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": REGION})
+    uris = upload_artifacts(package, "artifacts", s3)
+    assert uris == [f"s3://artifacts/{a.key}" for a in package.artifacts]
+    listed = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="artifacts")["Contents"])
+    assert listed == [a.key for a in package.artifacts]
+    for art in package.artifacts:
+        obj = s3.get_object(Bucket="artifacts", Key=art.key)
+        assert obj["Body"].read() == art.path.read_bytes()
+        assert obj["ServerSideEncryption"] == "aws:kms"
+        assert obj["Metadata"] == {"sha256": art.sha256, "release": package.release}
+
+
+def test_deploy_runs_both_stacks_and_uploads_to_the_foundation_bucket(aws, tmp_path,
+                                                                      monkeypatch) -> None:
+    """The foundation stack's output names the bucket; the fake `aws` records each call."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "aws.log"
+    fake = bin_dir / "aws"
+    fake.write_text(f"#!/bin/sh\necho \"$*\" >> {log}\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    aws.client("cloudformation").create_stack(StackName="lake-dev-foundation", TemplateBody=json.dumps({
+        "Resources": {"B": {"Type": "AWS::S3::Bucket",
+                            "Properties": {"BucketName": "lake-dev-artifacts-test"}}},
+        "Outputs": {"ArtifactsBucket": {"Value": {"Ref": "B"}}},
+    }))
+    out = io.StringIO()
+    assert deploy(load_env("dev", region=REGION), tmp_path / "dist", dry_run=False, out=out,
+                  session_factory=lambda: aws) == 0
+    [manifest] = (tmp_path / "dist" / "releases").iterdir()
+    assert log.read_text().splitlines() == [FOUNDATION_CMD[len("aws "):],
+                                            pipelines_cmd(manifest.stem)[len("aws "):]]
+    keys = sorted(o["Key"] for o in aws.client("s3").list_objects_v2(
+        Bucket="lake-dev-artifacts-test")["Contents"])
+    assert f"lib/{manifest.stem}/lib.zip" in keys and "jobs/orders/v2/job.py" in keys
+    assert len(keys) == 8
+    assert out.getvalue().splitlines()[-1] == "deployed dev"
+
+
+def test_a_failing_stack_deploy_stops_the_deploy_with_its_exit_code(aws, tmp_path,
+                                                                    monkeypatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "aws").write_text("#!/bin/sh\nexit 254\n")
+    (bin_dir / "aws").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    with pytest.raises(DeployError, match=r"^`aws cloudformation deploy --stack-name \.\.\.` "
+                                          r"failed with exit code 254 \(see its output above\)$"):
+        deploy(load_env("dev", region=REGION), tmp_path / "dist", dry_run=False,
+               out=io.StringIO(), session_factory=lambda: aws)
+
+
+def test_an_unknown_environment_lists_the_known_ones(tmp_path) -> None:
+    with pytest.raises(DeployError, match=r"^no environment 'qa': .*/infra/env/qa\.json does "
+                                          r"not exist; environments: dev, prod$"):
+        load_env("qa")
+
+
+def test_a_parameter_the_template_does_not_declare_is_refused(tmp_path) -> None:
+    (tmp_path / "dev.json").write_text(json.dumps(
+        {"project": "lake", "pipelines": {"WorkerCount": 3}}))
+    with pytest.raises(DeployError) as err:
+        load_env("dev", env_dir=tmp_path)
+    assert str(err.value) == (
+        f"{tmp_path / 'dev.json'}: pipelines parameter(s) WorkerCount are not in pipelines.yaml; "
+        "it declares: Project, Env, ReleaseId, WorkerType, NumberOfWorkers, JobTimeoutMinutes, "
+        "JobMaxRetries, SchedulesEnabled, CustomersSchedule, OrdersSchedule")
+
+
+def test_env_files_may_not_set_what_the_deploy_sets(tmp_path: Path) -> None:
+    (tmp_path / "dev.json").write_text(json.dumps(
+        {"project": "lake", "pipelines": {"ReleaseId": "x"}}))
+    with pytest.raises(DeployError, match=r"pipelines: ReleaseId are set by the deploy itself"):
+        load_env("dev", env_dir=tmp_path)

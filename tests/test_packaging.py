@@ -1,0 +1,134 @@
+"""`lake package`: a reproducible lib artifact, job scripts and contracts under versioned
+keys, and a packaged job that runs with nothing from the repo."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from lib.cli import job_versions, main
+from lib.ledger import open_ledger
+from lib.packaging import PackageError, build
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("dist") / "dist")
+
+
+def test_artifacts_are_laid_out_under_versioned_keys(package) -> None:
+    keys = [a.key for a in package.artifacts]
+    expected = sorted(
+        [f"jobs/{ds}/v{v}/{f}" for ds, versions in job_versions().items() for v in versions
+         for f in ("contract.yaml", "job.py")]
+        + [f"lib/{package.release}/lib.zip", f"releases/{package.release}.json"])
+    assert keys == expected
+    for art in package.artifacts:
+        assert art.path == package.dist.joinpath(*art.key.split("/"))
+        assert hashlib.sha256(art.path.read_bytes()).hexdigest() == art.sha256
+    assert (package.dist / "jobs/orders/v2/job.py").read_bytes() == \
+        (REPO / "glue_jobs/orders/v2/job.py").read_bytes()
+    assert (package.dist / "jobs/orders/v2/contract.yaml").read_bytes() == \
+        (REPO / "lib/contracts/orders/v2.yaml").read_bytes()
+
+
+def test_manifest_names_the_release_the_jobs_and_every_file_hash(package) -> None:
+    manifest = json.loads((package.dist / f"releases/{package.release}.json").read_text())
+    assert manifest["release"] == package.release
+    assert manifest["glue_version"] == "5.0"
+    assert manifest["lib"] == f"lib/{package.release}/lib.zip"
+    assert manifest["jobs"]["orders/v2"] == "jobs/orders/v2/job.py"
+    assert manifest["files"] == {a.key: a.sha256 for a in package.artifacts
+                                 if not a.key.startswith("releases/")}
+
+
+def test_lib_zip_holds_the_package_its_contracts_and_conf_and_no_bytecode(package) -> None:
+    with zipfile.ZipFile(package.dist / package.lib_key) as zf:
+        names = zf.namelist()
+        infos = zf.infolist()
+    assert names == sorted(names)
+    assert {"lib/__init__.py", "lib/entry.py", "lib/contracts/orders/v2.yaml",
+            "lib/contracts/customers/v1.yaml", "lib/conf/log4j2.properties"} <= set(names)
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_packaging_twice_gives_the_same_bytes_and_release(package, tmp_path) -> None:
+    again = build(tmp_path / "dist")
+    assert again.release == package.release
+    assert [(a.key, a.sha256) for a in again.artifacts] == \
+        [(a.key, a.sha256) for a in package.artifacts]
+
+
+def test_a_changed_lib_file_is_a_new_release(package, tmp_path) -> None:
+    repo = tmp_path / "repo"
+    for part in ("lib", "glue_jobs"):
+        shutil.copytree(REPO / part, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", repo / "pyproject.toml")
+    assert build(tmp_path / "same", repo).release == package.release
+    with (repo / "lib" / "rules.py").open("a") as f:
+        f.write("\n# changed\n")
+    changed = build(tmp_path / "changed", repo)
+    assert changed.release != package.release
+    assert changed.release.startswith("0.1.0-")
+
+
+def test_a_job_version_without_its_contract_is_refused(tmp_path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "lib", repo / "lib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "glue_jobs", repo / "glue_jobs",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", repo / "pyproject.toml")
+    (repo / "lib/contracts/orders/v2.yaml").unlink()
+    with pytest.raises(PackageError, match=r"^job orders v2 has no contract .*/lib/contracts/"
+                                           r"orders/v2\.yaml$"):
+        build(tmp_path / "dist", repo)
+
+
+def test_the_packaged_job_runs_from_a_folder_holding_only_its_artifacts(package, tmp_path) -> None:
+    """As on Glue: the script alone, lib from the zip on sys.path, the runtime's packages
+    from site-packages; no repo, no installed project (``-S`` skips its .pth hook)."""
+    lake = tmp_path / "lake"
+    assert main(["--lake-root", str(lake), "upload", "--dataset", "orders",
+                 str(REPO / "samples/orders/orders_2026-11-01.csv")]) == 0
+    run_dir = tmp_path / "glue"
+    run_dir.mkdir()
+    shutil.copy(package.dist / "jobs/orders/v2/job.py", run_dir / "job.py")
+    shutil.copy(package.dist / package.lib_key, run_dir / "lib.zip")
+    wrapper = (
+        "import runpy, sys\n"
+        "import lib\n"
+        "print('lib imported from', lib.__file__, file=sys.stderr)\n"
+        "try:\n"
+        "    runpy.run_path('job.py', run_name='__main__')\n"
+        "finally:\n"
+        "    print('cli-only modules loaded:', sorted(m for m in ('sqlglot', 'lib.cli')\n"
+        "          if m in sys.modules), file=sys.stderr)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LAKE_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(run_dir / "lib.zip"),
+                                         sysconfig.get_paths()["purelib"]])
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", wrapper, "--JOB_NAME", "packaged_orders_v2",
+         "--lake_root", str(lake)],
+        cwd=run_dir, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"lib imported from {run_dir / 'lib.zip'}{os.sep}lib{os.sep}__init__.py" in out.stderr
+    assert "cli-only modules loaded: []" in out.stderr
+    assert sorted(p.name for p in run_dir.iterdir()) == ["job.py", "lib.zip"]
+    [record] = open_ledger(lake).find(dataset="orders")
+    assert (record.status, record.job_name, record.job_version) == \
+        ("ARCHIVED", "packaged_orders_v2", 2)
+    assert (record.rows_read, record.clean, record.quarantined, record.duplicates_removed) == \
+        (14, 4, 9, 1)
