@@ -88,8 +88,11 @@ class Step:
     run: Callable[[], None] | None = field(default=None, repr=False)
 
 
-def cloudformation_deploy(cfg: EnvConfig, kind: str, extra: Mapping[str, str]) -> list[str]:
-    """The ``aws cloudformation deploy`` command of one stack."""
+def cloudformation_deploy(cfg: EnvConfig, kind: str, extra: Mapping[str, str],
+                          template_bucket: str | None = None) -> list[str]:
+    """The ``aws cloudformation deploy`` command of one stack. With ``template_bucket`` the
+    CLI stages the template in S3 first, which CloudFormation requires above 51,200 bytes
+    (the generated template grows with every job version)."""
     overrides = {"Project": cfg.project, "Env": cfg.env, **extra, **cfg.parameters[kind]}
     cmd = ["aws", "cloudformation", "deploy",
            "--stack-name", cfg.stack_name(kind),
@@ -99,6 +102,8 @@ def cloudformation_deploy(cfg: EnvConfig, kind: str, extra: Mapping[str, str]) -
            "--tags", f"project={cfg.project}", f"env={cfg.env}"]
     if kind == "foundation":  # it creates the job and crawler roles by name
         cmd += ["--capabilities", "CAPABILITY_NAMED_IAM"]
+    if template_bucket:
+        cmd += ["--s3-bucket", template_bucket, "--s3-prefix", "cloudformation"]
     if cfg.region:
         cmd += ["--region", cfg.region]
     return cmd
@@ -150,8 +155,9 @@ def plan(cfg: EnvConfig, dist: Path, session_factory: Callable[[], Any] | None =
 
         return boto3.session.Session(region_name=cfg.region)
 
-    def run_cmd(cmd: list[str]) -> Callable[[], None]:
+    def run_cmd(make_cmd: Callable[[], list[str]]) -> Callable[[], None]:
         def go() -> None:
+            cmd = make_cmd()
             result = subprocess.run(cmd, check=False, cwd=REPO_ROOT)
             if result.returncode != 0:
                 raise DeployError(f"`{_shell(cmd[:4])} ...` failed with exit code "
@@ -166,8 +172,10 @@ def plan(cfg: EnvConfig, dist: Path, session_factory: Callable[[], Any] | None =
         for uri in upload_artifacts(package, state["bucket"], session().client("s3")):
             print(f"    uploaded {uri}", flush=True)
 
+    def pipelines(bucket: str) -> list[str]:
+        return cloudformation_deploy(cfg, "pipelines", {"ReleaseId": package.release}, bucket)
+
     foundation = cloudformation_deploy(cfg, "foundation", {})
-    pipelines = cloudformation_deploy(cfg, "pipelines", {"ReleaseId": package.release})
     bucket = f"<ArtifactsBucket output of {cfg.stack_name('foundation')}>"
     return [
         Step("templates are current", [f"{TEMPLATE_PATH.relative_to(REPO_ROOT)} matches "
@@ -175,14 +183,14 @@ def plan(cfg: EnvConfig, dist: Path, session_factory: Callable[[], Any] | None =
         Step(f"package release {package.release}",
              [f"{dist}/{a.key}  sha256={a.sha256[:12]}" for a in package.artifacts]),
         Step(f"deploy stack {cfg.stack_name('foundation')}", [_shell(foundation)],
-             run_cmd(foundation)),
+             run_cmd(lambda: foundation)),
         Step("find the artifacts bucket",
              [f"aws cloudformation describe-stacks --stack-name {cfg.stack_name('foundation')}"
               " -> output ArtifactsBucket"], resolve_bucket),
         Step(f"upload {len(package.artifacts)} artifacts",
              [f"s3://{bucket}/{a.key}" for a in package.artifacts], upload),
-        Step(f"deploy stack {cfg.stack_name('pipelines')}", [_shell(pipelines)],
-             run_cmd(pipelines)),
+        Step(f"deploy stack {cfg.stack_name('pipelines')}", [_shell(pipelines(bucket))],
+             run_cmd(lambda: pipelines(state["bucket"]))),
     ]
 
 

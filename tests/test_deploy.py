@@ -25,12 +25,12 @@ FOUNDATION_CMD = (
     "env=dev --capabilities CAPABILITY_NAMED_IAM --region eu-west-1")
 
 
-def pipelines_cmd(release: str) -> str:
+def pipelines_cmd(release: str, bucket: str) -> str:
     return ("aws cloudformation deploy --stack-name lake-dev-pipelines --template-file "
             "infra/pipelines.yaml --no-fail-on-empty-changeset --parameter-overrides "
             f"Project=lake Env=dev ReleaseId={release} WorkerType=G.1X NumberOfWorkers=2 "
             "JobTimeoutMinutes=30 JobMaxRetries=0 SchedulesEnabled=false --tags project=lake "
-            "env=dev --region eu-west-1")
+            f"env=dev --s3-bucket {bucket} --s3-prefix cloudformation --region eu-west-1")
 
 
 def _no_aws():
@@ -56,7 +56,8 @@ def test_dry_run_prints_every_step_and_calls_nothing_on_aws(tmp_path, monkeypatc
         "[6/6] deploy stack lake-dev-pipelines",
     ]
     assert f"    {FOUNDATION_CMD}" in lines
-    assert f"    {pipelines_cmd(release)}" in lines
+    assert "    " + pipelines_cmd(release, "'<ArtifactsBucket output of lake-dev-foundation>'") \
+        in lines
     assert ("    s3://<ArtifactsBucket output of lake-dev-foundation>/lib/"
             f"{release}/lib.zip") in lines
     assert lines[-1] == "dry run complete: run without DRY_RUN=1 to deploy"
@@ -117,7 +118,8 @@ def test_deploy_runs_both_stacks_and_uploads_to_the_foundation_bucket(aws, tmp_p
                   session_factory=lambda: aws) == 0
     [manifest] = (tmp_path / "dist" / "releases").iterdir()
     assert log.read_text().splitlines() == [FOUNDATION_CMD[len("aws "):],
-                                            pipelines_cmd(manifest.stem)[len("aws "):]]
+                                            pipelines_cmd(manifest.stem, "lake-dev-artifacts-test")
+                                            [len("aws "):]]
     keys = sorted(o["Key"] for o in aws.client("s3").list_objects_v2(
         Bucket="lake-dev-artifacts-test")["Contents"])
     assert f"lib/{manifest.stem}/lib.zip" in keys and "jobs/orders/v2/job.py" in keys
