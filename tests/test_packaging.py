@@ -22,6 +22,14 @@ from lib.packaging import PackageError, build
 REPO = Path(__file__).resolve().parents[1]
 
 
+def copy_repo(dest: Path) -> Path:
+    """The parts of the repo a package is built from."""
+    for part in ("lib", "glue_jobs"):
+        shutil.copytree(REPO / part, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", dest / "pyproject.toml")
+    return dest
+
+
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
     return build(tmp_path_factory.mktemp("dist") / "dist")
@@ -72,10 +80,7 @@ def test_packaging_twice_gives_the_same_bytes_and_release(package, tmp_path) -> 
 
 
 def test_a_changed_lib_file_is_a_new_release(package, tmp_path) -> None:
-    repo = tmp_path / "repo"
-    for part in ("lib", "glue_jobs"):
-        shutil.copytree(REPO / part, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "pyproject.toml", repo / "pyproject.toml")
+    repo = copy_repo(tmp_path / "repo")
     assert build(tmp_path / "same", repo).release == package.release
     with (repo / "lib" / "rules.py").open("a") as f:
         f.write("\n# changed\n")
@@ -85,11 +90,7 @@ def test_a_changed_lib_file_is_a_new_release(package, tmp_path) -> None:
 
 
 def test_a_job_version_without_its_contract_is_refused(tmp_path) -> None:
-    repo = tmp_path / "repo"
-    shutil.copytree(REPO / "lib", repo / "lib", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(REPO / "glue_jobs", repo / "glue_jobs",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "pyproject.toml", repo / "pyproject.toml")
+    repo = copy_repo(tmp_path / "repo")
     (repo / "lib/contracts/orders/v2.yaml").unlink()
     with pytest.raises(PackageError, match=r"^job orders v2 has no contract .*/lib/contracts/"
                                            r"orders/v2\.yaml$"):
