@@ -18,6 +18,7 @@ template does not declare is refused before anything runs.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -134,12 +135,11 @@ def stack_output(cloudformation: Any, stack: str, key: str) -> str:
 
 
 def _shell(cmd: Sequence[str]) -> str:
-    import shlex
-
     return " ".join(shlex.quote(c) for c in cmd)
 
 
-def plan(cfg: EnvConfig, dist: Path, session_factory: Callable[[], Any] | None = None) -> list[Step]:
+def plan(cfg: EnvConfig, dist: Path, out: TextIO,
+         session_factory: Callable[[], Any] | None = None) -> list[Step]:
     """The deployment's steps. Packaging happens here (it is local); nothing on AWS is
     called until a step's ``run`` is."""
     stale = check()
@@ -170,7 +170,7 @@ def plan(cfg: EnvConfig, dist: Path, session_factory: Callable[[], Any] | None =
 
     def upload() -> None:
         for uri in upload_artifacts(package, state["bucket"], session().client("s3")):
-            print(f"    uploaded {uri}", flush=True)
+            print(f"    uploaded {uri}", file=out, flush=True)
 
     def pipelines(bucket: str) -> list[str]:
         return cloudformation_deploy(cfg, "pipelines", {"ReleaseId": package.release}, bucket)
@@ -199,7 +199,7 @@ def deploy(cfg: EnvConfig, dist: Path, dry_run: bool, out: TextIO,
     if not dry_run and shutil.which("aws") is None:
         raise DeployError("the AWS CLI (`aws`, v2) is not on PATH: install it and configure "
                           "credentials for the target account, or use --dry-run to see the plan")
-    steps = plan(cfg, dist, session_factory)
+    steps = plan(cfg, dist, out, session_factory)
     mode = "dry run: nothing is sent to AWS" if dry_run else "deploying"
     print(f"lake deploy: env {cfg.env}, project {cfg.project}, region "
           f"{cfg.region or '(AWS CLI default)'} ({mode})", file=out)

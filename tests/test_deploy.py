@@ -124,7 +124,9 @@ def test_deploy_runs_both_stacks_and_uploads_to_the_foundation_bucket(aws, tmp_p
         Bucket="lake-dev-artifacts-test")["Contents"])
     assert f"lib/{manifest.stem}/lib.zip" in keys and "jobs/orders/v2/job.py" in keys
     assert len(keys) == 8
-    assert out.getvalue().splitlines()[-1] == "deployed dev"
+    printed = out.getvalue().splitlines()
+    assert f"    uploaded s3://lake-dev-artifacts-test/lib/{manifest.stem}/lib.zip" in printed
+    assert printed[-1] == "deployed dev"
 
 
 def test_a_failing_stack_deploy_stops_the_deploy_with_its_exit_code(aws, tmp_path,
