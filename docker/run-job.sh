@@ -8,8 +8,8 @@ job=${1:?usage: run-job.sh <dataset>/v<N>}
 dataset=${job%%/*}
 lake_root=${LAKE_ROOT:-/home/hadoop/workspace/.lake-docker}
 script=dist/jobs/$job/job.py
-lib_zip=$(ls dist/lib/*/lib.zip)
 [ -f "$script" ] || { echo "no packaged job $script: run make package (job names: dist/jobs/*/v*)" >&2; exit 2; }
+lib_zip=$(ls dist/lib/*/lib.zip)
 
 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" python3 -m lib.cli --lake-root "$lake_root" \
   upload --dataset "$dataset" samples/"$dataset"/* || [ $? -eq 1 ]

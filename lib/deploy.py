@@ -21,7 +21,7 @@ import json
 import shlex
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -134,10 +134,6 @@ def stack_output(cloudformation: Any, stack: str, key: str) -> str:
     return outputs[key]
 
 
-def _shell(cmd: Sequence[str]) -> str:
-    return " ".join(shlex.quote(c) for c in cmd)
-
-
 def plan(cfg: EnvConfig, dist: Path, out: TextIO,
          session_factory: Callable[[], Any] | None = None) -> list[Step]:
     """The deployment's steps. Packaging happens here (it is local); nothing on AWS is
@@ -160,7 +156,7 @@ def plan(cfg: EnvConfig, dist: Path, out: TextIO,
             cmd = make_cmd()
             result = subprocess.run(cmd, check=False, cwd=REPO_ROOT)
             if result.returncode != 0:
-                raise DeployError(f"`{_shell(cmd[:4])} ...` failed with exit code "
+                raise DeployError(f"`{shlex.join(cmd[:4])} ...` failed with exit code "
                                   f"{result.returncode} (see its output above)")
         return go
 
@@ -182,14 +178,14 @@ def plan(cfg: EnvConfig, dist: Path, out: TextIO,
                                        "glue_jobs/, crawlers/ and infra/athena/"]),
         Step(f"package release {package.release}",
              [f"{dist}/{a.key}  sha256={a.sha256[:12]}" for a in package.artifacts]),
-        Step(f"deploy stack {cfg.stack_name('foundation')}", [_shell(foundation)],
+        Step(f"deploy stack {cfg.stack_name('foundation')}", [shlex.join(foundation)],
              run_cmd(lambda: foundation)),
         Step("find the artifacts bucket",
              [f"aws cloudformation describe-stacks --stack-name {cfg.stack_name('foundation')}"
               " -> output ArtifactsBucket"], resolve_bucket),
         Step(f"upload {len(package.artifacts)} artifacts",
              [f"s3://{bucket}/{a.key}" for a in package.artifacts], upload),
-        Step(f"deploy stack {cfg.stack_name('pipelines')}", [_shell(pipelines(bucket))],
+        Step(f"deploy stack {cfg.stack_name('pipelines')}", [shlex.join(pipelines(bucket))],
              run_cmd(lambda: pipelines(state["bucket"]))),
     ]
 

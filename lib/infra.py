@@ -88,6 +88,10 @@ def database_name(local: str) -> str:
     return f"${{Project}}_${{Env}}_{local}"
 
 
+def job_logical_id(job: JobVersion) -> str:
+    return f"{camel(job.dataset, f'v{job.version}')}Job"
+
+
 def crawler_resource_name(crawler: CrawlerDefinition) -> str:
     return f"{crawler.name}-crawler"
 
@@ -215,7 +219,7 @@ def build_template(jobs: Mapping[str, Sequence[int]], crawlers: Mapping[str, Cra
     for dataset in datasets:
         for version in jobs[dataset]:
             job = JobVersion(dataset, version)
-            res[f"{camel(dataset, f'v{version}')}Job"] = {
+            res[job_logical_id(job)] = {
                 "Type": "AWS::Glue::Job",
                 "Properties": {
                     "Name": env_name(job_resource_name(job)),
@@ -280,7 +284,7 @@ def build_template(jobs: Mapping[str, Sequence[int]], crawlers: Mapping[str, Cra
                 "Schedule": {"Ref": f"{name}Schedule"},
                 "StartOnCreation": {"Fn::If": ["SchedulesOn", True, False]},
                 "WorkflowName": {"Ref": f"{name}Workflow"},
-                "Actions": [{"JobName": {"Ref": f"{camel(dataset, f'v{latest.version}')}Job"}}],
+                "Actions": [{"JobName": {"Ref": job_logical_id(latest)}}],
                 "Tags": tags,
             },
         }
@@ -296,7 +300,7 @@ def build_template(jobs: Mapping[str, Sequence[int]], crawlers: Mapping[str, Cra
                     "Logical": "AND",
                     "Conditions": [{
                         "LogicalOperator": "EQUALS",
-                        "JobName": {"Ref": f"{camel(dataset, f'v{latest.version}')}Job"},
+                        "JobName": {"Ref": job_logical_id(latest)},
                         "State": "SUCCEEDED",
                     }],
                 },
@@ -383,13 +387,17 @@ def load_template(path: Path) -> dict:
     return yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506
 
 
-def pinned_job_modules(pyproject: Path | None = None) -> list[str]:
-    """Pins the Glue job needs beyond the Glue 5.0 runtime, taken from pyproject.toml so
-    the job runs with the versions the tests ran with."""
+def project_metadata(repo: Path = REPO_ROOT) -> dict[str, Any]:
+    """The ``[project]`` table of ``pyproject.toml``."""
     import tomllib
 
-    data = tomllib.loads((pyproject or REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    deps = data["project"]["dependencies"]
+    return tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+
+def pinned_job_modules(repo: Path = REPO_ROOT) -> list[str]:
+    """Pins the Glue job needs beyond the Glue 5.0 runtime, taken from pyproject.toml so
+    the job runs with the versions the tests ran with."""
+    deps = project_metadata(repo)["dependencies"]
     wanted = ("PyYAML",)
     found = [d for d in deps if d.split("==")[0] in wanted]
     if len(found) != len(wanted):

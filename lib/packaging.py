@@ -20,7 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lib.infra import LIB_ARTIFACT, REPO_ROOT, JobVersion
+from lib.infra import GLUE_VERSION, LIB_ARTIFACT, REPO_ROOT, JobVersion, project_metadata
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _LIB_SUFFIXES = (".py", ".yaml", ".properties")
@@ -70,12 +70,6 @@ def lib_zip_bytes(lib_dir: Path) -> bytes:
     return buf.getvalue()
 
 
-def _project_version(repo: Path) -> str:
-    import tomllib
-
-    return tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
-
-
 def build(dist: Path, repo: Path = REPO_ROOT) -> Package:
     """Write the artifacts of every job version into ``dist`` (emptied first)."""
     from lib.cli import job_versions
@@ -95,11 +89,11 @@ def build(dist: Path, repo: Path = REPO_ROOT) -> Package:
     digest = hashlib.sha256(lib_zip)
     for key in sorted(files):
         digest.update(key.encode() + b"\0" + files[key][0])
-    release = f"{_project_version(repo)}-{digest.hexdigest()[:12]}"
+    release = f"{project_metadata(repo)['version']}-{digest.hexdigest()[:12]}"
     files[f"lib/{release}/{LIB_ARTIFACT}"] = (lib_zip, "application/zip")
     manifest = {
         "release": release,
-        "glue_version": "5.0",
+        "glue_version": GLUE_VERSION,
         "lib": f"lib/{release}/{LIB_ARTIFACT}",
         "jobs": {f"{j.dataset}/v{j.version}": j.script_key for j in jobs},
         "files": {key: _sha256(data) for key, (data, _) in sorted(files.items())},

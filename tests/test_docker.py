@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from lib.infra import FOUNDATION_PATH, GLUE_VERSION, TEMPLATE_PATH, JobVersion, load_template
+from lib.infra import GLUE_VERSION, TEMPLATE_PATH, JobVersion, load_template
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"
@@ -29,7 +29,6 @@ def test_the_image_is_the_public_glue_image_of_the_templates_glue_version() -> N
     jobs = [r["Properties"] for r in load_template(TEMPLATE_PATH)["Resources"].values()
             if r["Type"] == "AWS::Glue::Job"]
     assert jobs and {j["GlueVersion"] for j in jobs} == {GLUE_VERSION} == {f"{image_major}.0"}
-    assert FOUNDATION_PATH.is_file()
 
 
 def test_the_image_adds_the_projects_pins_and_leaves_the_glue_runtime_alone() -> None:
