@@ -4,11 +4,15 @@ claim, and several processes writing at once."""
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from lib import ledger as L
+from lib.dynamo_ledger import DynamoLedger
 from lib.ledger import (
     ConflictError,
     DuplicateContentError,
@@ -18,6 +22,7 @@ from lib.ledger import (
     UnknownUploadError,
     UploadRecord,
 )
+from tests.aws_stubs import REGION, create_ledger_table
 
 
 def new(ledger: SqliteLedger, uid: str, sha: str = "", dataset: str = "orders") -> UploadRecord:
@@ -26,9 +31,15 @@ def new(ledger: SqliteLedger, uid: str, sha: str = "", dataset: str = "orders") 
                                       sha256=sha or f"sha-{uid}", ingest_date="2026-11-22"))
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> SqliteLedger:
-    return SqliteLedger(tmp_path / "ledger.sqlite")
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[L.Ledger]:
+    """Every test of the ledger interface runs on both implementations."""
+    if request.param == "sqlite":
+        yield SqliteLedger(tmp_path / "ledger.sqlite")
+        return
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        yield DynamoLedger(create_ledger_table(client), client=client)
 
 
 def test_an_upload_goes_through_its_life_and_every_step_is_in_its_history(ledger) -> None:
