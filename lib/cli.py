@@ -50,7 +50,7 @@ from lib.ledger import ACCEPTED, PENDING, STATUSES, Ledger, LedgerError, UploadR
 from lib.query import FORMATS as QUERY_FORMATS
 from lib.query import QueryError, format_result, load_named_queries, run_query
 from lib.runtime import JobArgumentError, local_work_dir
-from lib.upload import human_bytes, max_upload_bytes, upload_file
+from lib.upload import human_bytes, max_upload_bytes, upload_file, upload_limit
 
 _VERSION_DIR = re.compile(r"^v(\d+)$")
 
@@ -108,7 +108,8 @@ def _upload(args: argparse.Namespace, dataset: str, files: Sequence[str]) -> lis
     paths = LakePaths.from_root(_lake_dir(args))
     records = []
     for name in files:
-        r = upload_file(Path(name), contract, ledger, paths, max_bytes=args.max_bytes)
+        r = upload_file(Path(name), contract, ledger, paths,
+                        max_bytes=upload_limit(contract, args.max_bytes))
         records.append(r)
         line = f"{r.upload_id}  {r.status:<8}  {name}"
         if r.status == ACCEPTED:
@@ -376,6 +377,36 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
 
 
+def cmd_dlq_redrive(args: argparse.Namespace) -> int:
+    import boto3
+
+    from lib.deploy import DeployError, load_env
+    from lib.dlq import DlqError, plan_redrive, redrive
+
+    queue = args.queue
+    try:
+        if queue is None:
+            cfg = load_env(args.env, region=args.region)
+            queue, region = f"{cfg.project}-{cfg.env}-uploads-dlq", cfg.region or args.region
+        else:
+            region = args.region
+        sqs = boto3.client("sqs", region_name=region)
+        plan = plan_redrive(sqs, queue, args.to)
+        print(f"dead-letter queue: {plan.dlq_url}\nmove to:           {plan.target_url}\n"
+              f"waiting:           {plan.waiting} message(s)")
+        for item in plan.sample:
+            print(f"  {item}")
+        if not args.apply:
+            print("dry run: nothing moved; fix the cause (see the validator's log), then run "
+                  "again with --apply")
+            return 0
+        moved = redrive(sqs, plan, args.max)
+    except (DlqError, DeployError) as exc:
+        raise CliError(str(exc)) from exc
+    print(f"moved {moved} message(s) back to {plan.target_url}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     ledger = _ledger(args)
     if args.upload_id:
@@ -413,7 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def max_bytes(p: argparse.ArgumentParser) -> None:
         p.add_argument("--max-bytes", type=int, default=None, metavar="N",
-                       help="size limit per file (default: $LAKE_MAX_UPLOAD_BYTES or 1 GiB)")
+                       help="size limit per file (default: $LAKE_MAX_UPLOAD_BYTES or 1 GiB; a "
+                       "contract's max_upload_bytes lowers it for its dataset)")
 
     up = sub.add_parser("upload", help="check files and land the accepted ones in the raw zone")
     up.add_argument("files", nargs="+", metavar="FILE")
@@ -495,6 +527,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "and contracts under their S3 keys")
     dist(pk)
     pk.set_defaults(func=cmd_package)
+
+    dq = sub.add_parser("dlq", help="the dead-letter queue of upload events (on AWS)")
+    dq_sub = dq.add_subparsers(dest="dlq_command", required=True)
+    rd = dq_sub.add_parser("redrive", help="move upload events back from the dead-letter "
+                           "queue to the upload queue (a dry run unless --apply)")
+    where = rd.add_mutually_exclusive_group(required=True)
+    where.add_argument("--env", help="environment: its <project>-<env>-uploads-dlq queue")
+    where.add_argument("--queue", help="dead-letter queue name or URL")
+    rd.add_argument("--to", help="queue to move to (default: the queue whose dead-letter "
+                    "queue this is)")
+    rd.add_argument("--apply", action="store_true", help="move the messages (default: only "
+                    "report what would move)")
+    rd.add_argument("--max", type=int, default=None, metavar="N", help="move at most N")
+    rd.add_argument("--region", help="AWS region (default: the environment's, else the "
+                    "AWS CLI's)")
+    rd.set_defaults(func=cmd_dlq_redrive)
 
     dp = sub.add_parser("deploy", help="package, upload and deploy the CloudFormation stacks")
     dp.add_argument("--env", required=True, help="environment: infra/env/<ENV>.json")

@@ -77,6 +77,7 @@ _TOP_KEYS = (
     "columns",
     "derived",
     "partition_by",
+    "max_upload_bytes",
 )
 
 
@@ -173,6 +174,7 @@ class Contract:
     partition_by: tuple[str, ...] = ()
     description: str = ""
     source: str = "<contract>"
+    max_upload_bytes: int | None = None  # file size limit of the dataset (<= the lake-wide one)
 
     @property
     def ref(self) -> str:
@@ -486,10 +488,16 @@ def parse_contract(data: Any, source: str = "<contract>") -> Contract:
         if p not in seen:
             raise ContractError(source, f"partition_by[{i}]", f"unknown column {p!r}; columns: "
                                 f"{', '.join(sorted(seen))}")
+    max_upload = obj.get("max_upload_bytes")
+    if max_upload is not None and (isinstance(max_upload, bool) or not isinstance(max_upload, int)
+                                   or max_upload < 1):
+        raise ContractError(source, "max_upload_bytes", f"expected a positive number of bytes, "
+                            f"got {max_upload!r}")
     return Contract(
         dataset=dataset,
         version=version,
         format=fmt,
+        max_upload_bytes=max_upload,
         columns=columns,
         derived=derived,
         partition_by=tuple(partition_by),

@@ -11,10 +11,16 @@ than its name, in this order (the first failure is the reason):
                      the contract declares CSV (or not JSON Lines where it
                      declares ``jsonl``), or not parseable as CSV
 ``file.encoding``    not UTF-8 (the message gives the byte offset, line and column)
+``file.checksum``    the SHA-256 differs from the one declared when the upload was
+                     requested (uploads through the API only)
 ``file.duplicate``   same bytes (SHA-256) as an upload already accepted
 ``file.missing_columns`` / ``file.duplicate_columns``  header vs the contract
 ``file.no_rows``     a header and no data rows
 ==================== ==========================================================
+
+The checks read a file as a stream, twice at most: one full pass that hashes and scans the
+bytes, then the first rows again for the sample. :func:`inspect_stream` takes a function that
+opens the stream, so an S3 object is checked the same way without landing on disk.
 
 CSV: the header and a sample of rows are read with pandas. Extra columns, and sample rows
 with more fields than the header, are accepted with a warning (the job quarantines such rows
@@ -35,6 +41,7 @@ import codecs
 import csv
 import gzip
 import hashlib
+import io
 import json
 import os
 import re
@@ -43,9 +50,11 @@ import shutil
 import unicodedata
 import warnings
 import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 
@@ -88,6 +97,8 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _FORMAT_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl"}
 _FORMAT_NAME = {"csv": "a CSV file", "jsonl": "a JSON Lines file (one JSON object per line)"}
+# Opens the file's bytes from the start, each time it is called.
+Opener = Callable[[], BinaryIO]
 
 
 class UploadRejected(Exception):
@@ -116,13 +127,19 @@ class FileCheck:
     sample_rows: int = 0
 
 
-def max_upload_bytes() -> int:
-    text = os.environ.get(MAX_BYTES_ENV)
+def max_upload_bytes(env: Mapping[str, str] | None = None) -> int:
+    text = (os.environ if env is None else env).get(MAX_BYTES_ENV)
     if text is None:
         return DEFAULT_MAX_BYTES
     if not text.isdigit() or int(text) < 1:
         raise ValueError(f"{MAX_BYTES_ENV} must be a positive number of bytes, got {text!r}")
     return int(text)
+
+
+def upload_limit(contract: Contract, ceiling: int) -> int:
+    """A dataset's file size limit: its contract's ``max_upload_bytes``, never above the
+    lake's ``ceiling`` (``$LAKE_MAX_UPLOAD_BYTES``, 1 GiB by default)."""
+    return min(ceiling, contract.max_upload_bytes or ceiling)
 
 
 def human_bytes(n: int) -> str:
@@ -217,10 +234,11 @@ class _TextScan:
         self.offset += len(consumed)
 
 
-def _scan(path: Path, source: str, limit: int, fmt: str) -> tuple[str, bool, _TextScan]:
+def _scan(opener: Opener, source: str, limit: int, fmt: str) -> tuple[str, bool, _TextScan]:
     """Hash the stored bytes and scan the text in one read; returns (sha256, gzip?, scan)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    read = 0
+    with opener() as fh:
         head = fh.read(_CHUNK)
         compressed = head.startswith(_GZIP_MAGIC)
         _sniff(head, source, "the file", fmt)
@@ -230,6 +248,7 @@ def _scan(path: Path, source: str, limit: int, fmt: str) -> tuple[str, bool, _Te
         try:
             while chunk:
                 digest.update(chunk)
+                read += len(chunk)
                 data = chunk
                 if inflater is not None:
                     data = inflater.decompress(chunk)
@@ -251,15 +270,15 @@ def _scan(path: Path, source: str, limit: int, fmt: str) -> tuple[str, bool, _Te
                                      "upload the complete file")
         except zlib.error as exc:
             raise UploadRejected("file.format", f"{source}: corrupt gzip data at about byte "
-                                 f"{fh.tell()}: {exc}") from None
+                                 f"{read}: {exc}") from None
         scan.feed(b"", final=True)
     return digest.hexdigest(), compressed, scan
 
 
 def inspect_file(path: Path, contract: Contract, *, max_bytes: int = DEFAULT_MAX_BYTES,
                  ledger: Ledger | None = None, source: str | None = None) -> FileCheck:
-    """Check one file against ``contract``; raise :class:`UploadRejected` with the first
-    reason it cannot be accepted."""
+    """Check one local file against ``contract``; raise :class:`UploadRejected` with the
+    first reason it cannot be accepted."""
     source = source or path.name
     try:
         size = path.stat().st_size
@@ -269,6 +288,15 @@ def inspect_file(path: Path, contract: Contract, *, max_bytes: int = DEFAULT_MAX
         raise UploadRejected("file.not_found", f"{source}: no such file") from None
     except PermissionError as exc:
         raise UploadRejected("file.not_found", f"{source}: cannot be read: {exc}") from None
+    return inspect_stream(lambda: open(path, "rb"), size, contract, max_bytes=max_bytes,
+                          ledger=ledger, source=source)
+
+
+def inspect_stream(opener: Opener, size: int, contract: Contract, *,
+                   max_bytes: int = DEFAULT_MAX_BYTES, ledger: Ledger | None = None,
+                   source: str, expected_sha256: str | None = None) -> FileCheck:
+    """Check ``size`` bytes that ``opener`` streams, as :func:`inspect_file` checks a file;
+    ``expected_sha256`` is the checksum the uploader declared, if any."""
     if size > max_bytes:
         raise UploadRejected("file.too_large", f"{source}: {human_bytes(size)} is over the size "
                              f"limit of {human_bytes(max_bytes)}; split the file and upload "
@@ -276,9 +304,13 @@ def inspect_file(path: Path, contract: Contract, *, max_bytes: int = DEFAULT_MAX
     if size == 0:
         raise UploadRejected("file.empty", f"{source}: the file is empty (0 bytes); "
                              f"{_expected(contract)}")
-    sha256, compressed, scan = _scan(path, source, max_bytes, contract.format)
+    sha256, compressed, scan = _scan(opener, source, max_bytes, contract.format)
     try:
-        return _check_text(path, contract, source, sha256, compressed, scan, ledger, size)
+        if expected_sha256 and sha256 != expected_sha256.lower():
+            raise UploadRejected("file.checksum", f"{source}: the content's SHA-256 is "
+                                 f"{sha256}, not the {expected_sha256} declared for the upload; "
+                                 "the file changed or was damaged in transit, upload it again")
+        return _check_text(opener, contract, source, sha256, compressed, scan, ledger, size)
     except UploadRejected as exc:
         exc.sha256 = sha256
         raise
@@ -291,7 +323,7 @@ def _expected(contract: Contract) -> str:
     return f"{needs} ({', '.join(contract.column_names)})"
 
 
-def _check_text(path: Path, contract: Contract, source: str, sha256: str, compressed: bool,
+def _check_text(opener: Opener, contract: Contract, source: str, sha256: str, compressed: bool,
                 scan: _TextScan, ledger: Ledger | None, size: int) -> FileCheck:
     if scan.first_char is None:
         raise UploadRejected("file.empty", f"{source}: the file holds no text, only blank "
@@ -309,9 +341,9 @@ def _check_text(path: Path, contract: Contract, source: str, sha256: str, compre
             raise UploadRejected("file.duplicate", _duplicate_message(source, earlier))
     check = FileCheck(size_bytes=size, sha256=sha256, compressed=compressed)
     if contract.format == "jsonl":
-        _check_jsonl_sample(path, contract, source, compressed, check)
+        _check_jsonl_sample(opener, contract, source, compressed, check)
     else:
-        _check_csv_sample(path, contract, source, compressed, check)
+        _check_csv_sample(opener, contract, source, compressed, check)
     return check
 
 
@@ -322,14 +354,14 @@ def _duplicate_message(source: str, earlier: UploadRecord) -> str:
             f"{earlier.upload_id}")
 
 
-def _check_csv_sample(path: Path, contract: Contract, source: str, compressed: bool,
+def _check_csv_sample(opener: Opener, contract: Contract, source: str, compressed: bool,
                       check: FileCheck) -> None:
     """Header against the contract and a sample of rows, read with pandas."""
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, opener() as fh:
         warnings.simplefilter("always", pd.errors.ParserWarning)
         try:
             frame = pd.read_csv(
-                path, header=None, dtype=str, keep_default_na=False, nrows=SAMPLE_ROWS + 1,
+                fh, header=None, dtype=str, keep_default_na=False, nrows=SAMPLE_ROWS + 1,
                 engine="c", encoding="utf-8-sig", compression="gzip" if compressed else None,
                 on_bad_lines="warn", skip_blank_lines=True, quotechar='"', doublequote=True,
             )
@@ -362,15 +394,15 @@ def _check_csv_sample(path: Path, contract: Contract, source: str, compressed: b
             f"({len(header)}); they will be quarantined as row.malformed")
 
 
-def _check_jsonl_sample(path: Path, contract: Contract, source: str, compressed: bool,
+def _check_jsonl_sample(opener: Opener, contract: Contract, source: str, compressed: bool,
                         check: FileCheck) -> None:
     """The keys of the first lines against the contract. A JSON Lines file has no header:
     a required column no sampled object carries means the file is not this dataset's."""
-    opener = gzip.open if compressed else open
     keys: dict[str, None] = {}
     objects = not_objects = 0
     first_bad: str | None = None
-    with opener(path, "rt", encoding="utf-8-sig") as fh:
+    with opener() as raw, (gzip.open(raw, "rt", encoding="utf-8-sig") if compressed
+                           else io.TextIOWrapper(raw, encoding="utf-8-sig")) as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue

@@ -1,0 +1,96 @@
+"""What the upload Lambdas read from their environment, and the AWS services they use."""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from lib.dynamo_ledger import DynamoLedger
+from lib.notify import Notifier, notifier_for
+from lib.upload import max_upload_bytes
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    ledger_table: str
+    raw_bucket: str
+    kms_key_arn: str | None
+    alert_topic_arn: str | None
+    metrics_namespace: str | None
+    max_upload_bytes: int  # the lake-wide ceiling; a contract may lower it
+    url_expires_seconds: int = 900
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        missing = [k for k in ("LEDGER_TABLE", "RAW_BUCKET") if not env.get(k)]
+        if missing:
+            raise ConfigError(f"environment variable(s) {', '.join(missing)} not set")
+        expires = env.get("UPLOAD_URL_EXPIRES_SECONDS", "900")
+        if not expires.isdigit() or not 60 <= int(expires) <= 3600:
+            raise ConfigError(f"UPLOAD_URL_EXPIRES_SECONDS must be 60..3600, got {expires!r}")
+        try:
+            ceiling = max_upload_bytes(env)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        return cls(
+            ledger_table=env["LEDGER_TABLE"], raw_bucket=env["RAW_BUCKET"],
+            kms_key_arn=env.get("KMS_KEY_ARN") or None,
+            alert_topic_arn=env.get("ALERT_TOPIC_ARN") or None,
+            metrics_namespace=env.get("METRICS_NAMESPACE") or None,
+            max_upload_bytes=ceiling, url_expires_seconds=int(expires))
+
+
+@dataclass
+class Services:
+    settings: Settings
+    s3: Any
+    ledger: DynamoLedger
+    notifier: Notifier
+
+
+def build_services(settings: Settings) -> Services:
+    import boto3
+
+    return Services(settings, boto3.client("s3"),
+                    DynamoLedger(settings.ledger_table, client=boto3.client("dynamodb")),
+                    notifier_for(settings.alert_topic_arn, boto3.client("sns")
+                                 if settings.alert_topic_arn else None))
+
+
+@cache
+def services() -> Services:
+    """Built once per Lambda container and reused by every invocation."""
+    return build_services(Settings.from_env())
+
+
+class S3Stream(io.RawIOBase):
+    """An S3 object's body as a raw stream, read in the chunks the caller asks for; never
+    held in memory as a whole."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
+
+
+def open_object(s3: Any, bucket: str, key: str) -> io.BufferedReader:
+    return io.BufferedReader(S3Stream(s3.get_object(Bucket=bucket, Key=key)["Body"]), 1 << 20)

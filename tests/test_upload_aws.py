@@ -1,0 +1,333 @@
+"""The upload path on AWS, against a moto server: POST /uploads -> presigned POST over real
+HTTP -> S3 event -> SQS -> validator -> ACCEPTED or REJECTED, with the DLQ after the retry
+limit, `lake dlq redrive`, SNS alerts and EMF metrics.
+
+SQS delivery to the Lambda is played by :func:`deliver`, which does what Lambda's event
+source mapping does: receive a batch, call the handler, delete the messages it did not report
+as failed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+from lib import cli
+from lib.lambdas import upload_api, validator
+from lib.lambdas.settings import Services, Settings, build_services
+from lib.ledger import ACCEPTED, RECEIVED, REJECTED
+from tests.aws_stubs import REGION, create_ledger_table, foundation_resource
+
+REPO = Path(__file__).resolve().parents[1]
+ORDERS = REPO / "samples" / "orders" / "orders_2026-11-01.csv"
+BUCKET = "lake-test-raw"
+CALLER = "arn:aws:iam::123456789012:user/alice"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+class Lake:
+    """The AWS side of one test: ledger table, raw bucket with its event notification to
+    the upload queue (and dead-letter queue), the alert topic with an inbox queue."""
+
+    def __init__(self, max_receive: int) -> None:
+        self.s3 = boto3.client("s3")
+        self.sqs = boto3.client("sqs")
+        sns = boto3.client("sns")
+        create_ledger_table(boto3.client("dynamodb"), "lake-test-ledger")
+        self.key_arn = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
+        self.dlq = self.sqs.create_queue(QueueName="lake-test-uploads-dlq")["QueueUrl"]
+        dlq_arn = self._arn(self.dlq)
+        self.queue = self.sqs.create_queue(QueueName="lake-test-uploads", Attributes={
+            "VisibilityTimeout": "0",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                         "maxReceiveCount": max_receive})})["QueueUrl"]
+        self.s3.create_bucket(Bucket=BUCKET)
+        # The raw bucket's notification exactly as infra/foundation.yaml declares it.
+        declared = foundation_resource("RawBucket")["NotificationConfiguration"]
+        [qc] = declared["QueueConfigurations"]
+        self.s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={
+            "QueueConfigurations": [{
+                "QueueArn": self._arn(self.queue), "Events": [qc["Event"]],
+                "Filter": {"Key": {"FilterRules": qc["Filter"]["S3Key"]["Rules"]}}}]})
+        topic = sns.create_topic(Name="lake-test-alerts")["TopicArn"]
+        self.inbox = self.sqs.create_queue(QueueName="lake-test-inbox")["QueueUrl"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=self._arn(self.inbox))
+        self.settings = Settings.from_env({
+            "LEDGER_TABLE": "lake-test-ledger", "RAW_BUCKET": BUCKET,
+            "KMS_KEY_ARN": self.key_arn, "ALERT_TOPIC_ARN": topic,
+            "METRICS_NAMESPACE": "Lake/test"})
+        self.svc: Services = build_services(self.settings)
+        self.drained: list[dict] = []
+
+    def _arn(self, url: str) -> str:
+        return self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+
+    def request(self, **body: Any) -> dict:
+        event = {"routeKey": "POST /uploads", "body": json.dumps(body),
+                 "requestContext": {"authorizer": {"iam": {"userArn": CALLER}}}}
+        resp = upload_api.handler(event, None, self.svc)
+        return {"http": resp["statusCode"], **json.loads(resp["body"])}
+
+    def status(self, upload_id: str) -> dict:
+        resp = upload_api.handler({"routeKey": "GET /uploads/{upload_id}",
+                                   "pathParameters": {"upload_id": upload_id}}, None, self.svc)
+        return {"http": resp["statusCode"], **json.loads(resp["body"])}
+
+    def deliver(self) -> list[dict]:
+        """One poll of the event source mapping; returns the batch failures."""
+        got = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10,
+                                       WaitTimeSeconds=1).get("Messages", [])
+        if not got:
+            return []
+        event = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
+                              "body": m["Body"], "eventSource": "aws:sqs"} for m in got]}
+        failed = validator.handler(event, None, self.svc)["batchItemFailures"]
+        failed_ids = {f["itemIdentifier"] for f in failed}
+        for m in got:
+            if m["MessageId"] not in failed_ids:
+                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=m["ReceiptHandle"])
+        self.drained += got
+        return failed
+
+    def alerts(self) -> list[dict]:
+        got = self.sqs.receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10,
+                                       WaitTimeSeconds=1).get("Messages", [])
+        return [json.loads(json.loads(m["Body"])["Message"]) for m in got]
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return sorted(o["Key"] for o in self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+                      .get("Contents", []))
+
+
+@pytest.fixture
+def lake(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]:
+    for k, v in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+    yield Lake(max_receive=2)
+
+
+def _request_for(data: bytes, name: str, dataset: str = "orders", **over: Any) -> dict:
+    return {"dataset": dataset, "file_name": name, "size_bytes": len(data),
+            "content_type": "text/csv", "sha256": hashlib.sha256(data).hexdigest(), **over}
+
+
+def _post(answer: dict, data: bytes, name: str) -> requests.Response:
+    """What a client does with the API's answer: a multipart POST straight to S3."""
+    return requests.post(answer["upload"]["url"], data=answer["upload"]["fields"],
+                         files={"file": (name, data)}, timeout=30)
+
+
+def _emf(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+
+
+def test_an_upload_goes_from_post_uploads_to_accepted(lake: Lake, capsys) -> None:
+    data = ORDERS.read_bytes()
+    answer = lake.request(**_request_for(data, "Orders Nov 1.csv"))
+    assert answer["http"] == 201, answer
+    uid = answer["upload_id"]
+    key = answer["key"]
+    assert key == f"raw/orders/ingest_date={uid[1:5]}-{uid[5:7]}-{uid[7:9]}/{uid}/Orders_Nov_1.csv"
+    # The POST policy pins the key, the exact size, the checksum and SSE-KMS.
+    fields = answer["upload"]["fields"]
+    policy = json.loads(base64.b64decode(fields["policy"]))
+    conditions = policy["conditions"]
+    assert {"key": key} in conditions and {"bucket": BUCKET} in conditions
+    assert ["content-length-range", len(data), len(data)] in conditions
+    sha_b64 = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert {"x-amz-checksum-sha256": sha_b64} in conditions
+    assert {"x-amz-server-side-encryption": "aws:kms"} in conditions
+    assert {"x-amz-server-side-encryption-aws-kms-key-id": lake.key_arn} in conditions
+    assert lake.status(uid)["status"] == RECEIVED
+
+    assert _post(answer, data, "Orders Nov 1.csv").status_code in (200, 201, 204)
+    assert lake.deliver() == []
+
+    record = lake.status(uid)
+    assert record["http"] == 200
+    assert (record["status"], record["location"], record["sha256"]) == (
+        ACCEPTED, f"s3://{BUCKET}/{key}", hashlib.sha256(data).hexdigest())
+    assert [(h["from"], h["to"]) for h in record["history"]] == [(None, RECEIVED),
+                                                                 (RECEIVED, ACCEPTED)]
+    assert record["history"][0]["note"] == f"upload requested by {CALLER}"
+    assert lake.keys() == [key]  # accepted bytes stay where the job reads them
+    [line] = _emf(capsys.readouterr().out)
+    assert line["_aws"]["CloudWatchMetrics"] == [{
+        "Namespace": "Lake/test", "Dimensions": [["Dataset"]],
+        "Metrics": [{"Name": "FilesAccepted", "Unit": "Count"}]}]
+    assert (line["Dataset"], line["FilesAccepted"], line["upload_id"]) == ("orders", 1, uid)
+    assert lake.alerts() == []  # nothing to report
+
+
+def test_a_bad_file_is_rejected_moved_aside_and_reported(lake: Lake, capsys) -> None:
+    data = b"order_id,quantity\nO-1,2\n"  # most required columns missing
+    answer = lake.request(**_request_for(data, "short.csv"))
+    uid = answer["upload_id"]
+    assert _post(answer, data, "short.csv").status_code in (200, 201, 204)
+    assert lake.deliver() == []
+
+    record = lake.status(uid)
+    assert (record["status"], record["reason_code"]) == (REJECTED, "file.missing_columns")
+    assert "customer_id" in record["reason"]
+    folder = f"rejected/orders/ingest_date={record['ingest_date']}/{uid}"
+    assert lake.keys() == [f"{folder}/short.csv", f"{folder}/short.csv.reason.json"]
+    assert record["location"] == f"s3://{BUCKET}/{folder}/short.csv"
+    reason = json.loads(lake.s3.get_object(Bucket=BUCKET, Key=f"{folder}/short.csv.reason.json")
+                        ["Body"].read())
+    assert (reason["upload_id"], reason["reason_code"]) == (uid, "file.missing_columns")
+    [alert] = lake.alerts()
+    assert (alert["event"], alert["dataset"], alert["upload_id"], alert["reason_code"]) == (
+        "upload.rejected", "orders", uid, "file.missing_columns")
+    assert alert["reason"] == record["reason"]
+    [line] = _emf(capsys.readouterr().out)
+    assert [m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]] == [
+        "FilesRejected"]
+    assert (line["FilesRejected"], line["reason_code"]) == (1, "file.missing_columns")
+
+
+def test_the_second_upload_of_the_same_bytes_is_rejected_as_a_duplicate(lake: Lake) -> None:
+    data = ORDERS.read_bytes()
+    first = lake.request(**_request_for(data, "a.csv"))
+    _post(first, data, "a.csv")
+    lake.deliver()
+    second = lake.request(**_request_for(data, "b.csv"))
+    _post(second, data, "b.csv")
+    lake.deliver()
+    record = lake.status(second["upload_id"])
+    assert (record["status"], record["reason_code"]) == (REJECTED, "file.duplicate")
+    assert first["upload_id"] in record["reason"]
+
+
+def test_the_api_refuses_bad_requests_with_a_clear_body_and_records_nothing(lake: Lake) -> None:
+    data = b"x" * 10
+    cases = [
+        (_request_for(data, "a.csv", dataset="invoices"), 400, "dataset.unknown",
+         "unknown dataset 'invoices'; known datasets: customers, orders"),
+        (_request_for(data, "a.csv", size_bytes=(1 << 30) + 1), 413, "file.too_large",
+         "a.csv: 1.0 GiB is over the limit of 1.0 GiB for dataset 'orders'"),
+        (_request_for(data, "../../etc/passwd"), 400, "file.unsafe_name",
+         "path separator"),
+        (_request_for(data, ".hidden.csv"), 400, "file.unsafe_name", "starts with '.'"),
+        (_request_for(data, "a\x07b.csv"), 400, "file.unsafe_name", "control"),
+        (_request_for(data, "a.csv", sha256="abc"), 400, "request.invalid", "64 hex digits"),
+        (_request_for(data, "a.csv", size_bytes="10"), 400, "request.invalid",
+         "field 'size_bytes' is a str, not a int"),
+        (_request_for(data, "a.csv", content_type="application/pdf"), 400, "file.content_type",
+         "'application/pdf' is not accepted"),
+        ({"dataset": "orders"}, 400, "request.invalid", "field 'file_name' is missing"),
+    ]
+    for body, status, code, text in cases:
+        answer = lake.request(**body)
+        assert (answer["http"], answer["error"]) == (status, code), answer
+        assert text in answer["message"]
+    not_json = upload_api.handler({"routeKey": "POST /uploads", "body": "{"}, None, lake.svc)
+    assert (not_json["statusCode"], json.loads(not_json["body"])["error"]) == (
+        400, "request.invalid")
+    unknown = lake.status("u20260101-000000000000")
+    assert (unknown["http"], unknown["error"]) == (404, "upload.unknown")
+    assert lake.svc.ledger.find() == []
+
+
+def test_bytes_that_differ_from_the_declared_checksum_are_rejected(lake: Lake) -> None:
+    data = ORDERS.read_bytes()
+    answer = lake.request(**_request_for(data, "orders.csv"))
+    # S3 itself refuses a POST whose bytes do not match x-amz-checksum-sha256; put other
+    # bytes under the key directly, as a writer bypassing the POST could.
+    other = data.replace(b"O-1001", b"O-9999")
+    lake.s3.put_object(Bucket=BUCKET, Key=answer["key"], Body=other)
+    lake.deliver()
+    record = lake.status(answer["upload_id"])
+    assert (record["status"], record["reason_code"]) == (REJECTED, "file.checksum")
+    assert hashlib.sha256(other).hexdigest() in record["reason"]
+
+
+def test_an_object_no_upload_asked_for_is_set_aside(lake: Lake) -> None:
+    lake.s3.put_object(Bucket=BUCKET, Key="raw/orders/ingest_date=2026-11-22/x/y.csv",
+                       Body=ORDERS.read_bytes())
+    assert lake.deliver() == []
+    assert lake.keys() == ["rejected/_unregistered/orders/ingest_date=2026-11-22/x/y.csv",
+                           "rejected/_unregistered/orders/ingest_date=2026-11-22/x/y.csv"
+                           ".reason.json"]
+    [alert] = lake.alerts()
+    assert alert["reason_code"] == "file.unregistered"
+
+
+def test_an_event_delivered_twice_changes_nothing_the_second_time(lake: Lake) -> None:
+    data = ORDERS.read_bytes()
+    answer = lake.request(**_request_for(data, "orders.csv"))
+    _post(answer, data, "orders.csv")
+    lake.deliver()
+    [message] = [m for m in lake.drained if "Records" in json.loads(m["Body"])]  # no TestEvent
+    event = {"Records": [{"messageId": "again", "body": message["Body"]}]}
+    assert validator.handler(event, None, lake.svc) == {"batchItemFailures": []}
+    assert [h.to_status for h in lake.svc.ledger.history(answer["upload_id"])] == [
+        RECEIVED, ACCEPTED]
+
+
+def test_failing_events_go_to_the_dlq_after_the_retry_limit_and_redrive_brings_them_back(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    data = ORDERS.read_bytes()
+    answer = lake.request(**_request_for(data, "orders.csv"))
+    uid = answer["upload_id"]
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionResetError("the ledger table is throttled")
+    real = validator.inspect_stream
+    monkeypatch.setattr(validator, "inspect_stream", broken)
+    _post(answer, data, "orders.csv")
+    failures = [lake.deliver() for _ in range(2)]  # maxReceiveCount = 2
+    assert [len(f) for f in failures] == [1, 1]
+    assert lake.deliver() == []  # the third receive finds it moved to the DLQ
+    assert lake.status(uid)["status"] == RECEIVED
+
+    # lake dlq redrive: a dry run first, which moves nothing.
+    capsys.readouterr()
+    assert cli.main(["dlq", "redrive", "--queue", "lake-test-uploads-dlq"]) == 0
+    out = capsys.readouterr().out
+    assert "waiting:           1 message(s)" in out
+    assert f"s3://{BUCKET}/{answer['key']}" in out
+    assert "dry run: nothing moved" in out
+    assert lake.deliver() == []
+
+    monkeypatch.setattr(validator, "inspect_stream", real)  # the fix
+    assert cli.main(["dlq", "redrive", "--queue", "lake-test-uploads-dlq", "--apply"]) == 0
+    assert f"moved 1 message(s) back to {lake.queue}" in capsys.readouterr().out
+    assert lake.deliver() == []
+    assert lake.status(uid)["status"] == ACCEPTED
+    attrs = lake.sqs.get_queue_attributes(QueueUrl=lake.dlq,
+                                          AttributeNames=["ApproximateNumberOfMessages"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+def test_redrive_names_a_missing_queue(lake: Lake, capsys) -> None:
+    assert cli.main(["dlq", "redrive", "--queue", "nope"]) == 2
+    assert "no queue 'nope' in this account and region" in capsys.readouterr().err
