@@ -7,11 +7,13 @@ and calls :func:`run_job`; everything else lives in ``lib``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
-from lib import job_args
+from lib import job_args, metrics
 from lib.contract import load_contract
-from lib.ledger import open_ledger
+from lib.ledger import FAILED, LedgerError
+from lib.notify import notifier_for
 from lib.processing import process_uploads
 from lib.report import format_summary
 from lib.runtime import open_job
@@ -19,18 +21,40 @@ from lib.runtime import open_job
 
 def run_job(dataset: str, version: int, argv: Sequence[str]) -> int:
     """Run contract ``dataset``/``version`` on the ledger's pending uploads (or
-    ``--upload_ids``); returns the process exit code (0 ok, 1 some upload failed)."""
+    ``--upload_ids``); returns the process exit code (0 ok, 1 some upload failed).
+
+    With ``--metrics_namespace`` the run's counts go to CloudWatch as an EMF line (also when
+    the run raises); with ``--alert_topic_arn`` every upload the run left FAILED is reported."""
     with open_job(argv, job_args.REQUIRED, job_args.OPTIONAL) as ctx:
-        report = process_uploads(
-            ctx.spark,
-            load_contract(dataset, version),
-            job_args.lake_paths(ctx.args),
-            open_ledger(ctx.args["lake_root"]),
-            job_name=ctx.job_name,
-            job_version=version,
-            upload_ids=job_args.upload_ids(ctx.args),
-            max_records_per_file=job_args.max_records_per_file(ctx.args),
-            logger=ctx.logger,
-        )
+        namespace = ctx.args.get("metrics_namespace")
+        ledger = job_args.ledger(ctx.args)
+        started = time.monotonic()
+        try:
+            report = process_uploads(
+                ctx.spark,
+                load_contract(dataset, version),
+                job_args.lake_paths(ctx.args),
+                ledger,
+                job_name=ctx.job_name,
+                job_version=version,
+                upload_ids=job_args.upload_ids(ctx.args),
+                max_records_per_file=job_args.max_records_per_file(ctx.args),
+                logger=ctx.logger,
+            )
+        except BaseException:
+            metrics.emit(namespace, dataset, metrics.failed_run_metrics(
+                time.monotonic() - started), {"job": ctx.job_name})
+            raise
+        metrics.emit(namespace, dataset, metrics.run_metrics(report, time.monotonic() - started),
+                     {"job": ctx.job_name, "run_id": report.run_id})
+        notifier = notifier_for(ctx.args.get("alert_topic_arn"))
+        for u in report.failed:
+            try:
+                record = ledger.get(u.upload_id)
+            except LedgerError as exc:
+                ctx.logger.error("upload %s: no alert sent: %s", u.upload_id, exc)
+                continue
+            if record.status == FAILED:
+                notifier.upload_event(record)
         print(format_summary(report), flush=True)
     return report.exit_code

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 
 from lib.lake_paths import LakePaths
+from lib.ledger import Ledger, open_ledger
 from lib.publish import DEFAULT_MAX_RECORDS_PER_FILE
 from lib.runtime import JobArgumentError
 
@@ -17,6 +18,12 @@ OPTIONAL: dict[str, str | None] = {
     "quarantine_root": None,
     "reports_root": None,
     "max_records_per_file": str(DEFAULT_MAX_RECORDS_PER_FILE),
+    # On AWS: the DynamoDB ledger (default: the SQLite ledger under a local lake root), the
+    # SNS topic told about FAILED uploads, and the CloudWatch namespace of the run's metrics.
+    "ledger_table": None,
+    "ledger_retention_days": None,
+    "alert_topic_arn": None,
+    "metrics_namespace": None,
 }
 
 
@@ -28,6 +35,20 @@ def lake_paths(args: Mapping[str, str | None]) -> LakePaths:
         quarantine=args.get("quarantine_root"),
         reports=args.get("reports_root"),
     )
+
+
+def ledger(args: Mapping[str, str | None]) -> Ledger:
+    """The DynamoDB ledger ``--ledger_table`` names, else the lake root's SQLite ledger."""
+    table = args.get("ledger_table")
+    if not table:
+        return open_ledger(str(args["lake_root"]))
+    from lib.dynamo_ledger import DEFAULT_RETENTION_DAYS, DynamoLedger
+
+    text = args.get("ledger_retention_days") or str(DEFAULT_RETENTION_DAYS)
+    if not text.isdigit() or int(text) < 1:
+        raise JobArgumentError(f"--ledger_retention_days must be a positive number of days, "
+                               f"got {text!r}")
+    return DynamoLedger(table, retention_days=int(text))
 
 
 def upload_ids(args: Mapping[str, str | None]) -> list[str] | None:

@@ -1,0 +1,103 @@
+"""The Glue job with its AWS wiring, against moto: the input list from the DynamoDB ledger
+(exactly as from SQLite locally), EMF metrics of the run and an SNS alert per FAILED upload.
+The lake zones are local folders; only the ledger, topic and metrics are AWS's."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from glue_jobs.orders.v2 import job
+from lib.dynamo_ledger import DynamoLedger
+from lib.lake_paths import to_uri
+from lib.ledger import ACCEPTED, UploadRecord
+from tests.aws_stubs import REGION, create_ledger_table
+from tests.conftest import SAMPLES
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        table = create_ledger_table(boto3.client("dynamodb"))
+        sns, sqs = boto3.client("sns"), boto3.client("sqs")
+        topic = sns.create_topic(Name="alerts")["TopicArn"]
+        inbox = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+        yield {"table": table, "topic": topic, "inbox": inbox, "sqs": sqs,
+               "ledger": DynamoLedger(table)}
+
+
+def _accepted(ledger: DynamoLedger, lake: Path, src: Path, uid: str) -> None:
+    dest = lake / "raw" / "orders" / "ingest_date=2026-11-21" / uid / src.name
+    if src.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+    ledger.create(UploadRecord(upload_id=uid, dataset="orders", original_name=src.name,
+                               stored_name=src.name, size_bytes=1, sha256=f"sha-{uid}",
+                               ingest_date="2026-11-21"))
+    ledger.transition(uid, ACCEPTED, location=f"{to_uri(lake / 'raw' / 'orders')}/"
+                                              f"ingest_date=2026-11-21/{uid}/{src.name}")
+
+
+def test_the_job_takes_its_input_from_the_dynamodb_ledger_and_reports(
+        spark, aws, tmp_path, capsys) -> None:
+    lake = tmp_path / "lake"
+    ledger: DynamoLedger = aws["ledger"]
+    _accepted(ledger, lake, SAMPLES / "orders_2026-11-01.csv", "u-good")
+    _accepted(ledger, lake, tmp_path / "vanished.csv", "u-gone")  # its file is missing
+    code = job.main(["--JOB_NAME", "lake-dev-orders-v2", "--lake_root", to_uri(lake),
+                     "--ledger_table", aws["table"], "--alert_topic_arn", aws["topic"],
+                     "--metrics_namespace", "Lake/test"])
+    assert code == 1  # one upload failed
+    good, gone = ledger.get("u-good"), ledger.get("u-gone")
+    assert (good.status, good.rows_read, good.clean, good.quarantined,
+            good.duplicates_removed) == ("ARCHIVED", 14, 4, 9, 1)
+    assert good.location.endswith("/archive/orders/ingest_date=2026-11-21/u-good/"
+                                  "orders_2026-11-01.csv")
+    assert gone.status == "FAILED" and gone.error_code
+    assert (lake / "clean" / "orders").is_dir()
+
+    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines()
+              if x.startswith('{"_aws"')]
+    [directive] = line["_aws"]["CloudWatchMetrics"]
+    assert (directive["Namespace"], directive["Dimensions"]) == ("Lake/test", [["Dataset"]])
+    assert [m["Name"] for m in directive["Metrics"]] == [
+        "RowsRead", "RowsClean", "RowsQuarantined", "DuplicatesRemoved", "UploadsProcessed",
+        "UploadsFailed", "RunsFailed", "RunDuration"]
+    assert {m["Name"]: m["Unit"] for m in directive["Metrics"]}["RunDuration"] == "Seconds"
+    assert ({k: line[k] for k in ("Dataset", "RowsRead", "RowsClean", "RowsQuarantined",
+                                  "DuplicatesRemoved", "UploadsProcessed", "UploadsFailed",
+                                  "RunsFailed", "job")}
+            == {"Dataset": "orders", "RowsRead": 14, "RowsClean": 4, "RowsQuarantined": 9,
+                "DuplicatesRemoved": 1, "UploadsProcessed": 1, "UploadsFailed": 1,
+                "RunsFailed": 1, "job": "lake-dev-orders-v2"})
+    assert line["RunDuration"] > 0
+
+    got = aws["sqs"].receive_message(QueueUrl=aws["inbox"], MaxNumberOfMessages=10)["Messages"]
+    [alert] = [json.loads(json.loads(m["Body"])["Message"]) for m in got]
+    assert (alert["event"], alert["dataset"], alert["upload_id"], alert["reason_code"]) == (
+        "upload.failed", "orders", "u-gone", gone.error_code)
+    assert alert["reason"] == gone.error
+    assert (alert["job"], alert["run_id"]) == ("lake-dev-orders-v2", gone.run_id)
+
+
+def test_the_job_refuses_a_bad_retention(spark, aws, tmp_path) -> None:
+    from lib.runtime import JobArgumentError
+
+    with pytest.raises(JobArgumentError, match="--ledger_retention_days must be a positive "
+                                               "number of days, got '0'"):
+        job.main(["--JOB_NAME", "j", "--lake_root", to_uri(tmp_path), "--ledger_table",
+                  aws["table"], "--ledger_retention_days", "0"])
