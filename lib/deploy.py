@@ -8,11 +8,13 @@ The plan, in order (``--dry-run`` prints it and touches nothing on AWS):
 4. read its ``ArtifactsBucket`` output;
 5. upload the artifacts to that bucket (SSE-KMS, content SHA-256 as metadata);
 6. ``aws cloudformation deploy`` the pipelines stack ``<project>-<env>-pipelines`` with the
-   new ``ReleaseId``.
+   new ``ReleaseId``;
+7. ``aws cloudformation deploy`` the uploads stack ``<project>-<env>-uploads`` (upload API,
+   validator, alarms) with the same ``ReleaseId``.
 
 Parameters per environment live in ``infra/env/<env>.json``:
-``{"project": ..., "foundation": {Param: value}, "pipelines": {Param: value}}``; a name the
-template does not declare is refused before anything runs.
+``{"project": ..., "foundation": {Param: value}, "pipelines": {...}, "uploads": {...}}``; a
+name the template does not declare is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -26,11 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from lib.infra import FOUNDATION_PATH, REPO_ROOT, TEMPLATE_PATH, check, load_template
+from lib.infra import (
+    FOUNDATION_PATH,
+    REPO_ROOT,
+    TEMPLATE_PATH,
+    UPLOADS_PATH,
+    check,
+    load_template,
+)
 from lib.packaging import Package, build
 
 ENV_DIR = REPO_ROOT / "infra" / "env"
-STACKS = {"foundation": FOUNDATION_PATH, "pipelines": TEMPLATE_PATH}
+STACKS = {"foundation": FOUNDATION_PATH, "pipelines": TEMPLATE_PATH, "uploads": UPLOADS_PATH}
 
 
 class DeployError(RuntimeError):
@@ -103,6 +112,8 @@ def cloudformation_deploy(cfg: EnvConfig, kind: str, extra: Mapping[str, str],
            "--tags", f"project={cfg.project}", f"env={cfg.env}"]
     if kind == "foundation":  # it creates the job and crawler roles by name
         cmd += ["--capabilities", "CAPABILITY_NAMED_IAM"]
+    elif kind == "uploads":  # the Lambda roles, named by CloudFormation
+        cmd += ["--capabilities", "CAPABILITY_IAM"]
     if template_bucket:
         cmd += ["--s3-bucket", template_bucket, "--s3-prefix", "cloudformation"]
     if cfg.region:
@@ -168,8 +179,8 @@ def plan(cfg: EnvConfig, dist: Path, out: TextIO,
         for uri in upload_artifacts(package, state["bucket"], session().client("s3")):
             print(f"    uploaded {uri}", file=out, flush=True)
 
-    def pipelines(bucket: str) -> list[str]:
-        return cloudformation_deploy(cfg, "pipelines", {"ReleaseId": package.release}, bucket)
+    def release_stack(kind: str, bucket: str) -> list[str]:
+        return cloudformation_deploy(cfg, kind, {"ReleaseId": package.release}, bucket)
 
     foundation = cloudformation_deploy(cfg, "foundation", {})
     bucket = f"<ArtifactsBucket output of {cfg.stack_name('foundation')}>"
@@ -185,8 +196,9 @@ def plan(cfg: EnvConfig, dist: Path, out: TextIO,
               " -> output ArtifactsBucket"], resolve_bucket),
         Step(f"upload {len(package.artifacts)} artifacts",
              [f"s3://{bucket}/{a.key}" for a in package.artifacts], upload),
-        Step(f"deploy stack {cfg.stack_name('pipelines')}", [shlex.join(pipelines(bucket))],
-             run_cmd(lambda: pipelines(state["bucket"]))),
+        *[Step(f"deploy stack {cfg.stack_name(kind)}", [shlex.join(release_stack(kind, bucket))],
+               run_cmd(lambda kind=kind: release_stack(kind, state["bucket"])))
+          for kind in ("pipelines", "uploads")],
     ]
 
 

@@ -16,6 +16,7 @@ configuration and the workgroup come from ``infra/foundation.yaml`` (imported by
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,8 +35,12 @@ GLUE_VERSION = "5.0"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = REPO_ROOT / "infra" / "pipelines.yaml"
 FOUNDATION_PATH = REPO_ROOT / "infra" / "foundation.yaml"
+UPLOADS_PATH = REPO_ROOT / "infra" / "uploads.yaml"
 LIB_ARTIFACT = "lib.zip"
 # The lake zones a crawler can target, and the foundation export holding each zone's bucket.
+# CloudWatch namespace of the lake's EMF metrics (lib/metrics.py), per project and env.
+METRICS_NAMESPACE = "Lake/${Project}-${Env}"
+ALARM_PERIOD_SECONDS = 3600
 ZONE_BUCKET_EXPORTS = {"clean": "CleanBucket", "quarantine": "QuarantineBucket"}
 
 HEADER = """\
@@ -168,6 +173,13 @@ def build_template(jobs: Mapping[str, Sequence[int]], crawlers: Mapping[str, Cra
         "SchedulesEnabled": {"Type": "String", "Default": "true",
                              "AllowedValues": ["true", "false"],
                              "Description": "Start the scheduled triggers on creation."},
+        "LedgerRetentionDays": {"Type": "Number", "Default": 400, "MinValue": 1,
+                                "Description": "Days an ARCHIVED upload's ledger record is "
+                                               "kept before the table's TTL deletes it."},
+        "QuarantineRatioThreshold": {"Type": "Number", "Default": 0.05, "MinValue": 0,
+                                     "MaxValue": 1,
+                                     "Description": "Alarm when a dataset's quarantined / read "
+                                                    "rows in an hour is above this."},
     }
     for i, dataset in enumerate(datasets):
         params[f"{camel(dataset)}Schedule"] = {
@@ -247,6 +259,10 @@ def build_template(jobs: Mapping[str, Sequence[int]], crawlers: Mapping[str, Cra
                         "--clean_root": _sub("s3://${Bucket}", Bucket=_import("CleanBucket")),
                         "--quarantine_root": _sub("s3://${Bucket}",
                                                   Bucket=_import("QuarantineBucket")),
+                        "--ledger_table": _import("LedgerTable"),
+                        "--ledger_retention_days": {"Ref": "LedgerRetentionDays"},
+                        "--alert_topic_arn": _import("AlertTopicArn"),
+                        "--metrics_namespace": _sub(METRICS_NAMESPACE),
                     },
                     "ExecutionProperty": {"MaxConcurrentRuns": 1},
                     "WorkerType": {"Ref": "WorkerType"},
@@ -310,6 +326,8 @@ def build_template(jobs: Mapping[str, Sequence[int]], crawlers: Mapping[str, Cra
             },
         }
 
+    res.update(monitoring(datasets))
+
     db_vars = {f"{camel(db)}Database": {"Ref": f"{camel(db)}Database"} for db in databases}
     for query in queries.values():
         text = athena_query_string(query, databases)
@@ -341,6 +359,86 @@ def build_template(jobs: Mapping[str, Sequence[int]], crawlers: Mapping[str, Cra
         "Resources": res,
         "Outputs": outputs,
     }
+
+
+def _metric(name: str, dataset: str, stat: str = "Sum") -> dict:
+    return {"Metric": {"Namespace": _sub(METRICS_NAMESPACE), "MetricName": name,
+                       "Dimensions": [{"Name": "Dataset", "Value": dataset}]},
+            "Period": ALARM_PERIOD_SECONDS, "Stat": stat}
+
+
+def monitoring(datasets: Sequence[str]) -> dict[str, Any]:
+    """Per dataset, alarms on failed runs and on the quarantine ratio (to the alert topic),
+    and one dashboard of the upload checks and job runs of every dataset. The metrics are
+    the EMF lines of :mod:`lib.metrics`."""
+    from lib import metrics as m
+
+    res: dict[str, Any] = {}
+    alert = [_import("AlertTopicArn")]
+    for dataset in datasets:
+        name = camel(dataset)
+        res[f"{name}FailedRunsAlarm"] = {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmName": env_name(f"{dataset}-failed-runs"),
+                "AlarmDescription": f"A run of the {dataset} job left uploads FAILED or failed "
+                                    "as a whole (see the alert topic and the run report).",
+                "Namespace": _sub(METRICS_NAMESPACE), "MetricName": m.RUNS_FAILED,
+                "Dimensions": [{"Name": "Dataset", "Value": dataset}],
+                "Statistic": "Sum", "Period": ALARM_PERIOD_SECONDS, "EvaluationPeriods": 1,
+                "Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                "TreatMissingData": "notBreaching", "AlarmActions": alert,
+            },
+        }
+        res[f"{name}QuarantineRatioAlarm"] = {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmName": env_name(f"{dataset}-quarantine-ratio"),
+                "AlarmDescription": f"More of {dataset}'s rows were quarantined than "
+                                    "QuarantineRatioThreshold allows: look at the quarantine "
+                                    "zone's reason codes.",
+                "Metrics": [
+                    {"Id": "quarantined", "MetricStat": _metric(m.ROWS_QUARANTINED, dataset),
+                     "ReturnData": False},
+                    {"Id": "read", "MetricStat": _metric(m.ROWS_READ, dataset),
+                     "ReturnData": False},
+                    {"Id": "ratio", "Expression": "IF(read > 0, quarantined / read, 0)",
+                     "Label": f"{dataset} quarantined / read", "ReturnData": True},
+                ],
+                "EvaluationPeriods": 1, "Threshold": {"Ref": "QuarantineRatioThreshold"},
+                "ComparisonOperator": "GreaterThanThreshold",
+                "TreatMissingData": "notBreaching", "AlarmActions": alert,
+            },
+        }
+    ns = "${Namespace}"
+    widgets: list[dict] = []
+
+    def graph(title: str, rows: list[list[Any]], y: int, x: int, stat: str = "Sum") -> None:
+        widgets.append({"type": "metric", "x": x, "y": y, "width": 12, "height": 6,
+                        "properties": {"title": title, "region": "${AWS::Region}", "stat": stat,
+                                       "period": 3600, "view": "timeSeries", "metrics": rows}})
+
+    for i, dataset in enumerate(datasets):
+        y = 6 * i
+        graph(f"{dataset}: rows per hour", [[ns, n, "Dataset", dataset] for n in (
+            m.ROWS_READ, m.ROWS_CLEAN, m.ROWS_QUARANTINED, m.DUPLICATES_REMOVED)], y, 0)
+        graph(f"{dataset}: uploads and runs", [[ns, n, "Dataset", dataset] for n in (
+            m.FILES_ACCEPTED, m.FILES_REJECTED, m.UPLOADS_FAILED, m.RUNS_FAILED)], y, 12)
+    y = 6 * len(datasets)
+    graph("Job run duration (max, seconds)", [[ns, m.RUN_DURATION, "Dataset", d]
+                                              for d in datasets], y, 0, stat="Maximum")
+    graph("Upload events in the dead-letter queue", [[
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName",
+        "${Project}-${Env}-uploads-dlq"]], y, 12, stat="Maximum")
+    res["LakeDashboard"] = {
+        "Type": "AWS::CloudWatch::Dashboard",
+        "Properties": {
+            "DashboardName": env_name("lake"),
+            "DashboardBody": {"Fn::Sub": [json.dumps({"widgets": widgets}, indent=1),
+                                          {"Namespace": _sub(METRICS_NAMESPACE)}]},
+        },
+    }
+    return res
 
 
 class _Dumper(yaml.SafeDumper):

@@ -1,12 +1,18 @@
 """``lake package``: the artifacts a deployment uploads, laid out under their S3 keys.
 
-    <dist>/lib/<release>/lib.zip          the ``lib`` package for ``--extra-py-files``
+    <dist>/lib/<release>/lib.zip          the ``lib`` package for ``--extra-py-files``, and
+                                          the code of the upload Lambdas
+    <dist>/lib/<release>/lambda-deps.zip  the Lambda layer: the lib's third-party packages
+                                          (pandas, PyYAML ...) at requirements.lock's pins,
+                                          built for Lambda's python3.11 on x86_64
     <dist>/jobs/<job>/v<N>/job.py         each job version's Glue script
     <dist>/jobs/<job>/v<N>/contract.yaml  the contract that version runs (also inside lib.zip)
     <dist>/releases/<release>.json        the manifest: release, keys and SHA-256 of each file
 
-The zip is reproducible (sorted members, fixed timestamps and modes), so the release id
-``<version>-<sha256[:12]>`` changes exactly when a packaged byte changes. A job script
+The zips are reproducible (sorted members, fixed timestamps and modes), so the release id
+``<version>-<sha256[:12]>`` changes exactly when a packaged byte (or a layer pin) changes.
+The layer is built with pip from the package index once per set of pins and cached in
+``.cache/lambda-deps/``. A job script
 imports ``lib`` from the zip Glue puts on ``sys.path``, never from the repo.
 """
 
@@ -16,6 +22,9 @@ import hashlib
 import io
 import json
 import shutil
+import subprocess
+import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +33,11 @@ from lib.infra import GLUE_VERSION, LIB_ARTIFACT, REPO_ROOT, JobVersion, project
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _LIB_SUFFIXES = (".py", ".yaml", ".properties")
+LAMBDA_DEPS_ARTIFACT = "lambda-deps.zip"
+# What the lib imports beyond the Lambda runtime's boto3, with their own dependencies.
+LAMBDA_PACKAGES = ("pandas", "numpy", "PyYAML", "python-dateutil", "pytz", "tzdata", "six")
+LAMBDA_PLATFORM = ("--platform", "manylinux2014_x86_64", "--implementation", "cp",
+                   "--python-version", "3.11", "--only-binary=:all:")
 
 
 class PackageError(RuntimeError):
@@ -70,8 +84,62 @@ def lib_zip_bytes(lib_dir: Path) -> bytes:
     return buf.getvalue()
 
 
-def build(dist: Path, repo: Path = REPO_ROOT) -> Package:
-    """Write the artifacts of every job version into ``dist`` (emptied first)."""
+def _zip_tree(root: Path, prefix: str, skip: tuple[str, ...] = ()) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted((p for p in root.rglob("*") if p.is_file()),
+                           key=lambda p: p.relative_to(root).as_posix()):
+            rel = path.relative_to(root)
+            if any(part in skip for part in rel.parts):
+                continue
+            info = zipfile.ZipInfo(f"{prefix}{rel.as_posix()}", _ZIP_EPOCH)
+            info.external_attr = (0o755 if path.stat().st_mode & 0o111 else 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, path.read_bytes())
+    return buf.getvalue()
+
+
+def lambda_pins(repo: Path = REPO_ROOT) -> list[str]:
+    """``name==version`` of each layer package, from requirements.lock."""
+    lock = repo / "requirements.lock"
+    pins = {}
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        name, sep, version = line.partition("==")
+        if sep:
+            pins[name.strip().lower()] = f"{name.strip()}=={version.strip()}"
+    missing = [p for p in LAMBDA_PACKAGES if p.lower() not in pins]
+    if missing:
+        raise PackageError(f"{lock} pins none of {', '.join(missing)}; run `make lock`")
+    return [pins[p.lower()] for p in LAMBDA_PACKAGES]
+
+
+def lambda_deps_zip(pins: list[str], cache: Path) -> bytes:
+    """The layer zip (``python/...``) of ``pins`` for Lambda's platform; built with pip the
+    first time, then read from ``cache``."""
+    key = _sha256("\n".join([*pins, *LAMBDA_PLATFORM]).encode())[:16]
+    cached = cache / f"{key}.zip"
+    if cached.is_file():
+        return cached.read_bytes()
+    with tempfile.TemporaryDirectory(prefix="lambda-deps-") as tmp:
+        target = Path(tmp) / "python"
+        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+               "--no-deps", "--no-compile", "--target", str(target), *LAMBDA_PLATFORM, *pins]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise PackageError(f"could not fetch the Lambda layer's packages ({' '.join(pins)}) "
+                               f"from the package index:\n{out.stderr.strip()[-2000:]}")
+        data = _zip_tree(target, "python/", skip=("tests", "bin", "__pycache__"))
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp_file = cached.with_suffix(".partial")
+    tmp_file.write_bytes(data)
+    tmp_file.replace(cached)
+    return data
+
+
+def build(dist: Path, repo: Path = REPO_ROOT, *, lambda_deps: bool = True,
+          cache: Path | None = None) -> Package:
+    """Write the artifacts of every job version into ``dist`` (emptied first); with
+    ``lambda_deps`` also the upload Lambdas' layer (``.cache/lambda-deps`` unless ``cache``)."""
     from lib.cli import job_versions
 
     jobs = tuple(JobVersion(ds, v) for ds, versions in sorted(job_versions(repo / "glue_jobs").items())
@@ -86,15 +154,21 @@ def build(dist: Path, repo: Path = REPO_ROOT) -> Package:
         files[job.script_key] = (script.read_bytes(), "text/x-python")
         files[f"{job.key_prefix}/contract.yaml"] = (contract.read_bytes(), "application/yaml")
 
+    pins = lambda_pins(repo)
     digest = hashlib.sha256(lib_zip)
+    digest.update("\n".join(pins).encode())
     for key in sorted(files):
         digest.update(key.encode() + b"\0" + files[key][0])
     release = f"{project_metadata(repo)['version']}-{digest.hexdigest()[:12]}"
     files[f"lib/{release}/{LIB_ARTIFACT}"] = (lib_zip, "application/zip")
+    if lambda_deps:
+        files[f"lib/{release}/{LAMBDA_DEPS_ARTIFACT}"] = (
+            lambda_deps_zip(pins, cache or repo / ".cache" / "lambda-deps"), "application/zip")
     manifest = {
         "release": release,
         "glue_version": GLUE_VERSION,
         "lib": f"lib/{release}/{LIB_ARTIFACT}",
+        "lambda_layer_packages": pins,
         "jobs": {f"{j.dataset}/v{j.version}": j.script_key for j in jobs},
         "files": {key: _sha256(data) for key, (data, _) in sorted(files.items())},
     }

@@ -33,6 +33,15 @@ def pipelines_cmd(release: str, bucket: str) -> str:
             f"env=dev --s3-bucket {bucket} --s3-prefix cloudformation --region eu-west-1")
 
 
+def uploads_cmd(release: str, bucket: str) -> str:
+    return ("aws cloudformation deploy --stack-name lake-dev-uploads --template-file "
+            "infra/uploads.yaml --no-fail-on-empty-changeset --parameter-overrides "
+            f"Project=lake Env=dev ReleaseId={release} ValidatorMaxConcurrency=2 "
+            "ApiMaxConcurrency=5 LogRetentionDays=30 --tags project=lake env=dev "
+            f"--capabilities CAPABILITY_IAM --s3-bucket {bucket} --s3-prefix cloudformation "
+            "--region eu-west-1")
+
+
 def _no_aws():
     raise AssertionError("a dry run must not create an AWS session")
 
@@ -48,18 +57,22 @@ def test_dry_run_prints_every_step_and_calls_nothing_on_aws(tmp_path, monkeypatc
     assert lines[0] == ("lake deploy: env dev, project lake, region eu-west-1 "
                         "(dry run: nothing is sent to AWS)")
     assert [ln for ln in lines if ln.startswith("[")] == [
-        "[1/6] templates are current",
-        f"[2/6] package release {release}",
-        "[3/6] deploy stack lake-dev-foundation",
-        "[4/6] find the artifacts bucket",
-        "[5/6] upload 8 artifacts",
-        "[6/6] deploy stack lake-dev-pipelines",
+        "[1/7] templates are current",
+        f"[2/7] package release {release}",
+        "[3/7] deploy stack lake-dev-foundation",
+        "[4/7] find the artifacts bucket",
+        "[5/7] upload 9 artifacts",
+        "[6/7] deploy stack lake-dev-pipelines",
+        "[7/7] deploy stack lake-dev-uploads",
     ]
     assert f"    {FOUNDATION_CMD}" in lines
     assert "    " + pipelines_cmd(release, "'<ArtifactsBucket output of lake-dev-foundation>'") \
         in lines
-    assert ("    s3://<ArtifactsBucket output of lake-dev-foundation>/lib/"
-            f"{release}/lib.zip") in lines
+    assert "    " + uploads_cmd(release, "'<ArtifactsBucket output of lake-dev-foundation>'") \
+        in lines
+    for artifact in ("lib.zip", "lambda-deps.zip"):
+        assert ("    s3://<ArtifactsBucket output of lake-dev-foundation>/lib/"
+                f"{release}/{artifact}") in lines
     assert lines[-1] == "dry run complete: run without DRY_RUN=1 to deploy"
 
 
@@ -98,7 +111,7 @@ def test_upload_puts_every_artifact_under_its_key_encrypted_with_its_hash(aws, t
         assert obj["Metadata"] == {"sha256": art.sha256, "release": package.release}
 
 
-def test_deploy_runs_both_stacks_and_uploads_to_the_foundation_bucket(aws, tmp_path,
+def test_deploy_runs_the_three_stacks_and_uploads_to_the_foundation_bucket(aws, tmp_path,
                                                                       monkeypatch) -> None:
     """The foundation stack's output names the bucket; the fake `aws` records each call."""
     bin_dir = tmp_path / "bin"
@@ -119,11 +132,14 @@ def test_deploy_runs_both_stacks_and_uploads_to_the_foundation_bucket(aws, tmp_p
     [manifest] = (tmp_path / "dist" / "releases").iterdir()
     assert log.read_text().splitlines() == [FOUNDATION_CMD[len("aws "):],
                                             pipelines_cmd(manifest.stem, "lake-dev-artifacts-test")
+                                            [len("aws "):],
+                                            uploads_cmd(manifest.stem, "lake-dev-artifacts-test")
                                             [len("aws "):]]
     keys = sorted(o["Key"] for o in aws.client("s3").list_objects_v2(
         Bucket="lake-dev-artifacts-test")["Contents"])
     assert f"lib/{manifest.stem}/lib.zip" in keys and "jobs/orders/v2/job.py" in keys
-    assert len(keys) == 8
+    assert f"lib/{manifest.stem}/lambda-deps.zip" in keys
+    assert len(keys) == 9
     printed = out.getvalue().splitlines()
     assert f"    uploaded s3://lake-dev-artifacts-test/lib/{manifest.stem}/lib.zip" in printed
     assert printed[-1] == "deployed dev"
@@ -156,7 +172,8 @@ def test_a_parameter_the_template_does_not_declare_is_refused(tmp_path) -> None:
     assert str(err.value) == (
         f"{tmp_path / 'dev.json'}: pipelines parameter(s) WorkerCount are not in pipelines.yaml; "
         "it declares: Project, Env, ReleaseId, WorkerType, NumberOfWorkers, JobTimeoutMinutes, "
-        "JobMaxRetries, SchedulesEnabled, CustomersSchedule, OrdersSchedule")
+        "JobMaxRetries, SchedulesEnabled, LedgerRetentionDays, QuarantineRatioThreshold, "
+        "CustomersSchedule, OrdersSchedule")
 
 
 def test_env_files_may_not_set_what_the_deploy_sets(tmp_path: Path) -> None:

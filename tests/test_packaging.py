@@ -17,7 +17,7 @@ import pytest
 
 from lib.cli import job_versions, main
 from lib.ledger import open_ledger
-from lib.packaging import PackageError, build
+from lib.packaging import PackageError, build, lambda_pins
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,13 +26,19 @@ def copy_repo(dest: Path) -> Path:
     """The parts of the repo a package is built from."""
     for part in ("lib", "glue_jobs"):
         shutil.copytree(REPO / part, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "pyproject.toml", dest / "pyproject.toml")
+    for name in ("pyproject.toml", "requirements.lock"):
+        shutil.copy(REPO / name, dest / name)
     return dest
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory):
-    return build(tmp_path_factory.mktemp("dist") / "dist")
+def layer_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("layer-cache")
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory, layer_cache):
+    return build(tmp_path_factory.mktemp("dist") / "dist", cache=layer_cache)
 
 
 def test_artifacts_are_laid_out_under_versioned_keys(package) -> None:
@@ -40,7 +46,8 @@ def test_artifacts_are_laid_out_under_versioned_keys(package) -> None:
     expected = sorted(
         [f"jobs/{ds}/v{v}/{f}" for ds, versions in job_versions().items() for v in versions
          for f in ("contract.yaml", "job.py")]
-        + [f"lib/{package.release}/lib.zip", f"releases/{package.release}.json"])
+        + [f"lib/{package.release}/lib.zip", f"lib/{package.release}/lambda-deps.zip",
+           f"releases/{package.release}.json"])
     assert keys == expected
     for art in package.artifacts:
         assert art.path == package.dist.joinpath(*art.key.split("/"))
@@ -57,6 +64,9 @@ def test_manifest_names_the_release_the_jobs_and_every_file_hash(package) -> Non
     assert manifest["glue_version"] == "5.0"
     assert manifest["lib"] == f"lib/{package.release}/lib.zip"
     assert manifest["jobs"]["orders/v2"] == "jobs/orders/v2/job.py"
+    assert manifest["lambda_layer_packages"] == lambda_pins() == [
+        "pandas==2.2.3", "numpy==1.26.4", "PyYAML==6.0.3", "python-dateutil==2.9.0.post0",
+        "pytz==2026.6", "tzdata==2026.6", "six==1.17.0"]
     assert manifest["files"] == {a.key: a.sha256 for a in package.artifacts
                                  if not a.key.startswith("releases/")}
 
@@ -72,8 +82,24 @@ def test_lib_zip_holds_the_package_its_contracts_and_conf_and_no_bytecode(packag
     assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
 
 
-def test_packaging_twice_gives_the_same_bytes_and_release(package, tmp_path) -> None:
-    again = build(tmp_path / "dist")
+def test_the_lambda_layer_holds_the_pinned_packages_built_for_lambda(package) -> None:
+    with zipfile.ZipFile(package.dist / f"lib/{package.release}/lambda-deps.zip") as zf:
+        names = zf.namelist()
+        infos = zf.infolist()
+    assert names == sorted(names) and all(n.startswith("python/") for n in names)
+    for dist_info in ("pandas-2.2.3", "numpy-1.26.4", "pyyaml-6.0.3",
+                      "python_dateutil-2.9.0.post0", "pytz-2026.6", "tzdata-2026.6", "six-1.17.0"):
+        assert f"python/{dist_info}.dist-info/METADATA" in names, dist_info
+    assert "python/pandas/__init__.py" in names and "python/yaml/__init__.py" in names
+    # Compiled for Lambda's CPython 3.11 on x86_64 Linux, whatever this machine is.
+    assert [n for n in names if n.startswith("python/numpy/core/_multiarray_umath.")] == [
+        "python/numpy/core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so"]
+    assert not [n for n in names if "/tests/" in n or "__pycache__" in n or "/bin/" in n]
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_packaging_twice_gives_the_same_bytes_and_release(package, layer_cache, tmp_path) -> None:
+    again = build(tmp_path / "dist", cache=layer_cache)
     assert again.release == package.release
     assert [(a.key, a.sha256) for a in again.artifacts] == \
         [(a.key, a.sha256) for a in package.artifacts]
@@ -81,10 +107,10 @@ def test_packaging_twice_gives_the_same_bytes_and_release(package, tmp_path) -> 
 
 def test_a_changed_lib_file_is_a_new_release(package, tmp_path) -> None:
     repo = copy_repo(tmp_path / "repo")
-    assert build(tmp_path / "same", repo).release == package.release
+    assert build(tmp_path / "same", repo, lambda_deps=False).release == package.release
     with (repo / "lib" / "rules.py").open("a") as f:
         f.write("\n# changed\n")
-    changed = build(tmp_path / "changed", repo)
+    changed = build(tmp_path / "changed", repo, lambda_deps=False)
     assert changed.release != package.release
     assert changed.release.startswith("0.1.0-")
 
@@ -94,7 +120,7 @@ def test_a_job_version_without_its_contract_is_refused(tmp_path) -> None:
     (repo / "lib/contracts/orders/v2.yaml").unlink()
     with pytest.raises(PackageError, match=r"^job orders v2 has no contract .*/lib/contracts/"
                                            r"orders/v2\.yaml$"):
-        build(tmp_path / "dist", repo)
+        build(tmp_path / "dist", repo, lambda_deps=False)
 
 
 def test_the_packaged_job_runs_from_a_folder_holding_only_its_artifacts(package, tmp_path) -> None:
