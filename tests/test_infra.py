@@ -16,7 +16,9 @@ from lib.crawlers import load_crawlers
 from lib.infra import (
     FOUNDATION_PATH,
     GLUE_VERSION,
+    METRICS_NAMESPACE,
     TEMPLATE_PATH,
+    UPLOADS_PATH,
     InfraError,
     athena_query_string,
     check,
@@ -52,6 +54,11 @@ def pipelines() -> dict:
 @pytest.fixture(scope="module")
 def foundation() -> dict:
     return load_template(FOUNDATION_PATH)
+
+
+@pytest.fixture(scope="module")
+def uploads() -> dict:
+    return load_template(UPLOADS_PATH)
 
 
 # ------------------------------------------------------------------ no drift
@@ -176,9 +183,10 @@ def test_a_query_on_a_database_no_crawler_writes_is_refused() -> None:
 # ------------------------------------------------------------------ foundation
 
 
-def test_every_name_is_built_from_project_and_env(foundation, pipelines) -> None:
-    name_keys = ("BucketName", "RoleName", "Name", "TopicName", "AliasName")
-    for template in (foundation, pipelines):
+def test_every_name_is_built_from_project_and_env(foundation, pipelines, uploads) -> None:
+    name_keys = ("BucketName", "RoleName", "Name", "TopicName", "AliasName", "TableName",
+                 "QueueName", "AlarmName", "DashboardName", "LayerName", "LogGroupName")
+    for template in (foundation, pipelines, uploads):
         for logical, res in template["Resources"].items():
             if res["Type"] in ("AWS::Athena::NamedQuery", "AWS::Glue::Database"):
                 continue  # named within the env's workgroup / built from Project and Env below
@@ -188,7 +196,7 @@ def test_every_name_is_built_from_project_and_env(foundation, pipelines) -> None
                     assert "${Project}" in text and "${Env}" in text, (logical, key, text)
     for props in resources(pipelines, "AWS::Glue::Database").values():
         assert sub_text(props["DatabaseInput"]["Name"]).startswith("${Project}_${Env}_")
-    for template in (foundation, pipelines):
+    for template in (foundation, pipelines, uploads):
         assert template["Parameters"]["Project"]["AllowedPattern"] == "^[a-z][a-z0-9]{1,11}$"
         assert template["Parameters"]["Env"]["AllowedValues"] == ["dev", "prod"]
 
@@ -231,9 +239,10 @@ def test_lifecycle_archives_raw_and_expires_quarantine_and_query_results(foundat
         {"Ref": "AthenaResultsRetentionDays"}
 
 
-def test_roles_have_no_wildcard_s3_resources_and_no_managed_policies(foundation) -> None:
-    roles = resources(foundation, "AWS::IAM::Role")
-    assert set(roles) == {"GlueJobRole", "GlueCrawlerRole"}
+def test_roles_have_no_wildcard_s3_resources_and_no_managed_policies(foundation,
+                                                                     uploads) -> None:
+    roles = resources(foundation, "AWS::IAM::Role") | resources(uploads, "AWS::IAM::Role")
+    assert set(roles) == {"GlueJobRole", "GlueCrawlerRole", "UploadApiRole", "ValidatorRole"}
     for name, props in roles.items():
         assert "ManagedPolicyArns" not in props, name
         for policy in props["Policies"]:
@@ -280,13 +289,15 @@ def test_the_foundation_template_deploys_without_staging_it_in_s3() -> None:
 
 def test_cfn_lint_reports_nothing() -> None:
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
-    out = subprocess.run([str(cfn_lint), str(FOUNDATION_PATH), str(TEMPLATE_PATH)],
+    out = subprocess.run([str(cfn_lint), str(FOUNDATION_PATH), str(TEMPLATE_PATH),
+                          str(UPLOADS_PATH)],
                          capture_output=True, text=True, check=False)
     assert (out.returncode, out.stdout + out.stderr) == (0, "")
 
 
-def test_every_checkov_suppression_carries_a_reason(foundation, pipelines) -> None:
-    skips = [(logical, s) for t in (foundation, pipelines) for logical, r in t["Resources"].items()
+def test_every_checkov_suppression_carries_a_reason(foundation, pipelines, uploads) -> None:
+    skips = [(logical, s) for t in (foundation, pipelines, uploads)
+             for logical, r in t["Resources"].items()
              for s in r.get("Metadata", {}).get("checkov", {}).get("skip", [])]
     assert skips, "expected the documented suppressions"
     for logical, skip in skips:
@@ -304,9 +315,11 @@ def _checkov() -> str:
     return path
 
 
-def test_checkov_fails_no_check_and_skips_only_the_documented_ones(foundation, pipelines) -> None:
+def test_checkov_fails_no_check_and_skips_only_the_documented_ones(foundation, pipelines,
+                                                                  uploads) -> None:
     out = subprocess.run([_checkov(), "--skip-download", "--framework", "cloudformation",
-                          "--output", "json", "-f", str(FOUNDATION_PATH), "-f", str(TEMPLATE_PATH)],
+                          "--output", "json", "-f", str(FOUNDATION_PATH), "-f", str(TEMPLATE_PATH),
+                          "-f", str(UPLOADS_PATH)],
                          capture_output=True, text=True, check=False)
     reports = json.loads(out.stdout)
     report = reports[0] if isinstance(reports, list) else reports
@@ -314,10 +327,161 @@ def test_checkov_fails_no_check_and_skips_only_the_documented_ones(foundation, p
     assert [(c["check_id"], c["resource"]) for c in results["failed_checks"]] == []
     assert out.returncode == 0, out.stderr[-2000:]
     skipped = sorted((c["check_id"], c["resource"]) for c in results["skipped_checks"])
-    assert skipped == [("CKV_AWS_18", "AWS::S3::Bucket.AccessLogBucket"),
-                       ("CKV_AWS_21", "AWS::S3::Bucket.AccessLogBucket"),
-                       ("CKV_AWS_21", "AWS::S3::Bucket.AthenaResultsBucket")]
+    lambda_skips = [(check, f"AWS::Lambda::Function.{fn}")
+                    for check in ("CKV_AWS_116", "CKV_AWS_117")
+                    for fn in ("UploadApiFunction", "ValidatorFunction")]
+    assert skipped == sorted([("CKV_AWS_18", "AWS::S3::Bucket.AccessLogBucket"),
+                              ("CKV_AWS_21", "AWS::S3::Bucket.AccessLogBucket"),
+                              ("CKV_AWS_21", "AWS::S3::Bucket.AthenaResultsBucket"),
+                              *lambda_skips])
     summary = report["summary"]
     assert summary["parsing_errors"] == 0
-    assert summary["resource_count"] == len(foundation["Resources"]) + len(pipelines["Resources"])
+    assert summary["resource_count"] == sum(len(t["Resources"])
+                                            for t in (foundation, pipelines, uploads))
     assert summary["passed"] > 50
+
+
+# ------------------------------------------------------------------ the upload path on AWS
+
+
+def _imports(node) -> set[str]:
+    """The export names a template imports (Fn::ImportValue of a Fn::Sub)."""
+    if isinstance(node, dict):
+        if "Fn::ImportValue" in node:
+            return {sub_text(node["Fn::ImportValue"])}
+        return set().union(*(_imports(v) for v in node.values())) if node else set()
+    if isinstance(node, list):
+        return set().union(*(_imports(v) for v in node)) if node else set()
+    return set()
+
+
+def test_every_import_is_an_export_of_the_foundation(foundation, pipelines, uploads) -> None:
+    exported = {sub_text(o["Export"]["Name"]) for o in foundation["Outputs"].values()
+                if "Export" in o}
+    for template in (pipelines, uploads):
+        imported = _imports(template["Resources"])
+        assert imported and imported <= exported, imported - exported
+
+
+def test_the_functions_run_lib_handlers_from_the_release_with_its_layer(uploads) -> None:
+    import importlib
+
+    from lib.lambdas.settings import Settings
+
+    functions = resources(uploads, "AWS::Lambda::Function")
+    assert set(functions) == {"UploadApiFunction", "ValidatorFunction"}
+    for props in functions.values():
+        module, _, name = props["Handler"].rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name)), props["Handler"]
+        assert props["Runtime"] == "python3.11"  # the Glue 5 Python
+        assert sub_text(props["Code"]["S3Key"]) == "lib/${ReleaseId}/lib.zip"
+        assert props["Layers"] == [{"Ref": "DependenciesLayer"}]
+        env = props["Environment"]["Variables"]
+        # Every variable the template sets is one the function reads (and the required ones
+        # are there): the settings built from exactly those names carry each of them.
+        given = {k: "x" for k in env} | {"LAKE_MAX_UPLOAD_BYTES": "10",
+                                         "UPLOAD_URL_EXPIRES_SECONDS": "900"}
+        settings = Settings.from_env({k: v for k, v in given.items() if k in env})
+        read = {"LEDGER_TABLE": settings.ledger_table, "RAW_BUCKET": settings.raw_bucket,
+                "KMS_KEY_ARN": settings.kms_key_arn, "ALERT_TOPIC_ARN": settings.alert_topic_arn,
+                "METRICS_NAMESPACE": settings.metrics_namespace,
+                "LAKE_MAX_UPLOAD_BYTES": str(settings.max_upload_bytes),
+                "UPLOAD_URL_EXPIRES_SECONDS": str(settings.url_expires_seconds)}
+        assert {k: read[k] for k in env} == {k: given[k] for k in env}
+    layer = resources(uploads, "AWS::Lambda::LayerVersion")["DependenciesLayer"]
+    assert sub_text(layer["Content"]["S3Key"]) == "lib/${ReleaseId}/lambda-deps.zip"
+    validator = functions["ValidatorFunction"]["Environment"]["Variables"]
+    assert sub_text(validator["METRICS_NAMESPACE"]) == METRICS_NAMESPACE
+    assert "ALERT_TOPIC_ARN" in validator
+    assert "KMS_KEY_ARN" in functions["UploadApiFunction"]["Environment"]["Variables"]
+
+
+def test_the_api_has_exactly_the_handlers_routes_all_behind_iam(uploads) -> None:
+    from lib.lambdas.upload_api import ROUTES
+
+    routes = resources(uploads, "AWS::ApiGatewayV2::Route").values()
+    assert sorted(r["RouteKey"] for r in routes) == sorted(ROUTES)
+    assert {r["AuthorizationType"] for r in routes} == {"AWS_IAM"}
+    [api] = resources(uploads, "AWS::ApiGatewayV2::Api").values()
+    assert api["ProtocolType"] == "HTTP"
+    [stage] = resources(uploads, "AWS::ApiGatewayV2::Stage").values()
+    assert "AccessLogSettings" in stage and "ThrottlingRateLimit" in stage["DefaultRouteSettings"]
+
+
+def test_raw_uploads_reach_the_validator_with_bounded_retries_and_a_dlq(foundation,
+                                                                         uploads) -> None:
+    [notification] = resources(foundation, "AWS::S3::Bucket")["RawBucket"][
+        "NotificationConfiguration"]["QueueConfigurations"]
+    assert notification["Event"] == "s3:ObjectCreated:*"
+    assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "raw/"}]
+    assert notification["Queue"] == {"Fn::GetAtt": ["UploadQueue", "Arn"]}
+    queues = resources(foundation, "AWS::SQS::Queue")
+    redrive = queues["UploadQueue"]["RedrivePolicy"]
+    assert redrive == {"deadLetterTargetArn": {"Fn::GetAtt": ["UploadDeadLetterQueue", "Arn"]},
+                       "maxReceiveCount": {"Ref": "UploadMaxReceiveCount"}}
+    assert all("KmsMasterKeyId" in q for q in queues.values())
+    [mapping] = resources(uploads, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["FunctionName"] == {"Ref": "ValidatorFunction"}
+    assert _imports(mapping["EventSourceArn"]) == {"${Project}-${Env}-UploadQueueArn"}
+    # SQS must not hand a message to a second validator while the first may still run.
+    visibility = foundation["Parameters"]["UploadVisibilityTimeoutSeconds"]
+    timeout = uploads["Parameters"]["ValidatorTimeoutSeconds"]
+    assert visibility["Default"] >= 6 * timeout["Default"]
+    assert visibility["MinValue"] >= 6 * timeout["MinValue"]
+    alarm = resources(uploads, "AWS::CloudWatch::Alarm")["DeadLetterAlarm"]
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert _imports(alarm["Dimensions"]) == {"${Project}-${Env}-UploadDeadLetterQueueName"}
+
+
+def test_the_ledger_table_has_the_index_and_ttl_the_code_uses(foundation) -> None:
+    from lib.dynamo_ledger import INDEX
+
+    table = resources(foundation, "AWS::DynamoDB::Table")["LedgerTable"]
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    [index] = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == INDEX
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["dataset", "status_key"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["SSESpecification"]["SSEType"] == "KMS"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    job_role = resources(foundation, "AWS::IAM::Role")["GlueJobRole"]
+    [ledger_st] = [st for p in job_role["Policies"] for st in p["PolicyDocument"]["Statement"]
+                   if st["Sid"] == "UploadLedger"]
+    assert {"Fn::Sub": f"${{LedgerTable.Arn}}/index/{INDEX}"} in ledger_st["Resource"]
+
+
+def test_jobs_get_the_ledger_alerts_and_metrics_arguments(pipelines) -> None:
+    for props in resources(pipelines, "AWS::Glue::Job").values():
+        args = props["DefaultArguments"]
+        assert _imports(args["--ledger_table"]) == {"${Project}-${Env}-LedgerTable"}
+        assert _imports(args["--alert_topic_arn"]) == {"${Project}-${Env}-AlertTopicArn"}
+        assert args["--ledger_retention_days"] == {"Ref": "LedgerRetentionDays"}
+        assert sub_text(args["--metrics_namespace"]) == METRICS_NAMESPACE
+
+
+def test_each_dataset_has_failed_run_and_quarantine_ratio_alarms_and_a_dashboard(
+        pipelines) -> None:
+    from lib import metrics
+
+    alarms = resources(pipelines, "AWS::CloudWatch::Alarm")
+    for dataset in job_versions():
+        name = dataset.capitalize()
+        failed = alarms[f"{name}FailedRunsAlarm"]
+        assert (failed["MetricName"], failed["Threshold"], failed["Dimensions"]) == (
+            metrics.RUNS_FAILED, 1, [{"Name": "Dataset", "Value": dataset}])
+        ratio = alarms[f"{name}QuarantineRatioAlarm"]
+        stats = {m["Id"]: m["MetricStat"]["Metric"]["MetricName"] for m in ratio["Metrics"]
+                 if "MetricStat" in m}
+        assert stats == {"quarantined": metrics.ROWS_QUARANTINED, "read": metrics.ROWS_READ}
+        assert ratio["Threshold"] == {"Ref": "QuarantineRatioThreshold"}
+        for alarm in (failed, ratio):
+            assert _imports(alarm["AlarmActions"]) == {"${Project}-${Env}-AlertTopicArn"}
+    [dashboard] = resources(pipelines, "AWS::CloudWatch::Dashboard").values()
+    body_text, variables = dashboard["DashboardBody"]["Fn::Sub"]
+    body = json.loads(body_text)  # valid JSON before and (plain strings) after substitution
+    shown = {m[1] for w in body["widgets"] for m in w["properties"]["metrics"]}
+    assert {metrics.FILES_ACCEPTED, metrics.FILES_REJECTED, metrics.ROWS_READ,
+            metrics.ROWS_CLEAN, metrics.ROWS_QUARANTINED, metrics.DUPLICATES_REMOVED,
+            metrics.RUN_DURATION, metrics.RUNS_FAILED} <= shown
+    assert sub_text(variables["Namespace"]) == METRICS_NAMESPACE

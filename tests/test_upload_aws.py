@@ -83,18 +83,67 @@ class Lake:
             "METRICS_NAMESPACE": "Lake/test"})
         self.svc: Services = build_services(self.settings)
         self.drained: list[dict] = []
+        # Every AWS call each function makes, to hold against its role in uploads.yaml.
+        self.actor = "api"
+        self.calls: dict[str, set[tuple[str, str]]] = {"api": set(), "validator": set()}
+        for client in (self.svc.s3, self.svc.ledger._db, self.svc.notifier._sns):
+            client.meta.events.register("before-parameter-build", self._record)
+
+    def _record(self, model: Any, params: dict, **_: Any) -> None:
+        if model.name == "CreateBucket":  # botocore builds a presigned POST on this model;
+            return                         # the POST itself is a PutObject (added below)
+        service = model.service_model.endpoint_prefix
+        key = f"{params.get('Bucket', '')}/{params.get('Key', '')}"
+        actions = {"HeadObject": ["s3:GetObject"], "ListObjectsV2": ["s3:ListBucket"],
+                   "CopyObject": ["s3:PutObject"]}.get(model.name, [f"{service}:{model.name}"])
+        if model.name == "CopyObject":  # reads the source, writes the destination
+            src = params["CopySource"]  # {"Bucket", "Key"} or "bucket/key"
+            source = f"{src['Bucket']}/{src['Key']}" if isinstance(src, dict) else src
+            self.calls[self.actor].add(("s3:GetObject", source.split("?")[0]))
+        if model.name == "TransactWriteItems":  # permission is per item operation
+            actions = [f"dynamodb:{op}Item" for item in params["TransactItems"] for op in item]
+        for action in actions:
+            self.calls[self.actor].add((action, key if service == "s3" else ""))
+
+    def assert_least_privilege(self) -> None:
+        """Each function's calls are allowed by its role, S3 keys by the statement's prefix;
+        the API's presigned POSTs are PutObjects signed with its role."""
+        from fnmatch import fnmatch
+
+        from lib.infra import UPLOADS_PATH, load_template
+
+        roles = load_template(UPLOADS_PATH)["Resources"]
+        for actor, role in (("api", "UploadApiRole"), ("validator", "ValidatorRole")):
+            statements = [st for p in roles[role]["Properties"]["Policies"]
+                          for st in p["PolicyDocument"]["Statement"]]
+            calls = set(self.calls[actor])
+            if actor == "api":
+                calls.add(("s3:PutObject", f"{BUCKET}/raw/orders/x/y.csv"))
+            assert calls, actor
+            for action, resource in sorted(calls):
+                allowed = [st for st in statements if action in (
+                    st["Action"] if isinstance(st["Action"], list) else [st["Action"]])]
+                assert allowed, f"{role} does not allow {action}"
+                if action.startswith("s3:"):
+                    patterns = [json.dumps(st["Resource"]).split("${Bucket}")[1].split('"')[0]
+                                .lstrip("/") for st in allowed]
+                    key = resource.split("/", 1)[1] if action != "s3:ListBucket" else ""
+                    assert any(fnmatch(key, p) if p else not key for p in patterns), (
+                        role, action, resource, patterns)
 
     def _arn(self, url: str) -> str:
         return self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
             "Attributes"]["QueueArn"]
 
     def request(self, **body: Any) -> dict:
+        self.actor = "api"
         event = {"routeKey": "POST /uploads", "body": json.dumps(body),
                  "requestContext": {"authorizer": {"iam": {"userArn": CALLER}}}}
         resp = upload_api.handler(event, None, self.svc)
         return {"http": resp["statusCode"], **json.loads(resp["body"])}
 
     def status(self, upload_id: str) -> dict:
+        self.actor = "api"
         resp = upload_api.handler({"routeKey": "GET /uploads/{upload_id}",
                                    "pathParameters": {"upload_id": upload_id}}, None, self.svc)
         return {"http": resp["statusCode"], **json.loads(resp["body"])}
@@ -107,6 +156,7 @@ class Lake:
             return []
         event = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
                               "body": m["Body"], "eventSource": "aws:sqs"} for m in got]}
+        self.actor = "validator"
         failed = validator.handler(event, None, self.svc)["batchItemFailures"]
         failed_ids = {f["itemIdentifier"] for f in failed}
         for m in got:
@@ -186,6 +236,7 @@ def test_an_upload_goes_from_post_uploads_to_accepted(lake: Lake, capsys) -> Non
         "Metrics": [{"Name": "FilesAccepted", "Unit": "Count"}]}]
     assert (line["Dataset"], line["FilesAccepted"], line["upload_id"]) == ("orders", 1, uid)
     assert lake.alerts() == []  # nothing to report
+    lake.assert_least_privilege()
 
 
 def test_a_bad_file_is_rejected_moved_aside_and_reported(lake: Lake, capsys) -> None:
@@ -212,6 +263,7 @@ def test_a_bad_file_is_rejected_moved_aside_and_reported(lake: Lake, capsys) -> 
     assert [m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]] == [
         "FilesRejected"]
     assert (line["FilesRejected"], line["reason_code"]) == (1, "file.missing_columns")
+    lake.assert_least_privilege()
 
 
 def test_the_second_upload_of_the_same_bytes_is_rejected_as_a_duplicate(lake: Lake) -> None:
@@ -225,6 +277,7 @@ def test_the_second_upload_of_the_same_bytes_is_rejected_as_a_duplicate(lake: La
     record = lake.status(second["upload_id"])
     assert (record["status"], record["reason_code"]) == (REJECTED, "file.duplicate")
     assert first["upload_id"] in record["reason"]
+    lake.assert_least_privilege()
 
 
 def test_the_api_refuses_bad_requests_with_a_clear_body_and_records_nothing(lake: Lake) -> None:
@@ -279,6 +332,7 @@ def test_an_object_no_upload_asked_for_is_set_aside(lake: Lake) -> None:
                            ".reason.json"]
     [alert] = lake.alerts()
     assert alert["reason_code"] == "file.unregistered"
+    lake.assert_least_privilege()
 
 
 def test_an_event_delivered_twice_changes_nothing_the_second_time(lake: Lake) -> None:

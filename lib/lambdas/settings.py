@@ -56,12 +56,13 @@ class Services:
     notifier: Notifier
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, session: Any = None) -> Services:
     import boto3
 
-    return Services(settings, boto3.client("s3"),
-                    DynamoLedger(settings.ledger_table, client=boto3.client("dynamodb")),
-                    notifier_for(settings.alert_topic_arn, boto3.client("sns")
+    session = session or boto3.session.Session()
+    return Services(settings, session.client("s3"),
+                    DynamoLedger(settings.ledger_table, client=session.client("dynamodb")),
+                    notifier_for(settings.alert_topic_arn, session.client("sns")
                                  if settings.alert_topic_arn else None))
 
 

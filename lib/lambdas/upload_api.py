@@ -38,6 +38,9 @@ from lib.upload import human_bytes, new_upload_id, safe_name, upload_limit
 log = logging.getLogger("lake.upload_api")
 log.setLevel(logging.INFO)
 
+CREATE_ROUTE = "POST /uploads"
+STATUS_ROUTE = "GET /uploads/{upload_id}"
+ROUTES = (CREATE_ROUTE, STATUS_ROUTE)  # infra/uploads.yaml declares exactly these
 CONTENT_TYPES = ("text/csv", "text/plain", "application/jsonl", "application/x-ndjson",
                  "application/json", "application/gzip", "application/x-gzip",
                  "application/octet-stream")
@@ -169,7 +172,7 @@ def handler(event: dict, context: Any = None, svc: Services | None = None) -> di
     caller = (((event.get("requestContext") or {}).get("authorizer") or {}).get("iam") or {}) \
         .get("userArn")
     try:
-        if route == "POST /uploads":
+        if route == CREATE_ROUTE:
             text = event.get("body") or ""
             if event.get("isBase64Encoded"):
                 text = base64.b64decode(text).decode("utf-8", "replace")
@@ -178,11 +181,10 @@ def handler(event: dict, context: Any = None, svc: Services | None = None) -> di
             except ValueError as exc:
                 raise ApiError(400, "request.invalid", f"the body is not JSON: {exc}") from None
             return _response(201, create_upload(svc, body, caller))
-        if route == "GET /uploads/{upload_id}":
+        if route == STATUS_ROUTE:
             return _response(200, upload_status(svc, (event.get("pathParameters") or {})
                                                 .get("upload_id", "")))
-        raise ApiError(404, "route.unknown", f"no route {route!r}; routes: POST /uploads, "
-                       "GET /uploads/{upload_id}")
+        raise ApiError(404, "route.unknown", f"no route {route!r}; routes: {', '.join(ROUTES)}")
     except ApiError as exc:
         log.info("refused %s from %s: %s %s", route, caller, exc.code, exc.message)
         return _response(exc.status, {"error": exc.code, "message": exc.message})
