@@ -73,7 +73,7 @@ lock-checkov: ## Re-resolve checkov's pins into requirements-checkov.lock (needs
 	mv requirements-checkov.lock.new requirements-checkov.lock && rm -rf .lock-venv
 
 clean: ## Remove the local lake, benchmark data, artifacts and the virtualenvs
-	rm -rf $(LAKE_ROOT) .lake-docker $(BENCH_DIR) $(DIST) $(VENV) $(CHECKOV_VENV)
+	rm -rf $(LAKE_ROOT) .lake-docker $(BENCH_DIR) $(DIST) .cache $(VENV) $(CHECKOV_VENV)
 
 prereqs:
 	@scripts/check-prereqs.sh >/dev/null

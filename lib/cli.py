@@ -377,6 +377,30 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    import boto3
+
+    from lib.upload_client import PushError, UploadApi, push
+
+    try:
+        api = UploadApi(args.api, boto3.session.Session(region_name=args.region))
+        worst = 0
+        for name in args.files:
+            result = push(api, args.dataset, Path(name), wait=args.wait)
+            r = result.record
+            line = f"{result.upload_id}  {result.status:<8}  {name}"
+            if r.get("reason_code"):
+                line += f"\n    [{r['reason_code']}] {r.get('reason')}"
+            elif result.status == "RECEIVED":
+                line += f"  (not checked yet after {args.wait:g}s; lake status " \
+                        f"--ledger-table ... {result.upload_id})"
+            print(line, flush=True)
+            worst = max(worst, 1 if result.status == "REJECTED" else 0)
+    except PushError as exc:
+        raise CliError(str(exc)) from exc
+    return worst
+
+
 def cmd_dlq_redrive(args: argparse.Namespace) -> int:
     import boto3
 
@@ -408,7 +432,12 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    ledger = _ledger(args)
+    if args.ledger_table:
+        from lib.dynamo_ledger import DynamoLedger
+
+        ledger: Ledger = DynamoLedger(args.ledger_table)
+    else:
+        ledger = _ledger(args)
     if args.upload_id:
         r = ledger.get(args.upload_id)
         history = ledger.history(r.upload_id)
@@ -459,6 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--status", choices=STATUSES, help="only uploads in this status")
     st.add_argument("--format", choices=("table", "json", "ids"), default="table",
                     help="ids: one upload id per line, oldest first")
+    st.add_argument("--ledger-table", default=os.environ.get("LAKE_LEDGER_TABLE"),
+                    help="read a deployed lake's DynamoDB ledger instead of the local one "
+                    "(default: $LAKE_LEDGER_TABLE), e.g. lake-dev-ledger")
     st.set_defaults(func=cmd_status)
 
     run = sub.add_parser("run", help="run a job on the dataset's pending uploads")
@@ -527,6 +559,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "and contracts under their S3 keys")
     dist(pk)
     pk.set_defaults(func=cmd_package)
+
+    ps = sub.add_parser("push", help="send files to a deployed lake through its upload API "
+                        "(SigV4 with your AWS credentials) and wait for the checks")
+    ps.add_argument("files", nargs="+", metavar="FILE")
+    ps.add_argument("--dataset", required=True, help="dataset the files belong to")
+    ps.add_argument("--api", required=not os.environ.get("LAKE_API_URL"),
+                    default=os.environ.get("LAKE_API_URL"),
+                    help="the uploads stack's ApiEndpoint output (or $LAKE_API_URL)")
+    ps.add_argument("--region", help="AWS region of the API (default: your AWS config's)")
+    ps.add_argument("--wait", type=float, default=120, metavar="SECONDS",
+                    help="how long to wait for ACCEPTED / REJECTED (default 120)")
+    ps.set_defaults(func=cmd_push)
 
     dq = sub.add_parser("dlq", help="the dead-letter queue of upload events (on AWS)")
     dq_sub = dq.add_subparsers(dest="dlq_command", required=True)

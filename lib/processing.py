@@ -102,10 +102,19 @@ def _fail_orphans(ledger: Ledger, dataset: str, log: logging.Logger) -> None:
 
 
 def archive_processed(fs: HadoopFs, paths: LakePaths, ledger: Ledger, dataset: str,
-                      log: logging.Logger) -> list[str]:
-    """Move the raw file of every PROCESSED upload to the archive zone; mark ARCHIVED."""
+                      log: logging.Logger, also: Sequence[str] = ()) -> list[str]:
+    """Move the raw file of every PROCESSED upload to the archive zone; mark ARCHIVED.
+    ``also``: uploads this run just processed, read by id, since a ledger whose ``find`` is
+    an eventually consistent index (DynamoDB's GSI) may not list them yet."""
     archived = []
-    for r in ledger.find(dataset, (PROCESSED,)):
+    found = {r.upload_id: r for r in ledger.find(dataset, (PROCESSED,))}
+    for uid in also:
+        if uid not in found:
+            with contextlib.suppress(LedgerError):
+                record = ledger.get(uid)
+                if record.status == PROCESSED:
+                    found[uid] = record
+    for r in sorted(found.values(), key=lambda r: (r.received_at, r.upload_id)):
         dst = paths.archived(dataset, r.ingest_date, r.upload_id, r.stored_name)
         src = r.location
         try:
@@ -180,5 +189,5 @@ def process_uploads(
                 continue  # committed: stays PROCESSING until the next run completes it
             ledger.transition(u.upload_id, FAILED, expected=(PROCESSING,), note=u.error_code,
                               error_code=u.error_code, error=u.error)
-        archive_processed(fs, paths, ledger, ds, log)
+        archive_processed(fs, paths, ledger, ds, log, also=[r.upload_id for r in claimed])
     return report

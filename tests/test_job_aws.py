@@ -15,6 +15,7 @@ import pytest
 from moto import mock_aws
 
 from glue_jobs.orders.v2 import job
+from lib import cli
 from lib.dynamo_ledger import DynamoLedger
 from lib.lake_paths import to_uri
 from lib.ledger import ACCEPTED, UploadRecord
@@ -93,6 +94,13 @@ def test_the_job_takes_its_input_from_the_dynamodb_ledger_and_reports(
     assert alert["reason"] == gone.error
     assert (alert["job"], alert["run_id"]) == ("lake-dev-orders-v2", gone.run_id)
 
+    # An operator reads the deployed ledger with the same command as the local one.
+    assert cli.main(["status", "--ledger-table", aws["table"], "--format", "ids"]) == 0
+    assert capsys.readouterr().out.split() == ["u-good", "u-gone"]
+    assert cli.main(["status", "--ledger-table", aws["table"], "u-gone"]) == 0
+    shown = capsys.readouterr().out
+    assert "status:             FAILED" in shown and "PROCESSING -> FAILED" in shown
+
 
 def test_the_job_refuses_a_bad_retention(spark, aws, tmp_path) -> None:
     from lib.runtime import JobArgumentError
@@ -101,3 +109,26 @@ def test_the_job_refuses_a_bad_retention(spark, aws, tmp_path) -> None:
                                                "number of days, got '0'"):
         job.main(["--JOB_NAME", "j", "--lake_root", to_uri(tmp_path), "--ledger_table",
                   aws["table"], "--ledger_retention_days", "0"])
+
+
+class LaggingIndexLedger(DynamoLedger):
+    """A ledger whose index has not caught up yet: it does not list PROCESSED uploads, as a
+    GSI may not in the first moments after the write."""
+
+    def find(self, dataset=None, statuses=None):
+        return [r for r in super().find(dataset, statuses) if r.status != "PROCESSED"]
+
+
+def test_a_run_archives_what_it_processed_even_before_the_index_lists_it(
+        spark, aws, tmp_path) -> None:
+    from lib.contract import load_contract
+    from lib.lake_paths import LakePaths
+    from lib.processing import process_uploads
+
+    lake = tmp_path / "lake"
+    ledger = LaggingIndexLedger(aws["table"])
+    _accepted(ledger, lake, SAMPLES / "orders_2026-11-01.csv", "u-1")
+    report = process_uploads(spark, load_contract("orders", 2), LakePaths.from_root(lake),
+                             ledger, job_name="orders-v2", job_version=2)
+    assert [u.upload_id for u in report.processed] == ["u-1"]
+    assert ledger.get("u-1").status == "ARCHIVED"

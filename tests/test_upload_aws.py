@@ -385,3 +385,92 @@ def test_failing_events_go_to_the_dlq_after_the_retry_limit_and_redrive_brings_t
 def test_redrive_names_a_missing_queue(lake: Lake, capsys) -> None:
     assert cli.main(["dlq", "redrive", "--queue", "nope"]) == 2
     assert "no queue 'nope' in this account and region" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ lake push
+
+
+class ApiGateway:
+    """A stand-in for the HTTP API in front of the upload function: refuses requests that
+    are not SigV4-signed for execute-api, turns the others into payload 2.0 events. The
+    validator runs when a status is asked for, as if S3's event had arrived meanwhile."""
+
+    def __init__(self, lake: Lake) -> None:
+        import http.server
+        import threading
+
+        gateway = self
+        self.seen_auth: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self) -> None:
+                auth = self.headers.get("Authorization", "")
+                gateway.seen_auth.append(auth)
+                if not (auth.startswith("AWS4-HMAC-SHA256 Credential=testing/")
+                        and f"/{REGION}/execute-api/aws4_request" in auth
+                        and "Signature=" in auth and self.headers.get("X-Amz-Date")):
+                    return self._send(403, {"message": "Forbidden"})
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = self.path
+                if self.command == "GET" and path.startswith("/uploads/"):
+                    lake.deliver()
+                    event = {"routeKey": upload_api.STATUS_ROUTE,
+                             "pathParameters": {"upload_id": path.split("/")[2]}}
+                else:
+                    event = {"routeKey": f"{self.command} {path}", "body": body.decode()}
+                resp = upload_api.handler(event, None, lake.svc)
+                self._send(resp["statusCode"], json.loads(resp["body"]))
+
+            def _send(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def gateway(lake: Lake) -> Iterator[ApiGateway]:
+    gw = ApiGateway(lake)
+    yield gw
+    gw.server.shutdown()
+
+
+def test_lake_push_signs_its_requests_uploads_and_reports_the_outcome(
+        lake: Lake, gateway: ApiGateway, tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "short.csv"
+    bad.write_bytes(b"order_id,quantity\nO-1,2\n")
+    code = cli.main(["push", "--api", gateway.url, "--region", REGION, "--dataset", "orders",
+                     "--wait", "5", str(ORDERS), str(bad)])
+    out = [ln for ln in capsys.readouterr().out.splitlines()
+           if not ln.startswith('{"_aws"')]  # the in-process validator's metrics
+    assert code == 1  # one file rejected
+    good, rejected = lake.svc.ledger.find("orders")
+    assert (good.original_name, good.status) == (ORDERS.name, ACCEPTED)
+    assert (rejected.original_name, rejected.status) == ("short.csv", REJECTED)
+    assert out[0] == f"{good.upload_id}  ACCEPTED  {ORDERS}"
+    assert out[1] == f"{rejected.upload_id}  REJECTED  {bad}"
+    assert out[2].startswith("    [file.missing_columns] short.csv: missing required column(s) "
+                             "['customer_id'")
+    assert gateway.seen_auth and all(a.startswith("AWS4-HMAC-SHA256") for a in gateway.seen_auth)
+
+
+def test_lake_push_names_the_file_and_the_refusal(lake: Lake, gateway: ApiGateway,
+                                                  tmp_path: Path, capsys) -> None:
+    odd = tmp_path / "data.csv"
+    odd.write_bytes(b"a,b\n1,2\n")
+    assert cli.main(["push", "--api", gateway.url, "--region", REGION, "--dataset", "invoices",
+                     str(odd)]) == 2
+    assert capsys.readouterr().err == (
+        f"lake: error: {odd}: the upload API refused it (400 dataset.unknown): unknown dataset "
+        "'invoices'; known datasets: customers, orders\n")
