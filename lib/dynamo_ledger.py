@@ -45,7 +45,6 @@ from lib.ledger import (
     RECEIVED,
     STATUSES,
     TRANSITIONS,
-    UPDATABLE,
     ConflictError,
     DuplicateContentError,
     HistoryEntry,
@@ -55,6 +54,8 @@ from lib.ledger import (
     LockBusyError,
     UnknownUploadError,
     UploadRecord,
+    check_change,
+    stamp_new,
     utc_now,
 )
 
@@ -197,11 +198,7 @@ class DynamoLedger(Ledger):
     # -- writing -------------------------------------------------------------------------
 
     def create(self, record: UploadRecord, note: str | None = None) -> UploadRecord:
-        if record.status != RECEIVED:
-            raise IllegalTransition(record.upload_id, RECEIVED, record.status)
-        now = utc_now()
-        record.received_at = record.received_at or now
-        record.updated_at = now
+        now = stamp_new(record)
         item = {**record.to_dict(), "pk": f"upload#{record.upload_id}",
                 "status_key": status_key(RECEIVED, record.received_at, record.upload_id),
                 "history": [{"at": now, "to": RECEIVED, "note": note}]}
@@ -217,11 +214,7 @@ class DynamoLedger(Ledger):
     def transition(self, upload_id: str, to_status: str, *,
                    expected: Sequence[str] | None = None, note: str | None = None,
                    **updates: object) -> UploadRecord:
-        if to_status not in STATUSES:
-            raise LedgerError(f"unknown status {to_status!r}; statuses: {', '.join(STATUSES)}")
-        unknown = set(updates) - UPDATABLE
-        if unknown:
-            raise LedgerError(f"cannot set {sorted(unknown)} on an upload record")
+        check_change(to_status, updates)
         item = self._raw(upload_id)
         seen = item["status"]
         if expected is not None and seen not in expected:

@@ -27,7 +27,7 @@ import json
 import os
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,6 +145,25 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def check_change(to_status: str, updates: Mapping[str, object]) -> None:
+    """What every ledger refuses before it writes: an unknown status, an identity field."""
+    if to_status not in STATUSES:
+        raise LedgerError(f"unknown status {to_status!r}; statuses: {', '.join(STATUSES)}")
+    unknown = set(updates) - UPDATABLE
+    if unknown:
+        raise LedgerError(f"cannot set {sorted(unknown)} on an upload record")
+
+
+def stamp_new(record: UploadRecord) -> str:
+    """A new record starts RECEIVED; sets its timestamps and returns 'now'."""
+    if record.status != RECEIVED:
+        raise IllegalTransition(record.upload_id, RECEIVED, record.status)
+    now = utc_now()
+    record.received_at = record.received_at or now
+    record.updated_at = now
+    return now
+
+
 class Ledger(ABC):
     """What the upload checker and the jobs need from a ledger."""
 
@@ -254,11 +273,7 @@ class SqliteLedger(Ledger):
                    "VALUES (?, ?, ?, ?, ?)", (upload_id, at, old, new, note))
 
     def create(self, record: UploadRecord, note: str | None = None) -> UploadRecord:
-        if record.status != RECEIVED:
-            raise IllegalTransition(record.upload_id, RECEIVED, record.status)
-        now = utc_now()
-        record.received_at = record.received_at or now
-        record.updated_at = now
+        now = stamp_new(record)
         with self._tx() as db:
             try:
                 db.execute(f"INSERT INTO uploads ({', '.join(_COLUMNS)}) "
@@ -305,11 +320,7 @@ class SqliteLedger(Ledger):
     def transition(self, upload_id: str, to_status: str, *,
                    expected: Sequence[str] | None = None, note: str | None = None,
                    **updates: object) -> UploadRecord:
-        if to_status not in STATUSES:
-            raise LedgerError(f"unknown status {to_status!r}; statuses: {', '.join(STATUSES)}")
-        unknown = set(updates) - UPDATABLE
-        if unknown:
-            raise LedgerError(f"cannot set {sorted(unknown)} on an upload record")
+        check_change(to_status, updates)
         with self._tx() as db:
             row = db.execute("SELECT * FROM uploads WHERE upload_id = ?", (upload_id,)).fetchone()
             if row is None:
