@@ -47,7 +47,8 @@ def run_job(dataset: str, version: int, argv: Sequence[str]) -> int:
             raise
         metrics.emit(namespace, dataset, metrics.run_metrics(report, time.monotonic() - started),
                      {"job": ctx.job_name, "run_id": report.run_id})
-        notifier = notifier_for(ctx.args.get("alert_topic_arn"))
+        topic = ctx.args.get("alert_topic_arn")
+        notifier = notifier_for(topic, job_args.aws_client(ctx.args, "sns") if topic else None)
         for u in report.failed:
             try:
                 record = ledger.get(u.upload_id)

@@ -263,6 +263,7 @@ def build_template(jobs: Mapping[str, Sequence[int]], crawlers: Mapping[str, Cra
                         "--ledger_retention_days": {"Ref": "LedgerRetentionDays"},
                         "--alert_topic_arn": _import("AlertTopicArn"),
                         "--metrics_namespace": _sub(METRICS_NAMESPACE),
+                        "--aws_region": {"Ref": "AWS::Region"},
                     },
                     "ExecutionProperty": {"MaxConcurrentRuns": 1},
                     "WorkerType": {"Ref": "WorkerType"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from lib.lake_paths import LakePaths
 from lib.ledger import Ledger, open_ledger
@@ -24,6 +25,7 @@ OPTIONAL: dict[str, str | None] = {
     "ledger_retention_days": None,
     "alert_topic_arn": None,
     "metrics_namespace": None,
+    "aws_region": None,  # region of the ledger table and topic (default: boto3's own lookup)
 }
 
 
@@ -48,7 +50,13 @@ def ledger(args: Mapping[str, str | None]) -> Ledger:
     if not text.isdigit() or int(text) < 1:
         raise JobArgumentError(f"--ledger_retention_days must be a positive number of days, "
                                f"got {text!r}")
-    return DynamoLedger(table, retention_days=int(text))
+    return DynamoLedger(table, client=aws_client(args, "dynamodb"), retention_days=int(text))
+
+
+def aws_client(args: Mapping[str, str | None], service: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=args.get("aws_region") or None)
 
 
 def upload_ids(args: Mapping[str, str | None]) -> list[str] | None:

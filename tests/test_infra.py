@@ -458,6 +458,7 @@ def test_jobs_get_the_ledger_alerts_and_metrics_arguments(pipelines) -> None:
         assert _imports(args["--alert_topic_arn"]) == {"${Project}-${Env}-AlertTopicArn"}
         assert args["--ledger_retention_days"] == {"Ref": "LedgerRetentionDays"}
         assert sub_text(args["--metrics_namespace"]) == METRICS_NAMESPACE
+        assert args["--aws_region"] == {"Ref": "AWS::Region"}
 
 
 def test_each_dataset_has_failed_run_and_quarantine_ratio_alarms_and_a_dashboard(

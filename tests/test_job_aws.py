@@ -54,15 +54,17 @@ def _accepted(ledger: DynamoLedger, lake: Path, src: Path, uid: str) -> None:
 
 
 def test_the_job_takes_its_input_from_the_dynamodb_ledger_and_reports(
-        spark, aws, tmp_path, capsys) -> None:
+        spark, aws, tmp_path, capsys, monkeypatch) -> None:
     lake = tmp_path / "lake"
     ledger: DynamoLedger = aws["ledger"]
     _accepted(ledger, lake, SAMPLES / "orders_2026-11-01.csv", "u-good")
     _accepted(ledger, lake, tmp_path / "vanished.csv", "u-gone")  # its file is missing
+    monkeypatch.delenv("AWS_DEFAULT_REGION")  # the job is told its region (--aws_region)
     code = job.main(["--JOB_NAME", "lake-dev-orders-v2", "--lake_root", to_uri(lake),
                      "--ledger_table", aws["table"], "--alert_topic_arn", aws["topic"],
-                     "--metrics_namespace", "Lake/test"])
+                     "--metrics_namespace", "Lake/test", "--aws_region", REGION])
     assert code == 1  # one upload failed
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     good, gone = ledger.get("u-good"), ledger.get("u-gone")
     assert (good.status, good.rows_read, good.clean, good.quarantined,
             good.duplicates_removed) == ("ARCHIVED", 14, 4, 9, 1)
