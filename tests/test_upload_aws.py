@@ -310,6 +310,20 @@ def test_the_api_refuses_bad_requests_with_a_clear_body_and_records_nothing(lake
     assert lake.svc.ledger.find() == []
 
 
+def test_a_failing_service_answers_a_json_500_with_the_request_id(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    def throttled(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("ProvisionedThroughputExceededException")
+    monkeypatch.setattr(lake.svc.ledger, "create", throttled)
+    resp = upload_api.handler({"routeKey": upload_api.CREATE_ROUTE,
+                               "requestContext": {"requestId": "req-1"},
+                               "body": json.dumps(_request_for(b"a,b\n", "a.csv"))},
+                              None, lake.svc)
+    assert (resp["statusCode"], json.loads(resp["body"])) == (500, {
+        "error": "internal",
+        "message": "the upload service failed; retry later (request id req-1)"})
+
+
 def test_bytes_that_differ_from_the_declared_checksum_are_rejected(lake: Lake) -> None:
     data = ORDERS.read_bytes()
     answer = lake.request(**_request_for(data, "orders.csv"))

@@ -18,6 +18,7 @@ status history.
 Refusals are ``4xx`` with ``{"error": <code>, "message": <what and why>}``: ``request.invalid``
 (not JSON, a field missing or of the wrong type), ``dataset.unknown``, ``file.empty``,
 ``file.too_large`` (413), ``file.unsafe_name``, ``file.content_type``, ``upload.unknown`` (404).
+An unexpected failure (a throttled table, say) is ``500`` ``internal`` with the request id.
 """
 
 from __future__ import annotations
@@ -188,3 +189,8 @@ def handler(event: dict, context: Any = None, svc: Services | None = None) -> di
     except ApiError as exc:
         log.info("refused %s from %s: %s %s", route, caller, exc.code, exc.message)
         return _response(exc.status, {"error": exc.code, "message": exc.message})
+    except Exception:  # noqa: BLE001 - a JSON 500 the client can act on, the trace in the log
+        request_id = ((event.get("requestContext") or {}).get("requestId")) or "-"
+        log.exception("request %s (%s from %s) failed", request_id, route, caller)
+        return _response(500, {"error": "internal", "message": "the upload service failed; "
+                               f"retry later (request id {request_id})"})
