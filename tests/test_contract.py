@@ -126,6 +126,8 @@ def test_unknown_version_names_the_available_ones() -> None:
          "x.yaml: columns[0].unique: a unique column must also be required (a null id cannot "
          "identify a row); add 'required: true'"),
         (_with(version=0), "x.yaml: version: expected a positive integer, got 0"),
+        (_with(max_upload_bytes="1GB"),
+         "x.yaml: max_upload_bytes: expected a positive number of bytes, got '1GB'"),
         (_with(partition_by=["day"]),
          "x.yaml: partition_by[0]: unknown column 'day'; columns: id"),
         (_with(columns=[{"name": "id", "type": "string"}, {"name": "id", "type": "int"}]),
@@ -162,6 +164,16 @@ def test_invalid_yaml_is_reported_with_the_file(tmp_path) -> None:
     path.write_text("dataset: [unclosed\n")
     with pytest.raises(ContractError, match=rf"^{path}: <yaml>: not valid YAML"):
         load_contract_file(path)
+
+
+def test_a_dataset_size_limit_lowers_the_lake_wide_one_never_raises_it() -> None:
+    from lib.upload import upload_limit
+
+    capped = parse_contract(_with(max_upload_bytes=1000), "x.yaml")
+    assert capped.max_upload_bytes == 1000
+    assert (upload_limit(capped, 5000), upload_limit(capped, 500)) == (1000, 500)
+    uncapped = parse_contract(MINIMAL, "x.yaml")
+    assert (uncapped.max_upload_bytes, upload_limit(uncapped, 5000)) == (None, 5000)
 
 
 def test_decimal_type_carries_precision_and_scale() -> None:
