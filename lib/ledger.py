@@ -14,9 +14,9 @@ never both be accepted, however they race (:class:`DuplicateContentError`).
 
 :class:`Ledger` is the storage-neutral interface the upload checker and the jobs use.
 :class:`SqliteLedger` is the local implementation, a SQLite file under the lake root that
-several ``lake`` processes may use at once; a DynamoDB implementation maps each method onto
-one conditional write (``ConditionExpression`` on the status, a ``dataset#sha256`` item for
-the content claim).
+several ``lake`` processes may use at once. :class:`lib.dynamo_ledger.DynamoLedger` is the
+one on AWS: each status change one conditional write (a ``ConditionExpression`` on the
+status), with a ``claim#<dataset>#<sha256>`` item for the content claim.
 """
 
 from __future__ import annotations
@@ -382,12 +382,12 @@ LEDGER_FILE = ("_ledger", "uploads.sqlite")
 
 
 def open_ledger(lake_root: str | Path) -> Ledger:
-    """The ledger of a lake: SQLite under a local lake root. Other roots (S3) need the
-    ledger service of that deployment, which is passed in explicitly."""
+    """The ledger of a local lake: SQLite under its root. A lake on S3 keeps its ledger in
+    DynamoDB (jobs: ``--ledger_table``; :mod:`lib.dynamo_ledger`)."""
     from lib.lake_paths import local_path, to_uri
 
     root = local_path(to_uri(lake_root))
     if root is None:
         raise LedgerError(f"lake root {lake_root} is not local: the SQLite ledger needs a local "
-                          f"folder (on AWS the ledger is a DynamoDB table)")
+                          f"folder (on AWS the ledger is a DynamoDB table: pass --ledger_table)")
     return SqliteLedger(root.joinpath(*LEDGER_FILE))

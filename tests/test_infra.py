@@ -486,3 +486,19 @@ def test_each_dataset_has_failed_run_and_quarantine_ratio_alarms_and_a_dashboard
             metrics.ROWS_CLEAN, metrics.ROWS_QUARANTINED, metrics.DUPLICATES_REMOVED,
             metrics.RUN_DURATION, metrics.RUNS_FAILED} <= shown
     assert sub_text(variables["Namespace"]) == METRICS_NAMESPACE
+
+
+def test_every_environment_keeps_the_queue_visibility_above_six_validator_timeouts(
+        foundation, uploads) -> None:
+    """Lambda's guidance for SQS sources: a message stays invisible for at least six times
+    the function's timeout, or a slow validation is handed to a second validator."""
+    envs = sorted((REPO / "infra" / "env").glob("*.json"))
+    assert [p.stem for p in envs] == ["dev", "prod"]
+    for path in envs:
+        cfg = json.loads(path.read_text())
+        visibility = cfg.get("foundation", {}).get(
+            "UploadVisibilityTimeoutSeconds",
+            foundation["Parameters"]["UploadVisibilityTimeoutSeconds"]["Default"])
+        timeout = cfg.get("uploads", {}).get(
+            "ValidatorTimeoutSeconds", uploads["Parameters"]["ValidatorTimeoutSeconds"]["Default"])
+        assert int(visibility) >= 6 * int(timeout), path.name
