@@ -128,7 +128,14 @@ def lambda_deps_zip(pins: list[str], cache: Path) -> bytes:
         if out.returncode != 0:
             raise PackageError(f"could not fetch the Lambda layer's packages ({' '.join(pins)}) "
                                f"from the package index:\n{out.stderr.strip()[-2000:]}")
-        data = _zip_tree(target, "python/", skip=("tests", "bin", "__pycache__"))
+        # Console scripts carry this interpreter's path in their shebang (and so in the
+        # hashes of RECORD): leave them out, so the layer is the same bytes on any machine.
+        shutil.rmtree(target / "bin", ignore_errors=True)
+        for record in target.glob("*.dist-info/RECORD"):
+            lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+            record.write_text("".join(ln for ln in lines if not ln.startswith(("../", "bin/"))),
+                              encoding="utf-8")
+        data = _zip_tree(target, "python/", skip=("tests", "__pycache__"))
     cache.mkdir(parents=True, exist_ok=True)
     tmp_file = cached.with_suffix(".partial")
     tmp_file.write_bytes(data)

@@ -96,6 +96,12 @@ def test_the_lambda_layer_holds_the_pinned_packages_built_for_lambda(package) ->
         "python/numpy/core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so"]
     assert not [n for n in names if "/tests/" in n or "__pycache__" in n or "/bin/" in n]
     assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+    # Nothing that depends on the building machine: console scripts embed its interpreter's
+    # path, so neither they nor their RECORD lines are kept.
+    with zipfile.ZipFile(package.dist / f"lib/{package.release}/lambda-deps.zip") as zf:
+        records = [zf.read(n).decode() for n in names if n.endswith(".dist-info/RECORD")]
+    assert len(records) == 7
+    assert not [ln for r in records for ln in r.splitlines() if ln.startswith(("../", "bin/"))]
 
 
 def test_packaging_twice_gives_the_same_bytes_and_release(package, layer_cache, tmp_path) -> None:
