@@ -28,6 +28,7 @@ from sqlglot import exp, parse_one
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.tokens import TokenType
 
+from lib import metrics as m
 from lib.crawlers import CrawlerDefinition
 from lib.query import NamedQuery
 
@@ -372,8 +373,6 @@ def monitoring(datasets: Sequence[str]) -> dict[str, Any]:
     """Per dataset, alarms on failed runs and on the quarantine ratio (to the alert topic),
     and one dashboard of the upload checks and job runs of every dataset. The metrics are
     the EMF lines of :mod:`lib.metrics`."""
-    from lib import metrics as m
-
     res: dict[str, Any] = {}
     alert = [_import("AlertTopicArn")]
     for dataset in datasets:

@@ -94,8 +94,21 @@ class LakePaths:
     def journal(self, dataset: str, run_id: str) -> str:
         return join(self.journal_dir(dataset), f"{run_id}.json")
 
+    @staticmethod
+    def upload_file(zone_uri: str, dataset: str, ingest_date: str, upload_id: str,
+                    name: str) -> str:
+        """``<zone>/<dataset>/ingest_date=D/<upload_id>/<name>``: an upload's file in the
+        raw, rejected or archive zone."""
+        return join(zone_uri, dataset, f"ingest_date={ingest_date}", upload_id, name)
+
+    def landed(self, dataset: str, ingest_date: str, upload_id: str, name: str) -> str:
+        return self.upload_file(self.raw, dataset, ingest_date, upload_id, name)
+
+    def set_aside(self, dataset: str, ingest_date: str, upload_id: str, name: str) -> str:
+        return self.upload_file(self.rejected, dataset, ingest_date, upload_id, name)
+
     def archived(self, dataset: str, ingest_date: str, upload_id: str, name: str) -> str:
-        return join(self.archive, dataset, f"ingest_date={ingest_date}", upload_id, name)
+        return self.upload_file(self.archive, dataset, ingest_date, upload_id, name)
 
     def report(self, dataset: str, run_id: str) -> str:
         return join(self.reports, dataset, f"{run_id}.json")

@@ -60,7 +60,7 @@ import pandas as pd
 
 from lib.contract import Contract
 from lib.header import HeaderError, plan_header
-from lib.lake_paths import LakePaths, join, local_path
+from lib.lake_paths import LakePaths, local_path
 from lib.ledger import (
     ACCEPTED,
     REJECTED,
@@ -338,7 +338,7 @@ def _check_text(opener: Opener, contract: Contract, source: str, sha256: str, co
     if ledger is not None:
         earlier = ledger.accepted_with_sha(contract.dataset, sha256)
         if earlier is not None:
-            raise UploadRejected("file.duplicate", _duplicate_message(source, earlier))
+            raise UploadRejected("file.duplicate", duplicate_message(source, earlier))
     check = FileCheck(size_bytes=size, sha256=sha256, compressed=compressed)
     if contract.format == "jsonl":
         _check_jsonl_sample(opener, contract, source, compressed, check)
@@ -347,7 +347,7 @@ def _check_text(opener: Opener, contract: Contract, source: str, sha256: str, co
     return check
 
 
-def _duplicate_message(source: str, earlier: UploadRecord) -> str:
+def duplicate_message(source: str, earlier: UploadRecord) -> str:
     return (f"{source}: same content (SHA-256 {earlier.sha256[:12]}...) as upload "
             f"{earlier.upload_id} ({earlier.original_name!r}, received {earlier.received_at}, "
             f"status {earlier.status}); to load it again run: lake reprocess "
@@ -488,14 +488,13 @@ def upload_file(src: Path, contract: Contract, ledger: Ledger, paths: LakePaths,
         stored_name=safe_name(original, contract.format, guessed_gz), size_bytes=size,
         sha256="", ingest_date=ingest_date, received_at=now.isoformat(timespec="microseconds"),
     ), note=f"received {original}")
-    folder = (contract.dataset, f"ingest_date={ingest_date}", upload_id)
     try:
         check = inspect_file(src, contract, max_bytes=max_bytes, ledger=ledger, source=original)
     except UploadRejected as exc:
         record.sha256 = exc.sha256
-        return _reject(src, record, paths, folder, exc, ledger)
+        return _reject(src, record, paths, exc, ledger)
     stored = safe_name(original, contract.format, check.compressed)
-    dest_uri = join(paths.raw, *folder, stored)
+    dest_uri = paths.landed(contract.dataset, ingest_date, upload_id, stored)
     dest = _local(dest_uri)
     _copy_into(src, dest)
     try:
@@ -507,15 +506,28 @@ def upload_file(src: Path, contract: Contract, ledger: Ledger, paths: LakePaths,
         _prune_empty(dest.parent, _local(paths.raw))
         record.sha256 = check.sha256
         earlier = ledger.get(exc.existing_id)
-        return _reject(src, record, paths, folder,
-                       UploadRejected("file.duplicate", _duplicate_message(original, earlier)),
+        return _reject(src, record, paths,
+                       UploadRejected("file.duplicate", duplicate_message(original, earlier)),
                        ledger)
 
 
-def _reject(src: Path, record: UploadRecord, paths: LakePaths, folder: tuple[str, ...],
-            exc: UploadRejected, ledger: Ledger) -> UploadRecord:
+def rejection_document(record: UploadRecord, exc: UploadRejected, kept: bool) -> dict:
+    """The ``<name>.reason.json`` kept beside a rejected file (``kept``: whether the file
+    itself could be kept)."""
+    return {
+        "upload_id": record.upload_id, "dataset": record.dataset,
+        "original_name": record.original_name,
+        "stored_name": record.stored_name if kept else None, "size_bytes": record.size_bytes,
+        "sha256": record.sha256 or None, "status": REJECTED, "reason_code": exc.code,
+        "reason": exc.message, "received_at": record.received_at,
+    }
+
+
+def _reject(src: Path, record: UploadRecord, paths: LakePaths, exc: UploadRejected,
+            ledger: Ledger) -> UploadRecord:
     kept: str | None = None
-    dest_uri = join(paths.rejected, *folder, record.stored_name)
+    dest_uri = paths.set_aside(record.dataset, record.ingest_date, record.upload_id,
+                               record.stored_name)
     dest = _local(dest_uri)
     if src.is_file():
         try:
@@ -523,13 +535,8 @@ def _reject(src: Path, record: UploadRecord, paths: LakePaths, folder: tuple[str
             kept = dest_uri
         except OSError:
             kept = None
-    _write_json(dest.with_name(f"{dest.name}.reason.json"), {
-        "upload_id": record.upload_id, "dataset": record.dataset,
-        "original_name": record.original_name, "stored_name": record.stored_name if kept
-        else None, "size_bytes": record.size_bytes, "sha256": record.sha256 or None,
-        "status": REJECTED, "reason_code": exc.code, "reason": exc.message,
-        "received_at": record.received_at,
-    })
+    _write_json(dest.with_name(f"{dest.name}.reason.json"),
+                rejection_document(record, exc, kept is not None))
     return ledger.transition(record.upload_id, REJECTED, note=exc.code, reason_code=exc.code,
                              reason=exc.message, location=kept, sha256=record.sha256)
 

@@ -349,6 +349,17 @@ def test_an_object_no_upload_asked_for_is_set_aside(lake: Lake) -> None:
     lake.assert_least_privilege()
 
 
+def test_an_object_under_a_real_upload_id_but_another_name_is_set_aside(lake: Lake) -> None:
+    data = ORDERS.read_bytes()
+    answer = lake.request(**_request_for(data, "orders.csv"))
+    other = answer["key"].rsplit("/", 1)[0] + "/other.csv"  # not the key the POST allowed
+    lake.s3.put_object(Bucket=BUCKET, Key=other, Body=data)
+    assert lake.deliver() == []
+    assert lake.keys() == [f"rejected/_unregistered/{other.removeprefix('raw/')}",
+                           f"rejected/_unregistered/{other.removeprefix('raw/')}.reason.json"]
+    assert lake.status(answer["upload_id"])["status"] == RECEIVED  # still waiting for its file
+
+
 def test_an_event_delivered_twice_changes_nothing_the_second_time(lake: Lake) -> None:
     data = ORDERS.read_bytes()
     answer = lake.request(**_request_for(data, "orders.csv"))
@@ -488,3 +499,10 @@ def test_lake_push_names_the_file_and_the_refusal(lake: Lake, gateway: ApiGatewa
     assert capsys.readouterr().err == (
         f"lake: error: {odd}: the upload API refused it (400 dataset.unknown): unknown dataset "
         "'invoices'; known datasets: customers, orders\n")
+
+
+def test_every_content_type_lake_push_sends_is_one_the_api_accepts() -> None:
+    from lib.upload_client import CONTENT_TYPES, content_type
+
+    assert set(CONTENT_TYPES.values()) | {content_type(Path("x.bin"))} <= set(
+        upload_api.CONTENT_TYPES)

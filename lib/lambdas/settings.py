@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any
 
 from lib.dynamo_ledger import DynamoLedger
+from lib.lake_paths import LakePaths
 from lib.notify import Notifier, notifier_for
 from lib.upload import max_upload_bytes
 
@@ -46,6 +47,19 @@ class Settings:
             alert_topic_arn=env.get("ALERT_TOPIC_ARN") or None,
             metrics_namespace=env.get("METRICS_NAMESPACE") or None,
             max_upload_bytes=ceiling, url_expires_seconds=int(expires))
+
+
+def lake_paths(settings: Settings) -> LakePaths:
+    """The zones in the raw bucket: raw/, rejected/ (and archive/, the jobs')."""
+    return LakePaths.from_root(f"s3://{settings.raw_bucket}")
+
+
+def object_key(bucket: str, uri: str) -> str:
+    """The key of ``s3://<bucket>/<key>``."""
+    prefix = f"s3://{bucket}/"
+    if not uri.startswith(prefix):
+        raise ValueError(f"{uri} is not in bucket {bucket}")
+    return uri.removeprefix(prefix)
 
 
 @dataclass

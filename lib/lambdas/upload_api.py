@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lib.contract import available_contracts, load_contract
-from lib.lambdas.settings import Services, services
+from lib.lambdas.settings import Services, lake_paths, object_key, services
 from lib.ledger import UnknownUploadError, UploadRecord
 from lib.upload import human_bytes, new_upload_id, safe_name, upload_limit
 
@@ -122,7 +122,8 @@ def create_upload(svc: Services, body: Any, caller: str | None,
     upload_id = new_upload_id(now)
     ingest_date = now.date().isoformat()
     stored = safe_name(name, contract.format, name.lower().endswith((".gz", ".gzip")))
-    key = f"raw/{dataset}/ingest_date={ingest_date}/{upload_id}/{stored}"
+    key = object_key(svc.settings.raw_bucket,
+                     lake_paths(svc.settings).landed(dataset, ingest_date, upload_id, stored))
     svc.ledger.create(UploadRecord(
         upload_id=upload_id, dataset=dataset, original_name=name,
         stored_name=stored, size_bytes=size, sha256=sha256.lower(), ingest_date=ingest_date,

@@ -27,7 +27,7 @@ from urllib.parse import unquote_plus
 
 from lib import metrics
 from lib.contract import load_contract
-from lib.lambdas.settings import Services, open_object, services
+from lib.lambdas.settings import Services, lake_paths, object_key, open_object, services
 from lib.ledger import (
     ACCEPTED,
     RECEIVED,
@@ -39,7 +39,13 @@ from lib.ledger import (
     UploadRecord,
     utc_now,
 )
-from lib.upload import UploadRejected, inspect_stream, upload_limit
+from lib.upload import (
+    UploadRejected,
+    duplicate_message,
+    inspect_stream,
+    rejection_document,
+    upload_limit,
+)
 
 log = logging.getLogger("lake.validator")
 log.setLevel(logging.INFO)
@@ -61,12 +67,10 @@ def s3_objects(body: str) -> list[tuple[str, str, int]]:
     return out
 
 
-def _parse_key(key: str) -> tuple[str, str, str, str] | None:
-    """(dataset, ingest_date, upload_id, name) of a raw/ key, or None."""
+def _upload_id(key: str) -> str | None:
+    """The upload id segment of a ``raw/<dataset>/ingest_date=D/<upload_id>/<name>`` key."""
     parts = key.split("/")
-    if len(parts) != 5 or parts[0] != "raw" or not parts[2].startswith("ingest_date="):
-        return None
-    return parts[1], parts[2].removeprefix("ingest_date="), parts[3], parts[4]
+    return parts[3] if len(parts) == 5 and parts[0] == "raw" and parts[3] else None
 
 
 def _exists(svc: Services, bucket: str, key: str) -> bool:
@@ -89,16 +93,16 @@ def _set_aside(svc: Services, bucket: str, key: str, dest_key: str, reason: dict
 
 def validate_object(svc: Services, bucket: str, key: str) -> str:
     """Check one raw object and record the outcome; returns the upload's status."""
-    parsed = _parse_key(key)
+    upload_id = _upload_id(key)
     record: UploadRecord | None = None
-    if parsed is not None:
-        dataset, ingest_date, upload_id, name = parsed
+    if upload_id is not None:
         try:
             record = svc.ledger.get(upload_id)
         except UnknownUploadError:
             record = None
-        if record is not None and (record.dataset, record.ingest_date, record.stored_name) != (
-                dataset, ingest_date, name):
+        landed = lake_paths(svc.settings).landed
+        if record is not None and key != object_key(bucket, landed(
+                record.dataset, record.ingest_date, record.upload_id, record.stored_name)):
             record = None  # the id is real, the object is not the one its POST allowed
     if record is None:
         return _unregistered(svc, bucket, key)
@@ -126,9 +130,7 @@ def validate_object(svc: Services, bucket: str, key: str) -> str:
     except DuplicateContentError as exc:  # the same bytes were accepted meanwhile
         earlier = svc.ledger.get(exc.existing_id)
         return _reject(svc, bucket, key, record, UploadRejected(
-            "file.duplicate", f"{record.original_name}: same content as upload "
-            f"{earlier.upload_id} ({earlier.original_name!r}, status {earlier.status})"),
-            check.sha256)
+            "file.duplicate", duplicate_message(record.original_name, earlier)), check.sha256)
     except (ConflictError, IllegalTransition) as exc:  # another delivery of this event won
         log.info("upload %s: %s", record.upload_id, exc)
         return svc.ledger.get(record.upload_id).status
@@ -149,19 +151,15 @@ def _compression_mismatch(record: UploadRecord, compressed: bool) -> str:
 
 def _reject(svc: Services, bucket: str, key: str, record: UploadRecord, exc: UploadRejected,
             sha256: str) -> str:
-    dest = (f"rejected/{record.dataset}/ingest_date={record.ingest_date}/{record.upload_id}/"
-            f"{record.stored_name}")
-    _set_aside(svc, bucket, key, dest, {
-        "upload_id": record.upload_id, "dataset": record.dataset,
-        "original_name": record.original_name, "stored_name": record.stored_name,
-        "size_bytes": record.size_bytes, "sha256": sha256 or None, "status": REJECTED,
-        "reason_code": exc.code, "reason": exc.message, "received_at": record.received_at,
-    })
+    record.sha256 = sha256
+    dest_uri = lake_paths(svc.settings).set_aside(record.dataset, record.ingest_date,
+                                                  record.upload_id, record.stored_name)
+    _set_aside(svc, bucket, key, object_key(bucket, dest_uri),
+               rejection_document(record, exc, kept=True))
     try:
         rejected = svc.ledger.transition(
             record.upload_id, REJECTED, expected=(RECEIVED,), note=exc.code,
-            reason_code=exc.code, reason=exc.message, location=f"s3://{bucket}/{dest}",
-            sha256=sha256)
+            reason_code=exc.code, reason=exc.message, location=dest_uri, sha256=sha256)
     except (ConflictError, IllegalTransition) as err:
         log.info("upload %s: %s", record.upload_id, err)
         return svc.ledger.get(record.upload_id).status
@@ -175,7 +173,9 @@ def _reject(svc: Services, bucket: str, key: str, record: UploadRecord, exc: Upl
 
 
 def _unregistered(svc: Services, bucket: str, key: str) -> str:
-    dest = f"rejected/_unregistered/{key.removeprefix('raw/')}"
+    # Any key may land here (S3 allows empty segments), so it is kept as it is.
+    rejected_zone = object_key(bucket, lake_paths(svc.settings).rejected)
+    dest = f"{rejected_zone}/_unregistered/{key.removeprefix('raw/')}"
     message = (f"s3://{bucket}/{key} belongs to no upload in the ledger: files enter raw/ "
                "only through POST /uploads and its presigned POST")
     _set_aside(svc, bucket, key, dest, {"key": key, "status": REJECTED,
