@@ -11,7 +11,7 @@ script=dist/jobs/$job/job.py
 [ -f "$script" ] || { echo "no packaged job $script: run make package (job names: dist/jobs/*/v*)" >&2; exit 2; }
 lib_zip=$(ls dist/lib/*/lib.zip)
 
-PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" python3 -m lib.cli --lake-root "$lake_root" \
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" python3 -m lib.tools.cli --lake-root "$lake_root" \
   upload --dataset "$dataset" samples/"$dataset"/* || [ $? -eq 1 ]
 exec spark-submit --py-files "$lib_zip" "$script" \
   --JOB_NAME "$dataset-${job##*/}" --lake_root "$lake_root"

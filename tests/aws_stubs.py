@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib.infra import FOUNDATION_PATH, load_template
+from lib.tools.infra import FOUNDATION_PATH, load_template
 
 REGION = "us-east-1"
 LEDGER_TABLE = "lake-test-ledger"

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from lib.catalog import crawl
-from lib.contract import Contract, load_contract
-from lib.crawlers import load_crawlers
-from lib.lake_paths import LakePaths, to_uri
-from lib.ledger import ACCEPTED, UploadRecord, open_ledger
-from lib.local_spark import local_spark_session
-from lib.schemas import raw_schema
+from lib.contracts.contract import Contract, load_contract
+from lib.engine.schemas import raw_schema
+from lib.jobs.local_spark import local_spark_session
+from lib.lake.paths import LakePaths, to_uri
+from lib.ledger.records import ACCEPTED, UploadRecord
+from lib.ledger.sqlite import open_ledger
+from lib.tools.crawl import crawl
+from lib.tools.crawlers import load_crawlers
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples" / "orders"

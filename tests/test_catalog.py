@@ -15,11 +15,11 @@ import pytest
 
 from glue_jobs.orders.v1 import job as orders_v1
 from glue_jobs.orders.v2 import job as orders_v2
-from lib.catalog import _glob_regex, crawl, hive_type
-from lib.contract import available_contracts
-from lib.crawlers import CrawlerDefinitionError, load_crawlers, parse_crawler
-from lib.lake_paths import LakePaths
-from lib.query import run_query
+from lib.contracts.contract import available_contracts
+from lib.lake.paths import LakePaths
+from lib.tools.crawl import _glob_regex, crawl, hive_type
+from lib.tools.crawlers import CrawlerDefinitionError, load_crawlers, parse_crawler
+from lib.tools.query import run_query
 from tests.conftest import REPO, SAMPLES, crawl_all, reset_catalog, run
 
 
@@ -212,7 +212,7 @@ def test_a_type_change_in_the_files_is_a_conflict_and_the_table_keeps_its_type(
     `lake crawl` exits 1 and the table still says int. A stray non-Parquet file is logged."""
     from pyspark.sql import functions as F
 
-    from lib import cli
+    from lib.tools import cli
 
     lake = tmp_path / "lake"
     run(orders_v1, "orders_v1", lake, SAMPLES / "orders_2026-11-01.csv")

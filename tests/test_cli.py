@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lib import cli
+from lib.tools import cli
 from tests.conftest import REPO, SAMPLES
 
 LAKE = Path(sys.executable).with_name("lake")

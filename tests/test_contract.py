@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import yaml
 
-from lib.contract import (
+from lib.contracts.contract import (
     ContractError,
     ContractNotFoundError,
     DataType,
@@ -167,7 +167,7 @@ def test_invalid_yaml_is_reported_with_the_file(tmp_path) -> None:
 
 
 def test_a_dataset_size_limit_lowers_the_lake_wide_one_never_raises_it() -> None:
-    from lib.upload import upload_limit
+    from lib.upload.checks import upload_limit
 
     capped = parse_contract(_with(max_upload_bytes=1000), "x.yaml")
     assert capped.max_upload_bytes == 1000
@@ -189,8 +189,8 @@ def test_contract_module_imports_without_pyspark() -> None:
                 if name == "pyspark" or name.startswith("pyspark."):
                     raise ImportError("pyspark is blocked in this test")
         sys.meta_path.insert(0, Block())
-        from lib.contract import load_contract
-        from lib.header import plan_header, parse_header_line
+        from lib.contracts.contract import load_contract
+        from lib.contracts.header import plan_header, parse_header_line
         c = load_contract("orders", 1)
         plan_header(parse_header_line("order_id,customer_id,product_sku,quantity,unit_price,"
                                       "currency,order_ts"), c, "f.csv")

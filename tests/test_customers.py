@@ -18,10 +18,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from glue_jobs.customers.v1 import job
-from lib.contract import load_contract
-from lib.lake_paths import LakePaths, to_uri
-from lib.ledger import open_ledger
-from lib.upload import UploadRejected, inspect_file, upload_file
+from lib.contracts.contract import load_contract
+from lib.lake.paths import LakePaths, to_uri
+from lib.ledger.sqlite import open_ledger
+from lib.upload.checks import UploadRejected, inspect_file
+from lib.upload.landing import upload_file
 from tests.conftest import CUSTOMERS, land
 
 FILE1 = "customers_2026-11-01.jsonl"
@@ -115,7 +116,7 @@ def test_rows_are_conserved_per_upload_in_the_report(lake):
 def test_a_field_holding_an_object_reports_only_its_type(spark, contract) -> None:
     """An object where a required string is due is not also 'missing'; a string containing
     JSON text is just a string."""
-    from lib.transforms import apply_contract
+    from lib.engine.transforms import apply_contract
     from tests.conftest import raw_rows
 
     base = {"customer_id": "C-1", "full_name": "A", "email": "a@b.co", "country": "US"}

@@ -12,9 +12,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lib.cli import main
-from lib.deploy import DeployError, deploy, load_env, upload_artifacts
-from lib.packaging import build
+from lib.tools.cli import main
+from lib.tools.deploy import DeployError, deploy, load_env, upload_artifacts
+from lib.tools.packaging import build
 
 REGION = "eu-west-1"
 FOUNDATION_CMD = (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from lib.infra import GLUE_VERSION, TEMPLATE_PATH, JobVersion, load_template
+from lib.tools.infra import GLUE_VERSION, TEMPLATE_PATH, JobVersion, load_template
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"

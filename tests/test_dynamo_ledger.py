@@ -12,9 +12,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lib import ledger as L
-from lib.dynamo_ledger import DynamoLedger
-from lib.ledger import ConflictError, DuplicateContentError, IllegalTransition, LockBusyError
+from lib.ledger import records as L
+from lib.ledger.dynamo import DynamoLedger
+from lib.ledger.records import (
+    ConflictError,
+    DuplicateContentError,
+    IllegalTransition,
+    LockBusyError,
+)
 from tests.aws_stubs import REGION, create_ledger_table
 from tests.test_ledger import new
 

@@ -13,10 +13,10 @@ from chispa import assert_df_equality
 from pyspark.sql import types as T
 
 from glue_jobs.orders.v2 import job as job_v2
-from lib import cli
-from lib.compat import check_compatible, check_dataset
-from lib.contract import available_contracts, load_contract, parse_type
-from lib.lake_paths import to_uri
+from lib.contracts.contract import available_contracts, load_contract, parse_type
+from lib.contracts.evolution import check_compatible, check_dataset
+from lib.lake.paths import to_uri
+from lib.tools import cli
 from tests.conftest import REPO, land
 
 DISCOUNTS = REPO / "samples" / "orders" / "orders_2026-11-04_discounts.csv"
@@ -114,7 +114,7 @@ def test_orders_v2_applies_the_discount_half_up_and_checks_it(spark, tmp_path) -
 def test_v1_and_v2_rows_share_the_zone_and_read_together(spark, tmp_path) -> None:
     """v1 wrote no discount_pct column; reading the zone with the v2 schema gives them null."""
     from glue_jobs.orders.v1 import job as job_v1
-    from lib.schemas import clean_schema
+    from lib.engine.schemas import clean_schema
 
     lake = tmp_path / "lake"
     first = land(lake, REPO / "samples" / "orders" / "orders_2026-11-01.csv")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from lib.header import HeaderError, normalise_name, parse_header_line, plan_header
+from lib.contracts.header import normalise_name, parse_header_line, plan_header
+from lib.errors import FileError
 
 FULL = ("order_id,customer_id,customer_email,product_sku,quantity,unit_price,currency,"
         "order_ts,country")
@@ -41,7 +42,7 @@ def test_columns_in_any_order_and_case_map_to_contract_names(orders) -> None:
 
 def test_missing_required_column_names_missing_and_present_columns(orders) -> None:
     header = parse_header_line("order_id,customer_id,product_sku,unit_price,currency")
-    with pytest.raises(HeaderError) as err:
+    with pytest.raises(FileError) as err:
         plan_header(header, orders, "f.csv")
     assert err.value.code == "file.missing_columns"
     assert str(err.value) == (
@@ -52,13 +53,13 @@ def test_missing_required_column_names_missing_and_present_columns(orders) -> No
 
 
 def test_two_headers_mapping_to_one_column_are_ambiguous(orders) -> None:
-    with pytest.raises(HeaderError, match=r"f.csv: ambiguous header: several columns map to "
+    with pytest.raises(FileError, match=r"f.csv: ambiguous header: several columns map to "
                                           r"the same contract column \(quantity <- 'quantity', "
                                           r"'Quantity'\)"):
         plan_header(parse_header_line(FULL + ",Quantity"), orders, "f.csv")
 
 
 def test_empty_file_is_refused_with_the_expected_columns(orders) -> None:
-    with pytest.raises(HeaderError, match=r"f.csv: file is empty: a header row naming the "
+    with pytest.raises(FileError, match=r"f.csv: file is empty: a header row naming the "
                                           r"columns is required \(expected: order_id, "):
         plan_header(None, orders, "f.csv")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from lib.cli import job_versions
-from lib.crawlers import load_crawlers
-from lib.infra import (
+from lib.tools.cli import job_versions
+from lib.tools.crawlers import load_crawlers
+from lib.tools.infra import (
     FOUNDATION_PATH,
     GLUE_VERSION,
     METRICS_NAMESPACE,
@@ -24,7 +24,7 @@ from lib.infra import (
     check,
     load_template,
 )
-from lib.query import NamedQuery, load_named_queries
+from lib.tools.query import NamedQuery, load_named_queries
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "${Project}-${Env}-"
@@ -435,7 +435,7 @@ def test_raw_uploads_reach_the_validator_with_bounded_retries_and_a_dlq(foundati
 
 
 def test_the_ledger_table_has_the_index_and_ttl_the_code_uses(foundation) -> None:
-    from lib.dynamo_ledger import INDEX
+    from lib.ledger.dynamo import INDEX
 
     table = resources(foundation, "AWS::DynamoDB::Table")["LedgerTable"]
     assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
@@ -463,7 +463,7 @@ def test_jobs_get_the_ledger_alerts_and_metrics_arguments(pipelines) -> None:
 
 def test_each_dataset_has_failed_run_and_quarantine_ratio_alarms_and_a_dashboard(
         pipelines) -> None:
-    from lib import metrics
+    from lib.lake import metrics
 
     alarms = resources(pipelines, "AWS::CloudWatch::Alarm")
     for dataset in job_versions():

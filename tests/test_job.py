@@ -21,9 +21,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from glue_jobs.orders.v1 import job
-from lib.lake_paths import LakePaths, to_uri
-from lib.ledger import open_ledger
-from lib.upload import upload_file
+from lib.lake.paths import LakePaths, to_uri
+from lib.ledger.sqlite import open_ledger
+from lib.upload.landing import upload_file
 from tests.conftest import SAMPLES, land, landed_uri
 
 FILE1 = "orders_2026-11-01.csv"

@@ -15,10 +15,10 @@ import pytest
 from moto import mock_aws
 
 from glue_jobs.orders.v2 import job
-from lib import cli
-from lib.dynamo_ledger import DynamoLedger
-from lib.lake_paths import to_uri
-from lib.ledger import ACCEPTED, UploadRecord
+from lib.lake.paths import to_uri
+from lib.ledger.dynamo import DynamoLedger
+from lib.ledger.records import ACCEPTED, UploadRecord
+from lib.tools import cli
 from tests.aws_stubs import REGION, create_ledger_table
 from tests.conftest import SAMPLES
 
@@ -105,7 +105,7 @@ def test_the_job_takes_its_input_from_the_dynamodb_ledger_and_reports(
 
 
 def test_the_job_refuses_a_bad_retention(spark, aws, tmp_path) -> None:
-    from lib.runtime import JobArgumentError
+    from lib.jobs.runtime import JobArgumentError
 
     with pytest.raises(JobArgumentError, match="--ledger_retention_days must be a positive "
                                                "number of days, got '0'"):
@@ -123,9 +123,9 @@ class LaggingIndexLedger(DynamoLedger):
 
 def test_a_run_archives_what_it_processed_even_before_the_index_lists_it(
         spark, aws, tmp_path) -> None:
-    from lib.contract import load_contract
-    from lib.lake_paths import LakePaths
-    from lib.processing import process_uploads
+    from lib.contracts.contract import load_contract
+    from lib.jobs.run import process_uploads
+    from lib.lake.paths import LakePaths
 
     lake = tmp_path / "lake"
     ledger = LaggingIndexLedger(aws["table"])

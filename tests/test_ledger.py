@@ -11,17 +11,18 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lib import ledger as L
-from lib.dynamo_ledger import DynamoLedger
-from lib.ledger import (
+from lib.ledger import records as L
+from lib.ledger.base import Ledger
+from lib.ledger.dynamo import DynamoLedger
+from lib.ledger.records import (
     ConflictError,
     DuplicateContentError,
     IllegalTransition,
     LockBusyError,
-    SqliteLedger,
     UnknownUploadError,
     UploadRecord,
 )
+from lib.ledger.sqlite import SqliteLedger
 from tests.aws_stubs import REGION, create_ledger_table
 
 
@@ -32,7 +33,7 @@ def new(ledger: SqliteLedger, uid: str, sha: str = "", dataset: str = "orders") 
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[L.Ledger]:
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
     """Every test of the ledger interface runs on both implementations."""
     if request.param == "sqlite":
         yield SqliteLedger(tmp_path / "ledger.sqlite")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from lib.cli import job_versions, main
-from lib.ledger import open_ledger
-from lib.packaging import PackageError, build, lambda_pins
+from lib.ledger.sqlite import open_ledger
+from lib.tools.cli import job_versions, main
+from lib.tools.packaging import PackageError, build, lambda_pins
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,6 +58,19 @@ def test_artifacts_are_laid_out_under_versioned_keys(package) -> None:
         (REPO / "lib/contracts/orders/v2.yaml").read_bytes()
 
 
+def test_lib_zip_holds_every_shipped_file_and_none_of_the_tooling(package) -> None:
+    with zipfile.ZipFile(package.dist / package.lib_key) as zf:
+        members = zf.namelist()
+    lib_dir = REPO / "lib"
+    shipped = sorted(
+        f"lib/{p.relative_to(lib_dir).as_posix()}" for p in lib_dir.rglob("*")
+        if p.is_file() and p.suffix in (".py", ".yaml", ".properties")
+        and "__pycache__" not in p.parts and p.relative_to(lib_dir).parts[0] != "tools")
+    assert [m for m in members if m.startswith("lib/tools/")] == []
+    assert members == shipped
+    assert {"lib/jobs/run.py", "lib/lambdas/validator.py", "lib/upload/checks.py"} <= set(members)
+
+
 def test_manifest_names_the_release_the_jobs_and_every_file_hash(package) -> None:
     manifest = json.loads((package.dist / f"releases/{package.release}.json").read_text())
     assert manifest["release"] == package.release
@@ -76,8 +89,8 @@ def test_lib_zip_holds_the_package_its_contracts_and_conf_and_no_bytecode(packag
         names = zf.namelist()
         infos = zf.infolist()
     assert names == sorted(names)
-    assert {"lib/__init__.py", "lib/entry.py", "lib/contracts/orders/v2.yaml",
-            "lib/contracts/customers/v1.yaml", "lib/conf/log4j2.properties"} <= set(names)
+    assert {"lib/__init__.py", "lib/jobs/entry.py", "lib/contracts/orders/v2.yaml",
+            "lib/contracts/customers/v1.yaml", "lib/jobs/conf/log4j2.properties"} <= set(names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
 
@@ -146,8 +159,8 @@ def test_the_packaged_job_runs_from_a_folder_holding_only_its_artifacts(package,
         "try:\n"
         "    runpy.run_path('job.py', run_name='__main__')\n"
         "finally:\n"
-        "    print('cli-only modules loaded:', sorted(m for m in ('sqlglot', 'lib.cli')\n"
-        "          if m in sys.modules), file=sys.stderr)\n"
+        "    print('tooling modules loaded:', sorted(m for m in sys.modules\n"
+        "          if m.split('.')[0] == 'sqlglot' or m.startswith('lib.tools')), file=sys.stderr)\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LAKE_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(run_dir / "lib.zip"),
@@ -158,7 +171,7 @@ def test_the_packaged_job_runs_from_a_folder_holding_only_its_artifacts(package,
         cwd=run_dir, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"lib imported from {run_dir / 'lib.zip'}{os.sep}lib{os.sep}__init__.py" in out.stderr
-    assert "cli-only modules loaded: []" in out.stderr
+    assert "tooling modules loaded: []" in out.stderr
     assert sorted(p.name for p in run_dir.iterdir()) == ["job.py", "lib.zip"]
     [record] = open_ledger(lake).find(dataset="orders")
     assert (record.status, record.job_name, record.job_version) == \

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from glue_jobs.orders.v1 import job
-from lib.faults import CRASH_ENV, CRASH_EXIT_CODE
-from lib.lake_paths import to_uri
-from lib.ledger import LockBusyError, UploadRecord, open_ledger
-from lib.processing import SelectionError
+from lib.jobs.faults import CRASH_ENV, CRASH_EXIT_CODE
+from lib.jobs.run import SelectionError
+from lib.lake.paths import to_uri
+from lib.ledger.records import LockBusyError, UploadRecord
+from lib.ledger.sqlite import open_ledger
 from tests.conftest import REPO, SAMPLES, land
 
 FILE1 = "orders_2026-11-01.csv"
@@ -123,7 +124,7 @@ def lake_cli(lake: Path, *args: str, crash_at: str | None = None,
     env.pop(CRASH_ENV, None)
     if crash_at:
         env[CRASH_ENV] = crash_at
-    return subprocess.run([sys.executable, "-m", "lib.cli", "--lake-root", str(lake), *args],
+    return subprocess.run([sys.executable, "-m", "lib.tools.cli", "--lake-root", str(lake), *args],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
 
 

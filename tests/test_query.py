@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lib import cli
-from lib.query import (
+from lib.tools import cli
+from lib.tools.query import (
     QueryError,
     QueryResult,
     format_result,

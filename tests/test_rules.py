@@ -11,7 +11,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lib.transforms import validate
+from lib.engine.transforms import validate
 from tests.conftest import raw_rows, valid_order
 
 ERRORS_SCHEMA = T.StructType([

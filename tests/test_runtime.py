@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from lib.runtime import JobArgumentError, open_job, parse_job_args
+from lib.jobs.runtime import JobArgumentError, open_job, parse_job_args
 
 
 def test_parses_glue_style_arguments_and_ignores_the_ones_glue_adds() -> None:

@@ -10,8 +10,8 @@ from decimal import Decimal
 from chispa import assert_df_equality
 from pyspark.sql import types as T
 
-from lib.schemas import clean_schema, quarantine_schema
-from lib.transforms import apply_contract, split
+from lib.engine.schemas import clean_schema, quarantine_schema
+from lib.engine.transforms import apply_contract, split
 from tests.conftest import INGEST_DATE, INGESTED_AT, raw_rows, valid_order
 
 DISPOSITION_SCHEMA = T.StructType([

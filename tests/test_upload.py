@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from lib.contract import load_contract
-from lib.lake_paths import LakePaths
-from lib.ledger import SqliteLedger
-from lib.upload import UploadRejected, inspect_file, safe_name, upload_file
+from lib.contracts.contract import load_contract
+from lib.lake.paths import LakePaths
+from lib.ledger.sqlite import SqliteLedger
+from lib.upload.checks import UploadRejected, inspect_file, safe_name
+from lib.upload.landing import upload_file
 from tests.conftest import SAMPLES
 
 HEADER = "order_id,customer_id,product_sku,quantity,unit_price,currency,order_ts\n"

@@ -22,10 +22,10 @@ import pytest
 import requests
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from lib import cli
 from lib.lambdas import upload_api, validator
 from lib.lambdas.settings import Services, Settings, build_services
-from lib.ledger import ACCEPTED, RECEIVED, REJECTED
+from lib.ledger.records import ACCEPTED, RECEIVED, REJECTED
+from lib.tools import cli
 from tests.aws_stubs import REGION, create_ledger_table, foundation_resource
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,7 +110,7 @@ class Lake:
         the API's presigned POSTs are PutObjects signed with its role."""
         from fnmatch import fnmatch
 
-        from lib.infra import UPLOADS_PATH, load_template
+        from lib.tools.infra import UPLOADS_PATH, load_template
 
         roles = load_template(UPLOADS_PATH)["Resources"]
         for actor, role in (("api", "UploadApiRole"), ("validator", "ValidatorRole")):
@@ -502,7 +502,7 @@ def test_lake_push_names_the_file_and_the_refusal(lake: Lake, gateway: ApiGatewa
 
 
 def test_every_content_type_lake_push_sends_is_one_the_api_accepts() -> None:
-    from lib.upload_client import CONTENT_TYPES, content_type
+    from lib.tools.push import CONTENT_TYPES, content_type
 
     assert set(CONTENT_TYPES.values()) | {content_type(Path("x.bin"))} <= set(
         upload_api.CONTENT_TYPES)

@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from lib.dynamo_ledger import DynamoLedger
-from lib.lake_paths import LakePaths
-from lib.notify import Notifier, notifier_for
-from lib.upload import max_upload_bytes
+import boto3
 
-
-class ConfigError(RuntimeError):
-    pass
+from lib.errors import ConfigError
+from lib.lake.paths import LakePaths
+from lib.ledger.dynamo import DynamoLedger
+from lib.ledger.notify import Notifier, notifier_for
+from lib.upload.checks import max_upload_bytes
 
 
 @dataclass(frozen=True)
@@ -37,10 +36,7 @@ class Settings:
         expires = env.get("UPLOAD_URL_EXPIRES_SECONDS", "900")
         if not expires.isdigit() or not 60 <= int(expires) <= 3600:
             raise ConfigError(f"UPLOAD_URL_EXPIRES_SECONDS must be 60..3600, got {expires!r}")
-        try:
-            ceiling = max_upload_bytes(env)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
+        ceiling = max_upload_bytes(env)
         return cls(
             ledger_table=env["LEDGER_TABLE"], raw_bucket=env["RAW_BUCKET"],
             kms_key_arn=env.get("KMS_KEY_ARN") or None,
@@ -71,8 +67,6 @@ class Services:
 
 
 def build_services(settings: Settings, session: Any = None) -> Services:
-    import boto3
-
     session = session or boto3.session.Session()
     return Services(settings, session.client("s3"),
                     DynamoLedger(settings.ledger_table, client=session.client("dynamodb")),

@@ -31,10 +31,11 @@ import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lib.contract import available_contracts, load_contract
+from lib.contracts.contract import available_contracts, load_contract
+from lib.errors import LakeError
 from lib.lambdas.settings import Services, lake_paths, object_key, services
-from lib.ledger import UnknownUploadError, UploadRecord
-from lib.upload import human_bytes, new_upload_id, safe_name, upload_limit
+from lib.ledger.records import UnknownUploadError, UploadRecord
+from lib.upload.checks import human_bytes, new_upload_id, safe_name, upload_limit
 
 log = logging.getLogger("lake.upload_api")
 log.setLevel(logging.INFO)
@@ -49,10 +50,12 @@ _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class ApiError(Exception):
+class ApiError(LakeError):
+    """A refused request: the HTTP ``status``, the ``code`` and message of the JSON body."""
+
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status = status
+        super().__init__(message, code)
 
 
 def _response(status: int, body: dict) -> dict:

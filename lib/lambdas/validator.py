@@ -25,10 +25,10 @@ import logging
 from typing import Any
 from urllib.parse import unquote_plus
 
-from lib import metrics
-from lib.contract import load_contract
+from lib.contracts.contract import load_contract
+from lib.lake import metrics
 from lib.lambdas.settings import Services, lake_paths, object_key, open_object, services
-from lib.ledger import (
+from lib.ledger.records import (
     ACCEPTED,
     RECEIVED,
     REJECTED,
@@ -39,13 +39,8 @@ from lib.ledger import (
     UploadRecord,
     utc_now,
 )
-from lib.upload import (
-    UploadRejected,
-    duplicate_message,
-    inspect_stream,
-    rejection_document,
-    upload_limit,
-)
+from lib.upload.checks import UploadRejected, duplicate_message, inspect_stream, upload_limit
+from lib.upload.landing import rejection_document
 
 log = logging.getLogger("lake.validator")
 log.setLevel(logging.INFO)

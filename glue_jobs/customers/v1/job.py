@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from lib.entry import run_job
+from lib.jobs.entry import run_job
 
 DATASET = "customers"
 VERSION = 1

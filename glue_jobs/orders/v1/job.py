@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from lib.entry import run_job
+from lib.jobs.entry import run_job
 
 DATASET = "orders"
 VERSION = 1

@@ -1,0 +1,184 @@
+"""Row rules as native Spark Column expressions.
+
+Each contract column is read as a string and goes through three stages, each a Column:
+
+* :func:`clean_string` - trim (spaces, tabs, line breaks, no-break spaces), empty -> null,
+  then the contract's normalisers (upper / lower / collapse_whitespace);
+* :func:`typed_value` - the string cast to the column's clean type, or null when it is not
+  a valid literal of that type (never a silent wrong value: syntax is checked first);
+* :func:`check_column` - for one compiled :class:`~lib.contract.Check`, the reason code
+  when the row fails it, else null.
+
+No Python UDFs: everything here is evaluated by the JVM in one pass.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+from lib.contracts.contract import Check
+from lib.contracts.contract import Column as ContractColumn
+from lib.engine.schemas import spark_type
+
+# Characters trimmed from both ends of every value.
+TRIM_CHARS = " \t\r\n\x0b\x0c\u00a0"
+
+INT_LITERAL = r"^[+-]?[0-9]+$"
+# An integer literal that fits in a signed 64-bit value without overflow (<= 18 digits).
+LONG_SAFE_LITERAL = r"^[+-]?0*[0-9]{1,18}$"
+DECIMAL_LITERAL = r"^[0-9]+(\.[0-9]+)?$"
+TIMESTAMP_LITERAL = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?$"
+)
+DATE_LITERAL = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# Date layouts a contract may list (lib.contract.DATE_FORMATS) -> the literal's shape.
+DATE_LAYOUTS = {
+    "YYYY-MM-DD": DATE_LITERAL,
+    "YYYY/MM/DD": r"^[0-9]{4}/[0-9]{2}/[0-9]{2}$",
+}
+
+INTEGER_BOUNDS = {"int": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
+
+
+def clean_string(raw: Column, normalize: tuple[str, ...] = ()) -> Column:
+    """Trim, turn empty into null, then normalise case / whitespace."""
+    value = F.btrim(raw, F.lit(TRIM_CHARS))
+    value = F.when(value != "", value)
+    for step in normalize:
+        if step == "upper":
+            value = F.upper(value)
+        elif step == "lower":
+            value = F.lower(value)
+        elif step == "collapse_whitespace":
+            value = F.regexp_replace(value, r"\s+", " ")
+        else:  # pragma: no cover - the contract parser refuses unknown normalisers
+            raise ValueError(f"unknown normalizer {step!r}")
+    return value
+
+
+def cleaned_value(raw: Column, col: ContractColumn) -> Column:
+    """:func:`clean_string` with the column's normalisers, then its default when empty."""
+    value = clean_string(raw, col.normalize)
+    return F.coalesce(value, F.lit(col.default)) if col.default is not None else value
+
+
+def _long_value(s: Column) -> Column:
+    return F.when(s.rlike(LONG_SAFE_LITERAL), s.cast("long"))
+
+
+def _decimal_ok(s: Column, precision: int, scale: int) -> Column:
+    """True when ``s`` is a plain decimal literal fitting decimal(precision, scale)."""
+    return (
+        s.rlike(DECIMAL_LITERAL)
+        & ~s.rlike(_too_many_fraction_digits(scale))
+        & ~s.rlike(_too_many_integer_digits(precision - scale))
+    )
+
+
+def _too_many_fraction_digits(scale: int) -> str:
+    return rf"\.[0-9]{{{scale + 1},}}$"
+
+
+def _too_many_integer_digits(integer_digits: int) -> str:
+    # a non-zero leading digit followed by at least `integer_digits` more digits
+    return rf"^0*[1-9][0-9]{{{integer_digits},}}"
+
+
+def typed_value(s: Column, col: ContractColumn) -> Column:
+    """The cleaned string ``s`` cast to the column's type; null when it is not a valid
+    literal of that type or does not fit it."""
+    t = col.type
+    if t.name == "string":
+        return s
+    if t.name in INTEGER_BOUNDS:
+        lo, hi = INTEGER_BOUNDS[t.name]
+        v = _long_value(s)
+        return F.when(s.rlike(INT_LITERAL) & v.between(lo, hi), v.cast(spark_type(t)))
+    if t.name == "decimal":
+        return F.when(_decimal_ok(s, t.precision, t.scale), s.cast(spark_type(t)))
+    if t.name == "timestamp":
+        # No zone means UTC: make that explicit rather than trust the session time zone.
+        # Once the literal matched, a zone is a trailing 'Z' or a sign 6 characters from
+        # the end ('+05:30'); no second regex needed.
+        has_zone = s.endswith("Z") | F.substring(s, -6, 1).isin("+", "-")
+        zoned = F.when(has_zone, s).otherwise(F.concat(s, F.lit("Z")))
+        return F.when(s.rlike(TIMESTAMP_LITERAL), zoned.cast("timestamp"))
+    if t.name == "date":
+        # Each accepted layout has the ISO field order; a strict cast (null for 2024-02-30)
+        # after normalising the separator. No pattern-based parser: no lenient parsing.
+        layouts = col.formats or ("YYYY-MM-DD",)
+        ok = s.rlike(DATE_LAYOUTS[layouts[0]])
+        for layout in layouts[1:]:
+            ok = ok | s.rlike(DATE_LAYOUTS[layout])
+        iso = F.translate(s, "/", "-") if "YYYY/MM/DD" in layouts else s
+        return F.when(ok, iso.cast("date"))
+    raise ValueError(f"no cast for type {t}")  # pragma: no cover - parser refuses it
+
+
+def _bound_literal(value: object, col: ContractColumn) -> Column:
+    if col.type.is_temporal:
+        return F.lit(value).cast(spark_type(col.type))
+    if col.type.name == "decimal":
+        return F.lit(Decimal(str(value)))
+    return F.lit(value)
+
+
+def _failed(condition: Column, code: str) -> Column:
+    return F.when(condition, F.lit(code))
+
+
+def check_column(check: Check, col: ContractColumn, s: Column, v: Column,
+                 nested: Column | None = None) -> Column:
+    """Reason code when the row fails ``check``, else null.
+
+    ``s`` is the cleaned string (see :func:`cleaned_value`) and ``v`` the typed value (see
+    :func:`typed_value`). A null value fails only ``required``; every other rule applies
+    to present values. ``nested`` (JSON Lines) is true when the field held an object or an
+    array: such a value is null in ``s`` and fails ``nested`` (``<column>.type``) only.
+    """
+    kind, p = check.kind, check.params
+    if kind == "nested":
+        return _failed(nested if nested is not None else F.lit(False), check.code)
+    if kind == "required":
+        missing = s.isNull() if nested is None else s.isNull() & ~nested
+        return _failed(missing, check.code)
+    if kind == "type":
+        if col.type.name == "decimal":
+            return _failed(s.isNotNull() & ~s.rlike(DECIMAL_LITERAL), check.code)
+        if col.type.name in INTEGER_BOUNDS:
+            return _failed(s.isNotNull() & ~s.rlike(INT_LITERAL), check.code)
+        # dates and timestamps: a literal of the right shape that is not a real date/time
+        # (2024-02-30, 25:00:00) fails the same format check
+        return _failed(s.isNotNull() & v.isNull(), check.code)
+    if kind == "precision":
+        return _failed(s.rlike(DECIMAL_LITERAL)
+                       & s.rlike(_too_many_fraction_digits(p["scale"])), check.code)
+    if kind == "decimal_range":
+        return _failed(s.rlike(DECIMAL_LITERAL)
+                       & s.rlike(_too_many_integer_digits(p["integer_digits"])), check.code)
+    if kind == "integer_range":
+        return _failed(s.rlike(INT_LITERAL) & v.isNull(), check.code)
+    if kind == "length":
+        n = F.length(s)
+        bad = F.lit(False)
+        if p.get("min") is not None:
+            bad = bad | (n < p["min"])
+        if p.get("max") is not None:
+            bad = bad | (n > p["max"])
+        return _failed(s.isNotNull() & bad, check.code)
+    if kind == "pattern":
+        return _failed(s.isNotNull() & ~s.rlike(p["regex"]), check.code)
+    if kind == "enum":
+        return _failed(s.isNotNull() & ~s.isin(list(p["values"])), check.code)
+    if kind == "range":
+        bad = F.lit(False)
+        if p.get("min") is not None:
+            bad = bad | (v < _bound_literal(p["min"], col))
+        if p.get("max") is not None:
+            bad = bad | (v > _bound_literal(p["max"], col))
+        return _failed(v.isNotNull() & bad, check.code)
+    raise ValueError(f"check {check.code!r}: kind {kind!r} is not a row rule")

@@ -1,0 +1,80 @@
+"""Arguments shared by every contract-driven job, and their translation into lake paths."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
+
+from lib.jobs.publish import DEFAULT_MAX_RECORDS_PER_FILE
+from lib.jobs.runtime import JobArgumentError
+from lib.lake.paths import LakePaths
+from lib.ledger.base import Ledger
+from lib.ledger.dynamo import DEFAULT_RETENTION_DAYS, DynamoLedger
+from lib.ledger.sqlite import open_ledger
+
+REQUIRED = ("lake_root",)
+OPTIONAL: dict[str, str | None] = {
+    "upload_ids": None,  # JSON array of upload ids; default: the ledger's pending uploads
+    "raw_root": None,  # per-zone overrides, e.g. one S3 bucket per zone
+    "clean_root": None,
+    "quarantine_root": None,
+    "reports_root": None,
+    "max_records_per_file": str(DEFAULT_MAX_RECORDS_PER_FILE),
+    # On AWS: the DynamoDB ledger (default: the SQLite ledger under a local lake root), the
+    # SNS topic told about FAILED uploads, and the CloudWatch namespace of the run's metrics.
+    "ledger_table": None,
+    "ledger_retention_days": None,
+    "alert_topic_arn": None,
+    "metrics_namespace": None,
+    "aws_region": None,  # region of the ledger table and topic (default: boto3's own lookup)
+}
+
+
+def lake_paths(args: Mapping[str, str | None]) -> LakePaths:
+    return LakePaths.from_root(
+        str(args["lake_root"]),
+        raw=args.get("raw_root"),
+        clean=args.get("clean_root"),
+        quarantine=args.get("quarantine_root"),
+        reports=args.get("reports_root"),
+    )
+
+
+def ledger(args: Mapping[str, str | None]) -> Ledger:
+    """The DynamoDB ledger ``--ledger_table`` names, else the lake root's SQLite ledger."""
+    table = args.get("ledger_table")
+    if not table:
+        return open_ledger(str(args["lake_root"]))
+    text = args.get("ledger_retention_days") or str(DEFAULT_RETENTION_DAYS)
+    if not text.isdigit() or int(text) < 1:
+        raise JobArgumentError(f"--ledger_retention_days must be a positive number of days, "
+                               f"got {text!r}")
+    return DynamoLedger(table, client=aws_client(args, "dynamodb"), retention_days=int(text))
+
+
+def aws_client(args: Mapping[str, str | None], service: str) -> Any:
+    return boto3.client(service, region_name=args.get("aws_region") or None)
+
+
+def upload_ids(args: Mapping[str, str | None]) -> list[str] | None:
+    text = args.get("upload_ids")
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise JobArgumentError(f"--upload_ids must be a JSON array of upload ids, got {text!r}: "
+                               f"{exc}") from exc
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise JobArgumentError(f"--upload_ids must be a JSON array of upload ids, got {text!r}")
+    return value
+
+
+def max_records_per_file(args: Mapping[str, str | None]) -> int:
+    text = args.get("max_records_per_file") or str(DEFAULT_MAX_RECORDS_PER_FILE)
+    if not text.isdigit() or int(text) < 1:
+        raise JobArgumentError(f"--max_records_per_file must be a positive integer, got {text!r}")
+    return int(text)

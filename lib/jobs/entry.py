@@ -1,0 +1,62 @@
+"""The body every Glue job entry point shares: open the job context (Glue or local), run
+the contract's ledger-driven processing, print the summary, commit.
+
+A job script in ``glue_jobs/<dataset>/v<N>/job.py`` names its dataset and contract version
+and calls :func:`run_job`; everything else lives in ``lib``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from lib.contracts.contract import load_contract
+from lib.jobs import args as job_args
+from lib.jobs.report import failed_run_metrics, format_summary, run_metrics
+from lib.jobs.run import process_uploads
+from lib.jobs.runtime import open_job
+from lib.lake import metrics
+from lib.ledger.notify import notifier_for
+from lib.ledger.records import FAILED, LedgerError
+
+
+def run_job(dataset: str, version: int, argv: Sequence[str]) -> int:
+    """Run contract ``dataset``/``version`` on the ledger's pending uploads (or
+    ``--upload_ids``); returns the process exit code (0 ok, 1 some upload failed).
+
+    With ``--metrics_namespace`` the run's counts go to CloudWatch as an EMF line (also when
+    the run raises); with ``--alert_topic_arn`` every upload the run left FAILED is reported."""
+    with open_job(argv, job_args.REQUIRED, job_args.OPTIONAL) as ctx:
+        namespace = ctx.args.get("metrics_namespace")
+        ledger = job_args.ledger(ctx.args)
+        started = time.monotonic()
+        try:
+            report = process_uploads(
+                ctx.spark,
+                load_contract(dataset, version),
+                job_args.lake_paths(ctx.args),
+                ledger,
+                job_name=ctx.job_name,
+                job_version=version,
+                upload_ids=job_args.upload_ids(ctx.args),
+                max_records_per_file=job_args.max_records_per_file(ctx.args),
+                logger=ctx.logger,
+            )
+        except BaseException:
+            metrics.emit(namespace, dataset, failed_run_metrics(
+                time.monotonic() - started), {"job": ctx.job_name})
+            raise
+        metrics.emit(namespace, dataset, run_metrics(report, time.monotonic() - started),
+                     {"job": ctx.job_name, "run_id": report.run_id})
+        topic = ctx.args.get("alert_topic_arn")
+        notifier = notifier_for(topic, job_args.aws_client(ctx.args, "sns") if topic else None)
+        for u in report.failed:
+            try:
+                record = ledger.get(u.upload_id)
+            except LedgerError as exc:
+                ctx.logger.error("upload %s: no alert sent: %s", u.upload_id, exc)
+                continue
+            if record.status == FAILED:
+                notifier.upload_event(record)
+        print(format_summary(report), flush=True)
+    return report.exit_code

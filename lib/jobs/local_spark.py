@@ -1,0 +1,73 @@
+"""A local SparkSession configured like the Glue 5.0 runtime (Spark 3.5.4), with every
+working folder (warehouse, Derby metastore, spill, temp) kept under one directory so nothing
+litters the working tree."""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+# SQL settings every job runs with, locally and on Glue (set by lib.runtime).
+SESSION_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    # Casts that fail yield null; the contract's rules report them with a reason code.
+    "spark.sql.ansi.enabled": "false",
+    "spark.sql.parquet.compression.codec": "snappy",
+}
+
+
+def local_spark_session(
+    work_dir: str | Path,
+    app_name: str = "lake",
+    master: str | None = None,
+    driver_memory: str | None = None,
+    shuffle_partitions: int | None = None,
+    hive: bool = False,
+) -> SparkSession:
+    """Get or create the process's local SparkSession, rooted at ``work_dir``. With ``hive``
+    its catalog is an embedded Hive metastore (Derby, ``<work_dir>/derby``) that stands in
+    for the Glue Data Catalog; one process at a time may open it."""
+    work = Path(work_dir).resolve()
+    for sub in ("warehouse", "tmp", "local", "derby"):
+        (work / sub).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    # Copied next to the session's files: lib may be imported from a zip (--extra-py-files),
+    # and the JVM needs a real file.
+    log4j = work / "log4j2.properties"
+    log4j.write_text((resources.files("lib.jobs") / "conf" / "log4j2.properties").read_text("utf-8"),
+                     encoding="utf-8")
+    java_opts = " ".join([
+        f"-Dlog4j.configurationFile=file:{log4j}",
+        f"-Djava.io.tmpdir={work / 'tmp'}",
+        f"-Dderby.system.home={work / 'derby'}",
+    ])
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(master or os.environ.get("LAKE_SPARK_MASTER", "local[2]"))
+        .config("spark.driver.memory", driver_memory or os.environ.get("LAKE_DRIVER_MEMORY", "1g"))
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.extraJavaOptions", java_opts)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.debug.maxToStringFields", "500")  # wide plans print whole, no WARN
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions or 4))
+        .config("spark.sql.adaptive.enabled", "true")
+        .config("spark.sql.warehouse.dir", (work / "warehouse").as_uri())
+        .config("spark.local.dir", str(work / "local"))
+        .config("spark.hadoop.javax.jdo.option.ConnectionURL",
+                f"jdbc:derby:;databaseName={work / 'derby' / 'metastore_db'};create=true")
+    )
+    for key, value in SESSION_CONF.items():
+        builder = builder.config(key, value)
+    if hive:
+        # Registering a partition must not list its files for statistics (the crawl already
+        # knows them, and a large partition would make it slow).
+        builder = builder.enableHiveSupport().config("spark.hadoop.hive.stats.autogather",
+                                                     "false")
+    return builder.getOrCreate()

@@ -1,0 +1,577 @@
+"""One run of a dataset's job, top to bottom.
+
+:func:`process_uploads` is the whole run, under the dataset's run lock, as named steps:
+
+1. **recover** what runs that died left: a committed journal (the run died while
+   publishing) is applied and its uploads marked PROCESSED; staging folders of runs that
+   never committed are removed; an upload still PROCESSING belonged to a run that died
+   before committing, so it is marked FAILED ("interrupted") and retried below; an upload
+   left PROCESSED (the run died before archiving) is archived.
+2. **select and claim**: without ``upload_ids`` every ACCEPTED and FAILED upload of the
+   dataset, oldest first; with ``upload_ids`` exactly those (ACCEPTED, FAILED, or
+   PROCESSED/ARCHIVED to reprocess). Each moves to PROCESSING by a conditional write.
+3. **read** each upload's header against the contract; a file that cannot be used
+   (missing, unreadable, header not matching) fails alone with its reason. The uploads
+   that can be read form one batch, read lazily as one frame.
+4. **enforce** the contract on the batch in one pass; the classified frame is persisted,
+   so the input is read once for both zones and the counts.
+5. **stage** the clean and the quarantined rows into run-private staging folders.
+6. **verify**, per upload, against the rows written to staging: rows read = clean +
+   quarantined + duplicates removed. A mismatch publishes nothing.
+7. **commit**: the journal listing every file to move and to delete is written; from here
+   on the batch is published, by this run or by the next one (step 1).
+8. **publish**: the journal is applied, the uploads are marked PROCESSED with their
+   counts, and the journal and staging folders are removed.
+9. **record failures**: every upload that failed is marked FAILED with its error.
+10. **archive**: the raw file of each PROCESSED upload moves to
+    ``archive/<dataset>/ingest_date=D/<upload_id>/<file>``; the upload becomes ARCHIVED.
+    Raw bytes are moved, never deleted; a reprocess reads them from the archive.
+11. **report**: the run report is written under ``_reports/``.
+
+If Spark fails on the batch as a whole (a corrupt gzip stream only shows when read), steps
+3-8 are retried upload by upload, so that only the bad one fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Row, SparkSession
+
+from lib.contracts.contract import ERRORS, QUARANTINE_PARTITION, UPLOAD_ID, Contract
+from lib.contracts.header import HeaderPlan
+from lib.engine.transforms import (
+    CLEAN,
+    DISPOSITION,
+    DUPLICATE,
+    QUARANTINE,
+    apply_contract,
+    disposition_counts,
+    split,
+)
+from lib.errors import FileError, LakeError
+from lib.jobs.faults import crash_point
+from lib.jobs.publish import (
+    DEFAULT_MAX_RECORDS_PER_FILE,
+    PublishPlan,
+    apply,
+    commit,
+    pending_journals,
+    plan_upload,
+    stage,
+    staged_counts,
+)
+from lib.jobs.report import FAILED as RESULT_FAILED
+from lib.jobs.report import RunReport, UploadResult
+from lib.lake.fs import HadoopFs, java_error_message
+from lib.lake.paths import LakePaths
+from lib.ledger.base import Ledger
+from lib.ledger.records import (
+    ARCHIVED,
+    FAILED,
+    PENDING,
+    PROCESSABLE,
+    PROCESSED,
+    PROCESSING,
+    ConflictError,
+    LedgerError,
+    UploadRecord,
+)
+from lib.sources.base import Reader, Upload, union_all
+from lib.sources.registry import reader_for
+
+INTERRUPTED = "run.interrupted"
+PUBLISH_INCOMPLETE = "run.publish_incomplete"
+
+Batch = list[tuple[Upload, HeaderPlan]]
+
+
+class ConservationError(LakeError):
+    """Rows were about to be lost or duplicated; nothing was published."""
+
+    default_code = "run.conservation"
+
+
+class PublishIncomplete(LakeError):
+    """The batch was committed but applying it failed; the next run completes it."""
+
+    default_code = PUBLISH_INCOMPLETE
+
+
+class SelectionError(LedgerError):
+    """The uploads a run was asked to process cannot all be processed; nothing was."""
+
+    default_code = "run.selection"
+
+
+@dataclass
+class Run:
+    """What every step of one run works with."""
+
+    spark: SparkSession
+    fs: HadoopFs
+    contract: Contract
+    paths: LakePaths
+    ledger: Ledger
+    log: logging.Logger
+    job_name: str
+    job_version: int
+    run_id: str
+    started: datetime
+    max_records_per_file: int
+
+    @property
+    def dataset(self) -> str:
+        return self.contract.dataset
+
+
+def new_run_id(now: datetime) -> str:
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def process_uploads(
+    spark: SparkSession,
+    contract: Contract,
+    paths: LakePaths,
+    ledger: Ledger,
+    *,
+    job_name: str,
+    job_version: int,
+    upload_ids: Sequence[str] | None = None,
+    max_records_per_file: int = DEFAULT_MAX_RECORDS_PER_FILE,
+    logger: logging.Logger | None = None,
+    now: datetime | None = None,
+) -> RunReport:
+    """One run of ``contract``'s job on the dataset's pending uploads (or ``upload_ids``):
+    the steps of the module docstring, in order. Returns the run report, already written."""
+    started = now or datetime.now(UTC)
+    run = Run(spark, HadoopFs(spark), contract, paths, ledger,
+              logger or logging.getLogger(f"lake.{job_name}"), job_name, job_version,
+              new_run_id(started), started, max_records_per_file)
+    with ledger.run_lock(contract.dataset):
+        recovered = recover(run)
+        claimed = select_and_claim(run, upload_ids)
+        report = new_report(run, claimed, recovered)
+        try:
+            batch = read_headers(run, claimed, report)
+            process(run, batch, report)
+        except BaseException as exc:
+            release_claims(run, claimed, exc)
+            raise
+        record_failures(run, report)
+        archive(run, also=[u.upload_id for u in claimed])
+        write_report(run, report)
+    return report
+
+
+# -- 1. recover ------------------------------------------------------------------------------
+
+def recover(run: Run) -> list[str]:
+    """Finish what crashed runs of the dataset left (only ever called under the run lock).
+    Returns the upload ids whose publish was completed."""
+    completed = complete_journals(run)
+    remove_stale_staging(run)
+    fail_orphans(run)
+    archive(run)
+    return completed
+
+
+def complete_journals(run: Run) -> list[str]:
+    """Apply every committed journal (a run died while publishing) and mark its uploads
+    PROCESSED."""
+    completed: list[str] = []
+    for journal, plan in pending_journals(run.fs, run.paths.journal_dir(run.dataset)):
+        run.log.warning("run %s died while publishing; completing its journal %s",
+                        plan.run_id, journal)
+        apply(run.fs, plan)
+        mark_processed(run, [UploadResult(**u) for u in plan.uploads.values()], plan.run_id)
+        run.fs.delete(journal)
+        remove_staging(run, plan.run_id)
+        completed += list(plan.uploads)
+    return completed
+
+
+def remove_stale_staging(run: Run) -> None:
+    for zone in (run.paths.clean, run.paths.quarantine):
+        for entry in run.fs.list(run.paths.staging_root(zone, run.dataset)):
+            run.log.warning("removing staging folder of a run that never committed: %s",
+                            entry.path)
+            run.fs.delete(entry.path, recursive=True)
+
+
+def fail_orphans(run: Run) -> None:
+    """Uploads left PROCESSING by a run that died before committing: FAILED, so retried."""
+    for r in run.ledger.find(run.dataset, (PROCESSING,)):
+        msg = (f"run {r.run_id} ended before publishing this upload (the process died or was "
+               f"stopped); retrying")
+        run.log.warning("upload %s: %s", r.upload_id, msg)
+        run.ledger.transition(r.upload_id, FAILED, expected=(PROCESSING,), note=INTERRUPTED,
+                              error_code=INTERRUPTED, error=msg)
+
+
+# -- 2. select and claim ---------------------------------------------------------------------
+
+def select_uploads(ledger: Ledger, dataset: str,
+                   upload_ids: Sequence[str] | None) -> list[UploadRecord]:
+    if upload_ids is None:
+        return ledger.find(dataset, PENDING)
+    records, problems = [], []
+    for uid in dict.fromkeys(upload_ids):
+        try:
+            r = ledger.get(uid)
+        except LedgerError as exc:
+            problems.append(str(exc))
+            continue
+        if r.dataset != dataset:
+            problems.append(f"upload {uid} belongs to dataset {r.dataset!r}, not {dataset!r}")
+        elif r.status not in PROCESSABLE:
+            why = f" ({r.reason_code}: {r.reason})" if r.reason_code else ""
+            problems.append(f"upload {uid} is {r.status}{why}; only "
+                            f"{', '.join(PROCESSABLE)} uploads can be processed")
+        else:
+            records.append(r)
+    if problems:
+        raise SelectionError("; ".join(problems))
+    return records
+
+
+def select_and_claim(run: Run, upload_ids: Sequence[str] | None) -> list[Upload]:
+    """The uploads this run processes, each moved to PROCESSING by a conditional write (an
+    upload another writer changed first is skipped)."""
+    claimed: list[Upload] = []
+    for r in select_uploads(run.ledger, run.dataset, upload_ids):
+        try:
+            run.ledger.transition(
+                r.upload_id, PROCESSING, expected=(r.status,), note=f"run {run.run_id}",
+                job_name=run.job_name, job_version=run.job_version, run_id=run.run_id)
+        except ConflictError as exc:
+            run.log.warning("skipping upload %s: %s", r.upload_id, exc)
+            continue
+        claimed.append(Upload(r.upload_id, str(r.location), date.fromisoformat(r.ingest_date)))
+    return claimed
+
+
+def new_report(run: Run, uploads: Sequence[Upload], recovered: Sequence[str]) -> RunReport:
+    paths = run.paths
+    report = RunReport(job=run.job_name, job_version=run.job_version,
+                       contract=run.contract.ref, run_id=run.run_id,
+                       started_at=run.started.isoformat(),
+                       lake={"raw": paths.raw, "clean": paths.clean,
+                             "quarantine": paths.quarantine, "reports": paths.reports})
+    by_id = {up.upload_id: up for up in uploads}  # the same upload twice is one upload
+    report.uploads = [UploadResult(uid, up.path) for uid, up in by_id.items()]
+    report.recovered = list(recovered)
+    return report
+
+
+def release_claims(run: Run, claimed: Sequence[Upload], exc: BaseException) -> None:
+    """The run failed unexpectedly: leave nothing PROCESSING that is not in a committed
+    journal (a committed batch stays PROCESSING until the next run completes it)."""
+    if run.fs.exists(run.paths.journal(run.dataset, run.run_id)):
+        return
+    for u in claimed:
+        with contextlib.suppress(LedgerError):
+            run.ledger.transition(u.upload_id, FAILED, expected=(PROCESSING,),
+                                  note="run failed", error_code="run.failed",
+                                  error=f"{type(exc).__name__}: {exc}"[:2000])
+
+
+# -- 3. read ---------------------------------------------------------------------------------
+
+def read_headers(run: Run, uploads: Sequence[Upload], report: RunReport) -> Batch:
+    """Check each upload's file and match its header; a file that cannot be used fails
+    alone. Returns the uploads that can be read, with how to read each."""
+    reader = reader_for(run.contract)
+    results = _results(report)
+    batch: Batch = []
+    for up in dict((u.upload_id, u) for u in uploads).values():
+        try:
+            plan = reader.read_header(run.fs, up, run.contract)
+        except FileError as exc:
+            _fail(results[up.upload_id], exc.code, str(exc))
+            run.log.error("upload %s failed: %s", up.upload_id, exc)
+            continue
+        results[up.upload_id].warnings += list(plan.warnings)
+        batch.append((up, plan))
+    return batch
+
+
+def read(run: Run, reader: Reader, batch: Batch) -> DataFrame:
+    """The batch's raw frame: every upload read lazily with its own header plan."""
+    return union_all([reader.read_upload(run.spark, u, plan, run.contract, run.started)
+                      for u, plan in batch])
+
+
+def process(run: Run, batch: Batch, report: RunReport) -> None:
+    """Steps 3-8 for the batch; if Spark fails on the batch as a whole, again upload by
+    upload so that only the bad one fails."""
+    results = _results(report)
+    batches = [batch] if batch else []
+    while batches:
+        current = batches.pop(0)
+        try:
+            process_batch(run, current, results)
+        except PublishIncomplete as exc:  # committed: no retry, keep staging for recovery
+            run.log.error("%s", exc)
+            report.error = str(exc)
+            for up, _ in current:
+                results[up.upload_id].status = RESULT_FAILED
+                results[up.upload_id].error_code = PUBLISH_INCOMPLETE
+                results[up.upload_id].error = str(exc)
+        except ConservationError as exc:
+            remove_staging(run, run.run_id)
+            report.error = str(exc)
+            for up, _ in current:
+                _fail(results[up.upload_id], exc.code, str(exc))
+        except Exception as exc:  # Spark failed on the batch: isolate the bad upload(s)
+            remove_staging(run, run.run_id)
+            for up, _ in current:
+                _reset_counts(results[up.upload_id])
+            if len(current) > 1:
+                run.log.warning("batch of %d uploads failed (%s); retrying one by one",
+                                len(current), type(exc).__name__)
+                batches = [[item] for item in current] + batches
+            else:
+                up = current[0][0]
+                _fail(results[up.upload_id], "file.unreadable",
+                      f"{up.path}: cannot be processed: {java_error_message(exc)}")
+                run.log.error("upload %s failed: %s", up.upload_id,
+                              results[up.upload_id].error)
+
+
+def process_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> None:
+    """Read, enforce, stage, verify, commit and publish one batch of uploads."""
+    reader = reader_for(run.contract)
+    with _session_conf(run.spark, reader.session_conf):
+        raw = read(run, reader, batch)
+        _fill_counts(results, enforce_and_stage(run, raw))
+        verify(run, batch, results)
+        plan = commit_batch(run, batch, results)
+        publish(run, plan, [results[up.upload_id] for up, _ in batch])
+
+
+# -- 4, 5. enforce and stage -----------------------------------------------------------------
+
+def enforce_and_stage(run: Run, raw: DataFrame) -> list[Row]:
+    """Apply the contract once and stage both zones from the persisted result; returns the
+    row counts per (upload, disposition, reasons)."""
+    contract, paths = run.contract, run.paths
+    # Read the input once: the classified frame is kept on local disk (streamed back, so a
+    # large batch never has to fit in memory) for the second zone write and the counts.
+    classified = raw.transform(apply_contract(contract)).persist(StorageLevel.DISK_ONLY)
+    try:
+        clean, quarantine = split(contract, classified)
+        staging_clean = paths.staging(paths.clean, run.dataset, run.run_id)
+        staging_quarantine = paths.staging(paths.quarantine, run.dataset, run.run_id)
+        t0 = time.perf_counter()
+        stage(clean, staging_clean, contract.partition_by, run.max_records_per_file)
+        t1 = time.perf_counter()
+        run.log.info("read, classified and staged clean rows in %.1fs (%s)", t1 - t0,
+                     staging_clean)
+        crash_point("staging")
+        stage(quarantine, staging_quarantine, (QUARANTINE_PARTITION,),
+              run.max_records_per_file)
+        t2 = time.perf_counter()
+        run.log.info("staged quarantined rows in %.1fs (%s)", t2 - t1, staging_quarantine)
+        counts = disposition_counts(classified).collect()  # one row per distinct outcome
+        run.log.info("counted outcomes in %.1fs", time.perf_counter() - t2)
+    finally:
+        classified.unpersist()
+    return counts
+
+
+# -- 6. verify -------------------------------------------------------------------------------
+
+def verify(run: Run, batch: Batch, results: dict[str, UploadResult]) -> None:
+    """What was classified must be exactly what landed in staging, per upload, before
+    anything is published."""
+    t0 = time.perf_counter()
+    paths = run.paths
+    clean_written = staged_counts(run.spark, run.fs,
+                                  paths.staging(paths.clean, run.dataset, run.run_id))
+    quarantine_written = staged_counts(run.spark, run.fs,
+                                       paths.staging(paths.quarantine, run.dataset, run.run_id))
+    for upload, _ in batch:
+        u = results[upload.upload_id]
+        wrote = (clean_written.get(u.upload_id, 0), quarantine_written.get(u.upload_id, 0))
+        if not u.conserved or wrote != (u.clean, u.quarantined):
+            raise ConservationError(
+                f"{u.source_file}: row count mismatch, nothing published: read {u.rows_read}, "
+                f"classified clean={u.clean} quarantined={u.quarantined} "
+                f"duplicates={u.duplicates_removed}, staged clean={wrote[0]} "
+                f"quarantined={wrote[1]}")
+    run.log.info("verified staged row counts in %.1fs", time.perf_counter() - t0)
+
+
+# -- 7. commit -------------------------------------------------------------------------------
+
+def commit_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> PublishPlan:
+    """Plan every move and delete of the batch and write the journal: the commit point."""
+    ds, paths = run.dataset, run.paths
+    plan = PublishPlan(ds, run.run_id)
+    for upload, _ in batch:
+        u = results[upload.upload_id]
+        for zone, staging, target, depth in (
+            ("clean", paths.staging(paths.clean, ds, run.run_id), paths.clean_dataset(ds),
+             len(run.contract.partition_by)),
+            ("quarantine", paths.staging(paths.quarantine, ds, run.run_id),
+             paths.quarantine_dataset(ds), 1),  # ingest_date
+        ):
+            touched, replaced = plan_upload(run.fs, plan, staging, target, u.upload_id, depth)
+            u.partitions += [f"{zone}/{ds}/{p}" for p in touched]
+            u.files_replaced += replaced
+        u.partitions.sort()
+        plan.uploads[u.upload_id] = asdict(u)
+    commit(run.fs, paths.journal(ds, run.run_id), plan)
+    crash_point("committed")
+    return plan
+
+
+# -- 8. publish ------------------------------------------------------------------------------
+
+def publish(run: Run, plan: PublishPlan, uploads: list[UploadResult]) -> None:
+    """Apply the committed plan and mark its uploads PROCESSED, then drop the journal and
+    the staging folders. Marked before the journal goes, so a crash in between repeats the
+    marking on recovery."""
+    t0 = time.perf_counter()
+    journal = run.paths.journal(run.dataset, run.run_id)
+    try:
+        apply(run.fs, plan, after_move=lambda i: crash_point("publishing") if i == 0 else None)
+        mark_processed(run, uploads, run.run_id)
+    except Exception as exc:
+        raise PublishIncomplete(
+            f"publishing run {run.run_id} was interrupted ({java_error_message(exc)}); its "
+            f"journal {journal} is kept and the next run of {run.dataset} completes it") from exc
+    run.fs.delete(journal)
+    remove_staging(run, run.run_id)
+    run.log.info("published %d upload(s) in %.1fs", len(uploads), time.perf_counter() - t0)
+
+
+def mark_processed(run: Run, results: list[UploadResult], run_id: str) -> None:
+    for u in results:
+        try:
+            run.ledger.transition(
+                u.upload_id, PROCESSED, expected=(PROCESSING,), note=f"run {run_id}",
+                rows_read=u.rows_read, clean=u.clean, quarantined=u.quarantined,
+                duplicates_removed=u.duplicates_removed,
+                job_name=run.job_name, job_version=run.job_version, run_id=run_id,
+                error_code=None, error=None)
+        except LedgerError as exc:  # e.g. already PROCESSED by an earlier recovery
+            run.log.warning("upload %s: not marked PROCESSED: %s", u.upload_id, exc)
+
+
+def remove_staging(run: Run, run_id: str) -> None:
+    """Remove a run's staging folders (after publishing, or after a failed attempt)."""
+    for zone in (run.paths.clean, run.paths.quarantine):
+        run.fs.delete(run.paths.staging(zone, run.dataset, run_id), recursive=True)
+
+
+# -- 9. record failures ----------------------------------------------------------------------
+
+def record_failures(run: Run, report: RunReport) -> None:
+    for u in report.failed:
+        if u.error_code == PUBLISH_INCOMPLETE:
+            continue  # committed: stays PROCESSING until the next run completes it
+        run.ledger.transition(u.upload_id, FAILED, expected=(PROCESSING,), note=u.error_code,
+                              error_code=u.error_code, error=u.error)
+
+
+# -- 10. archive -----------------------------------------------------------------------------
+
+def archive(run: Run, also: Sequence[str] = ()) -> list[str]:
+    """Move the raw file of every PROCESSED upload to the archive zone; mark ARCHIVED.
+    ``also``: uploads this run just processed, read by id, since a ledger whose ``find`` is
+    an eventually consistent index (DynamoDB's GSI) may not list them yet."""
+    ledger, fs = run.ledger, run.fs
+    archived = []
+    found = {r.upload_id: r for r in ledger.find(run.dataset, (PROCESSED,))}
+    for uid in also:
+        if uid not in found:
+            with contextlib.suppress(LedgerError):
+                record = ledger.get(uid)
+                if record.status == PROCESSED:
+                    found[uid] = record
+    for r in sorted(found.values(), key=lambda r: (r.received_at, r.upload_id)):
+        dst = run.paths.archived(run.dataset, r.ingest_date, r.upload_id, r.stored_name)
+        src = r.location
+        try:
+            if src != dst:
+                if src and fs.exists(src):
+                    fs.rename(src, dst)
+                elif not fs.exists(dst):
+                    raise OSError(f"raw file {src} is missing and not in the archive")
+            ledger.transition(r.upload_id, ARCHIVED, expected=(PROCESSED,), location=dst,
+                              note=f"raw file archived to {dst}")
+            archived.append(r.upload_id)
+        except (OSError, LedgerError) as exc:  # stays PROCESSED; the next run tries again
+            run.log.error("upload %s: could not archive %s: %s", r.upload_id, src, exc)
+    return archived
+
+
+# -- 11. report ------------------------------------------------------------------------------
+
+def write_report(run: Run, report: RunReport) -> None:
+    report.finished_at = datetime.now(UTC).isoformat()
+    report.report_path = run.paths.report(run.dataset, run.run_id)
+    run.fs.write_text(report.report_path, report.to_json())
+
+
+# -- counts ----------------------------------------------------------------------------------
+
+def _results(report: RunReport) -> dict[str, UploadResult]:
+    return {u.upload_id: u for u in report.uploads}
+
+
+def _fill_counts(results: dict[str, UploadResult], rows: Sequence[Row]) -> None:
+    for r in rows:
+        u = results[r[UPLOAD_ID]]
+        n = int(r["count"])
+        u.rows_read += n
+        if r[DISPOSITION] == CLEAN:
+            u.clean += n
+        elif r[DISPOSITION] == DUPLICATE:
+            u.duplicates_removed += n
+        elif r[DISPOSITION] == QUARANTINE:
+            u.quarantined += n
+            for code in r[ERRORS]:
+                u.reasons[code] = u.reasons.get(code, 0) + n
+        else:
+            raise ConservationError(f"{n} row(s) of {u.source_file} have no disposition "
+                                    f"({r[DISPOSITION]!r}); nothing published")
+    for u in results.values():
+        u.reasons = dict(sorted(u.reasons.items()))
+
+
+def _reset_counts(result: UploadResult) -> None:
+    result.rows_read = result.clean = result.quarantined = result.duplicates_removed = 0
+    result.reasons = {}
+
+
+def _fail(result: UploadResult, code: str, message: str) -> None:
+    result.status = RESULT_FAILED
+    result.error_code = code
+    result.error = message
+    _reset_counts(result)
+
+
+@contextlib.contextmanager
+def _session_conf(spark: SparkSession, conf: Mapping[str, str]) -> Iterator[None]:
+    """Set session settings for the duration of a batch, then restore them."""
+    before = {k: spark.conf.get(k, None) for k in conf}
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)

@@ -1,0 +1,143 @@
+"""The runtime adapter: every job opens one :class:`JobContext` and never asks where it runs.
+
+Inside AWS Glue (the ``awsglue`` package importable, or ``LAKE_RUNTIME=glue``) the context
+wraps ``GlueContext`` and ``Job`` (``init`` on open, ``commit`` on success). Anywhere else it
+wraps a local SparkSession configured like Glue 5.0 (:mod:`lib.local_spark`). Both apply the
+same SQL settings (UTC session time zone, non-ANSI casts) so a job behaves the same in both.
+
+Arguments follow Glue's convention: ``--KEY value`` (or ``--KEY=value``); ``JOB_NAME`` is
+always required. Arguments Glue adds on its own (``--JOB_ID``, ``--TempDir``,
+``--job-bookmark-option`` ...) are accepted and ignored unless the job asks for them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from lib.errors import LakeError
+from lib.jobs.local_spark import SESSION_CONF, local_spark_session
+from lib.lake.paths import join, local_path, to_uri
+
+
+class JobArgumentError(LakeError):
+    """Missing or malformed job arguments."""
+
+    default_code = "job.arguments"
+
+
+def parse_job_args(argv: Sequence[str], required: Sequence[str] = (),
+                   optional: Mapping[str, str | None] | None = None) -> dict[str, str | None]:
+    """Parse ``--KEY value`` pairs the way Glue passes them to a job script."""
+    optional = dict(optional or {})
+    wanted = ["JOB_NAME", *[r for r in required if r != "JOB_NAME"]]
+    seen: dict[str, str] = {}
+    i = 0
+    args = list(argv)
+    while i < len(args):
+        token = args[i]
+        if not token.startswith("--") or len(token) == 2:
+            raise JobArgumentError(f"unexpected argument {token!r}: job arguments are "
+                                   "'--KEY value' pairs")
+        key = token[2:]
+        if "=" in key:
+            key, value = key.split("=", 1)
+            i += 1
+        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+            value = args[i + 1]
+            i += 2
+        else:
+            value = "true"  # a bare flag, as Glue passes some of its own
+            i += 1
+        seen[key] = value
+    missing = [k for k in wanted if not seen.get(k)]
+    if missing:
+        raise JobArgumentError(
+            f"missing required job argument(s): {', '.join('--' + m for m in missing)}; "
+            f"given: {', '.join('--' + k for k in seen) or '(none)'}")
+    out: dict[str, str | None] = {k: seen[k] for k in wanted}
+    for k, default in optional.items():
+        out[k] = seen.get(k, default)
+    return out
+
+
+@dataclass
+class JobContext:
+    spark: SparkSession
+    args: dict[str, str | None]
+    logger: logging.Logger
+    runtime: str
+    _job: Any = field(default=None, repr=False)
+
+    @property
+    def job_name(self) -> str:
+        return str(self.args["JOB_NAME"])
+
+
+def _on_glue() -> bool:
+    forced = os.environ.get("LAKE_RUNTIME")
+    if forced:
+        return forced == "glue"
+    return importlib.util.find_spec("awsglue") is not None
+
+
+def _logger(name: str) -> logging.Logger:
+    log = logging.getLogger(f"lake.{name}")
+    if not logging.getLogger().handlers and not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                               "%H:%M:%S"))
+        log.addHandler(handler)
+        log.setLevel(os.environ.get("LAKE_LOG_LEVEL", "INFO"))
+    return log
+
+
+def local_work_dir(lake_root: str | None) -> Path:
+    """Where a local session keeps its warehouse, metastore and temp files:
+    ``$LAKE_SPARK_DIR``, else ``<lake root>/_local/spark`` (the catalog belongs to its lake)."""
+    explicit = os.environ.get("LAKE_SPARK_DIR")
+    if explicit:
+        return Path(explicit)
+    local = local_path(join(to_uri(lake_root), "_local", "spark")) if lake_root else None
+    return local or Path(tempfile.gettempdir()) / "lake-spark"
+
+
+def _apply_session_conf(spark: SparkSession) -> None:
+    for key, value in SESSION_CONF.items():
+        spark.conf.set(key, value)
+
+
+@contextmanager
+def open_job(argv: Sequence[str], required: Sequence[str] = (),
+             optional: Mapping[str, str | None] | None = None) -> Iterator[JobContext]:
+    """Open the job's context; commit the Glue job only if the body succeeds."""
+    args = parse_job_args(argv, required, optional)
+    log = _logger(str(args["JOB_NAME"]))
+    if _on_glue():
+        from awsglue.context import GlueContext  # type: ignore[import-not-found]
+        from awsglue.job import Job  # type: ignore[import-not-found]
+        from pyspark.context import SparkContext
+
+        glue_context = GlueContext(SparkContext.getOrCreate())
+        spark = glue_context.spark_session
+        job = Job(glue_context)
+        job.init(args["JOB_NAME"], {k: v for k, v in args.items() if v is not None})
+        ctx = JobContext(spark, args, log, "glue", job)
+    else:
+        spark = SparkSession.getActiveSession() or local_spark_session(
+            local_work_dir(args.get("lake_root")), app_name=str(args["JOB_NAME"]))
+        ctx = JobContext(spark, args, log, "local")
+    _apply_session_conf(ctx.spark)
+    yield ctx
+    if ctx._job is not None:
+        ctx._job.commit()

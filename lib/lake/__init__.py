@@ -1,0 +1,2 @@
+"""The lake's places and plumbing: zone paths, the filesystem adapter over Hadoop and the
+CloudWatch metrics (EMF)."""

@@ -1,0 +1,220 @@
+"""The local upload ledger: a SQLite file under the lake root that several ``lake`` processes
+may use at once."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import fields
+from pathlib import Path
+
+from lib.lake.paths import local_path, to_uri
+from lib.ledger.base import Ledger
+from lib.ledger.records import (
+    CLAIMING,
+    RECEIVED,
+    TRANSITIONS,
+    ConflictError,
+    DuplicateContentError,
+    HistoryEntry,
+    IllegalTransition,
+    LedgerError,
+    LockBusyError,
+    UnknownUploadError,
+    UploadRecord,
+    check_change,
+    stamp_new,
+    utc_now,
+)
+
+_COLUMNS = [f.name for f in fields(UploadRecord)]
+_INTEGERS = ("size_bytes", "rows_read", "clean", "quarantined", "duplicates_removed",
+             "job_version")
+_COLUMN_DDL = ", ".join(f"{c} {'INTEGER' if c in _INTEGERS else 'TEXT'}"
+                        for c in _COLUMNS if c != "upload_id")
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS uploads (
+    upload_id TEXT PRIMARY KEY,
+    {_COLUMN_DDL}
+);
+CREATE INDEX IF NOT EXISTS uploads_by_dataset_status ON uploads (dataset, status);
+CREATE UNIQUE INDEX IF NOT EXISTS uploads_content_claim ON uploads (dataset, sha256)
+    WHERE status IN ({", ".join(f"'{s}'" for s in CLAIMING)});
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    upload_id TEXT NOT NULL REFERENCES uploads (upload_id),
+    at TEXT NOT NULL,
+    from_status TEXT,
+    to_status TEXT NOT NULL,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS history_by_upload ON history (upload_id, seq);
+"""
+
+
+class SqliteLedger(Ledger):
+    """The ledger as a SQLite database file. Each call is one short transaction taken with
+    ``BEGIN IMMEDIATE``, so concurrent processes serialise on SQLite's lock (waiting up to
+    ``timeout`` seconds) and a status check and its update can never interleave."""
+
+    def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._timeout = timeout
+        db = sqlite3.connect(self.path, timeout=timeout)
+        try:
+            db.executescript(_SCHEMA)  # idempotent; runs in its own transaction
+        finally:
+            db.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    @staticmethod
+    def _record(row: sqlite3.Row) -> UploadRecord:
+        values = dict(row)
+        values["warnings"] = json.loads(values["warnings"] or "[]")
+        return UploadRecord(**values)
+
+    @staticmethod
+    def _encode(name: str, value: object) -> object:
+        return json.dumps(value) if name == "warnings" else value
+
+    def _history(self, db: sqlite3.Connection, upload_id: str, at: str, old: str | None,
+                 new: str, note: str | None) -> None:
+        db.execute("INSERT INTO history (upload_id, at, from_status, to_status, note) "
+                   "VALUES (?, ?, ?, ?, ?)", (upload_id, at, old, new, note))
+
+    def create(self, record: UploadRecord, note: str | None = None) -> UploadRecord:
+        now = stamp_new(record)
+        with self._tx() as db:
+            try:
+                db.execute(f"INSERT INTO uploads ({', '.join(_COLUMNS)}) "
+                           f"VALUES ({', '.join('?' for _ in _COLUMNS)})",
+                           [self._encode(c, getattr(record, c)) for c in _COLUMNS])
+            except sqlite3.IntegrityError as exc:
+                raise LedgerError(f"upload {record.upload_id} already exists") from exc
+            self._history(db, record.upload_id, now, None, RECEIVED, note)
+        return record
+
+    def get(self, upload_id: str) -> UploadRecord:
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM uploads WHERE upload_id = ?", (upload_id,)).fetchone()
+        if row is None:
+            raise UnknownUploadError(upload_id)
+        return self._record(row)
+
+    def find(self, dataset: str | None = None,
+             statuses: Sequence[str] | None = None) -> list[UploadRecord]:
+        sql, params = "SELECT * FROM uploads WHERE 1 = 1", []
+        if dataset is not None:
+            sql += " AND dataset = ?"
+            params.append(dataset)
+        if statuses is not None:
+            sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
+            params += list(statuses)
+        with self._tx() as db:
+            rows = db.execute(sql + " ORDER BY received_at, upload_id", params).fetchall()
+        return [self._record(r) for r in rows]
+
+    def history(self, upload_id: str) -> list[HistoryEntry]:
+        with self._tx() as db:
+            rows = db.execute("SELECT upload_id, at, from_status, to_status, note FROM history "
+                              "WHERE upload_id = ? ORDER BY seq", (upload_id,)).fetchall()
+        return [HistoryEntry(**dict(r)) for r in rows]
+
+    def accepted_with_sha(self, dataset: str, sha256: str) -> UploadRecord | None:
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT * FROM uploads WHERE dataset = ? AND sha256 = ? AND status IN "
+                f"({', '.join('?' for _ in CLAIMING)})", (dataset, sha256, *CLAIMING)).fetchone()
+        return self._record(row) if row else None
+
+    def transition(self, upload_id: str, to_status: str, *,
+                   expected: Sequence[str] | None = None, note: str | None = None,
+                   **updates: object) -> UploadRecord:
+        check_change(to_status, updates)
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM uploads WHERE upload_id = ?", (upload_id,)).fetchone()
+            if row is None:
+                raise UnknownUploadError(upload_id)
+            current = row["status"]
+            if to_status not in TRANSITIONS[current]:
+                raise IllegalTransition(upload_id, current, to_status)
+            if expected is not None and current not in expected:
+                raise ConflictError(upload_id, expected, current)
+            now = utc_now()
+            values = {**updates, "status": to_status, "updated_at": now}
+            assignments = ", ".join(f"{k} = ?" for k in values)
+            try:
+                # The status condition makes this a compare-and-set even without the lock.
+                cur = db.execute(
+                    f"UPDATE uploads SET {assignments} WHERE upload_id = ? AND status = ?",
+                    [*(self._encode(k, v) for k, v in values.items()), upload_id, current])
+            except sqlite3.IntegrityError as exc:  # the content claim is taken
+                sha = str(values.get("sha256", row["sha256"]))
+                holder = db.execute(
+                    f"SELECT upload_id FROM uploads WHERE dataset = ? AND sha256 = ? AND status "
+                    f"IN ({', '.join('?' for _ in CLAIMING)})",
+                    (row["dataset"], sha, *CLAIMING)).fetchone()
+                raise DuplicateContentError(row["dataset"], sha,
+                                            holder["upload_id"] if holder else "?") from exc
+            if cur.rowcount != 1:
+                raise ConflictError(upload_id, (current,), "a newer status")
+            self._history(db, upload_id, now, current, to_status, note)
+            row = db.execute("SELECT * FROM uploads WHERE upload_id = ?", (upload_id,)).fetchone()
+        return self._record(row)
+
+    @contextlib.contextmanager
+    def run_lock(self, dataset: str) -> Iterator[None]:
+        """An exclusive ``flock`` on a file beside the database; the kernel releases it when
+        the process dies, so a crashed run never leaves the dataset locked."""
+        lock_path = self.path.parent / "locks" / f"{dataset}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise LockBusyError(f"another run of {dataset!r} is in progress ({holder}); "
+                                    f"try again when it has finished") from None
+            try:
+                fh.seek(0)
+                fh.truncate()
+                fh.write(f"pid {os.getpid()} since {utc_now()}")
+                fh.flush()
+                yield
+            finally:
+                fh.seek(0)
+                fh.truncate()
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+LEDGER_FILE = ("_ledger", "uploads.sqlite")
+
+
+def open_ledger(lake_root: str | Path) -> Ledger:
+    """The ledger of a local lake: SQLite under its root. A lake on S3 keeps its ledger in
+    DynamoDB (jobs: ``--ledger_table``; :mod:`lib.dynamo_ledger`)."""
+    root = local_path(to_uri(lake_root))
+    if root is None:
+        raise LedgerError(f"lake root {lake_root} is not local: the SQLite ledger needs a local "
+                          f"folder (on AWS the ledger is a DynamoDB table: pass --ledger_table)")
+    return SqliteLedger(root.joinpath(*LEDGER_FILE))

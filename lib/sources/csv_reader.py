@@ -1,0 +1,61 @@
+"""Read raw CSV uploads into the contract's raw frame (:func:`lib.schemas.raw_schema`).
+
+Each file is read on its own, with its own header mapped onto the contract (column order is
+free per file), by Spark's CSV reader in multi-line mode so that RFC 4180 quoted fields may
+hold commas, quotes and line breaks. Every field is read as a string; a record whose field
+count differs from the header is kept whole in ``_raw_record`` (PERMISSIVE mode) and later
+quarantined as ``row.malformed``. A file is one read partition (multi-line CSV and gzip are
+not splittable), which makes ``_source_record`` the record's 1-based ordinal in its file.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lib.contracts.contract import NESTED_FIELDS, RAW_RECORD, SOURCE_RECORD, Contract
+from lib.contracts.header import HeaderPlan, parse_header_line, plan_header
+from lib.lake.fs import HadoopFs
+from lib.sources.base import Upload, lineage_columns, open_check, record_ordinal
+
+CSV_OPTIONS = {
+    "header": "true",
+    "multiLine": "true",
+    "quote": '"',
+    "escape": '"',  # RFC 4180: a quote inside a quoted field is doubled
+    "sep": ",",
+    "encoding": "UTF-8",
+    "mode": "PERMISSIVE",
+    "columnNameOfCorruptRecord": RAW_RECORD,
+    "enforceSchema": "true",
+}
+
+
+def read_header(fs: HadoopFs, upload: Upload, contract: Contract) -> HeaderPlan:
+    """Read and match one file's header, or raise :class:`~lib.errors.FileError`."""
+    return plan_header(parse_header_line(open_check(fs, upload)), contract, upload.path)
+
+
+def read_upload(spark: SparkSession, upload: Upload, plan: HeaderPlan, contract: Contract,
+                ingested_at: datetime) -> DataFrame:
+    """One CSV file -> the contract's raw frame."""
+    schema = T.StructType(
+        [T.StructField(n, T.StringType()) for n in plan.read_names]
+        + [T.StructField(RAW_RECORD, T.StringType())]
+    )
+    df = spark.read.schema(schema).options(**CSV_OPTIONS).csv(upload.path)
+    present = set(plan.matched)
+    return df.select(
+        *[
+            (F.col(c) if c in present else F.lit(None).cast("string")).alias(c)
+            for c in contract.column_names
+        ],
+        F.lit(None).cast("string").alias(NESTED_FIELDS),
+        F.col(RAW_RECORD),
+        record_ordinal().alias(SOURCE_RECORD),
+        *lineage_columns(upload, contract, ingested_at),
+    )
+

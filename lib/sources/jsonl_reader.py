@@ -1,0 +1,90 @@
+"""Read raw JSON Lines uploads into the contract's raw frame (:func:`lib.schemas.raw_schema`).
+
+One line is one record; blank lines are skipped (they hold no record) but still count for
+``_source_record``, which is the record's 1-based line number in its file. Each line is
+parsed three ways by ``from_json`` (native, no Python), every contract field:
+
+* as a string: the value as read (a number or boolean becomes its text, an object or array
+  its JSON text, kept for the quarantine);
+* as an array and as a map: non-null only when the field held an array / an object, which
+  lists the field in ``_nested_fields`` (reported as ``<field>.type``).
+
+A line that is not a JSON object (an array, a scalar, broken JSON) keeps its text in
+``_raw_record`` and is quarantined as ``row.malformed``. Keys are matched to contract
+columns exactly (JSON keys are case-sensitive); other keys are ignored.
+
+A file is read as one partition (``SESSION_CONF``: files are never split), so that the line
+number can be taken from the read order, as for CSV.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lib.contracts.contract import NESTED_FIELDS, RAW_RECORD, SOURCE_RECORD, Contract
+from lib.contracts.header import HeaderPlan
+from lib.lake.fs import HadoopFs
+from lib.sources.base import Upload, lineage_columns, open_check, record_ordinal
+
+_HUGE = str(1 << 50)
+# Never split a file: one read partition per file keeps line numbers exact.
+SESSION_CONF = {
+    "spark.sql.files.maxPartitionBytes": _HUGE,
+    "spark.sql.files.openCostInBytes": _HUGE,
+    "spark.sql.json.enablePartialResults": "true",  # a bad field does not null the record
+}
+_LINE = "value"
+
+
+def read_header(fs: HadoopFs, upload: Upload, contract: Contract) -> HeaderPlan:
+    """JSON Lines has no header: check the file can be read; every column is looked up by
+    key in every line."""
+    open_check(fs, upload)
+    names = contract.column_names
+    return HeaderPlan(source=upload.path, header=names, read_names=names, matched=names,
+                      missing_optional=(), extra=())
+
+
+def _struct(contract: Contract, dtype: T.DataType, corrupt: bool = False) -> T.StructType:
+    fields = [T.StructField(n, dtype) for n in contract.column_names]
+    if corrupt:
+        fields.append(T.StructField(RAW_RECORD, T.StringType()))
+    return T.StructType(fields)
+
+
+def _nested_fields(contract: Contract, line: Column) -> Column:
+    arrays = F.from_json(line, _struct(contract, T.ArrayType(T.StringType())))
+    maps = F.from_json(line, _struct(contract, T.MapType(T.StringType(), T.StringType())))
+    flags = [F.when(arrays[n].isNotNull() | maps[n].isNotNull(), F.lit(n))
+             for n in contract.column_names]
+    listed = F.concat_ws(",", *flags)  # skips nulls
+    return F.when(listed != "", listed)
+
+
+def read_upload(spark: SparkSession, upload: Upload, plan: HeaderPlan, contract: Contract,
+                ingested_at: datetime) -> DataFrame:
+    """One JSON Lines file -> the contract's raw frame."""
+    lines = spark.read.text(upload.path).select(
+        F.col(_LINE),
+        record_ordinal().alias(SOURCE_RECORD),
+    )
+    # Filter after numbering: the projection holds a non-deterministic expression, so the
+    # filter is not pushed below it and blank lines keep their place in the count.
+    line = F.regexp_replace(F.col(_LINE), "^\ufeff", "")  # a UTF-8 BOM on the first line
+    parsed = F.from_json(line, _struct(contract, T.StringType(), corrupt=True),
+                         {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": RAW_RECORD})
+    records = lines.where(F.trim(line) != "").select(
+        parsed.alias("r"), _nested_fields(contract, line).alias(NESTED_FIELDS),
+        F.col(SOURCE_RECORD), line.alias(_LINE))
+    malformed = F.col(f"r.{RAW_RECORD}").isNotNull()
+    return records.select(
+        *[F.when(~malformed, F.col(f"r.{n}")).alias(n) for n in contract.column_names],
+        F.when(~malformed, F.col(NESTED_FIELDS)).alias(NESTED_FIELDS),
+        F.when(malformed, F.col(_LINE)).alias(RAW_RECORD),
+        F.col(SOURCE_RECORD),
+        *lineage_columns(upload, contract, ingested_at),
+    )

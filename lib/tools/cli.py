@@ -1,0 +1,555 @@
+"""``lake``: the command line of the local lake.
+
+    lake [--lake-root DIR] upload FILE... --dataset NAME [--max-bytes N]
+    lake [--lake-root DIR] status [UPLOAD_ID] [--dataset NAME] [--status S] [--format table|json]
+    lake [--lake-root DIR] run JOB [--version N] [--input FILE ...]
+    lake [--lake-root DIR] reprocess UPLOAD_ID [--version N]
+    lake contract check [DATASET] [--file CONTRACT.yaml]
+    lake [--lake-root DIR] crawl [NAME]
+    lake [--lake-root DIR] query "SQL" | --named NAME [--param V ...] [--format table|csv|json]
+    lake [--lake-root DIR] queries [--run] [--param NAME=VALUE ...] [--format ...]
+    lake [--lake-root DIR] pipeline
+    lake infra generate [--check]
+    lake package [--dist DIR]
+    lake deploy --env ENV [--dry-run] [--region REGION] [--dist DIR]
+
+``--lake-root`` defaults to ``$LAKE_ROOT`` or ``.lake``. ``run`` and ``reprocess`` call the
+job's entry point in ``glue_jobs/<job>/v<N>/job.py`` in-process with the same Glue-style
+arguments the job gets on AWS. ``crawl``, ``query`` and ``pipeline`` open the lake's
+embedded Hive metastore (``<lake root>/_local/spark``), the local Glue Data Catalog.
+
+Exit codes: 0 success; 1 some upload was rejected or failed, a breaking contract change, or
+a crawl conflict; 2 the command could not run (usage, unknown dataset / upload / table, a
+bad query, another run in progress).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import boto3
+from pyspark.sql import SparkSession
+
+from lib.contracts.contract import available_contracts, load_contract, load_contract_file
+from lib.contracts.evolution import check_compatible, check_dataset
+from lib.errors import LakeError
+from lib.jobs.local_spark import local_spark_session
+from lib.jobs.runtime import local_work_dir
+from lib.lake.paths import LakePaths, local_path, to_uri
+from lib.ledger.base import Ledger
+from lib.ledger.dynamo import DynamoLedger
+from lib.ledger.records import ACCEPTED, PENDING, STATUSES, UploadRecord
+from lib.ledger.sqlite import open_ledger
+from lib.tools.crawl import crawl
+from lib.tools.crawlers import load_crawlers
+from lib.tools.deploy import deploy, load_env
+from lib.tools.dlq import plan_redrive, redrive
+from lib.tools.infra import TEMPLATE_PATH, check, generate
+from lib.tools.job_versions import job_versions, resolve_job
+from lib.tools.packaging import build
+from lib.tools.push import UploadApi, push
+from lib.tools.query import FORMATS as QUERY_FORMATS
+from lib.tools.query import format_result, load_named_queries, run_query
+from lib.upload.checks import human_bytes, max_upload_bytes, upload_limit
+from lib.upload.landing import upload_file
+
+
+class CliError(LakeError):
+    """A command cannot run as given (an unknown job, dataset or crawler; bad options)."""
+
+    default_code = "cli.usage"
+
+
+def _lake_dir(args: argparse.Namespace) -> Path:
+    root = local_path(to_uri(args.lake_root))
+    if root is None:
+        raise CliError(f"--lake-root {args.lake_root}: the local lake needs a folder")
+    return root
+
+
+def _ledger(args: argparse.Namespace) -> Ledger:
+    return open_ledger(_lake_dir(args))
+
+
+def _upload(args: argparse.Namespace, dataset: str, files: Sequence[str]) -> list[UploadRecord]:
+    """Check and land files, printing one line per file."""
+    known = available_contracts()
+    if dataset not in known:
+        raise CliError(f"unknown dataset {dataset!r}; known datasets: "
+                       f"{', '.join(sorted(known)) or '(none)'}")
+    contract = load_contract(dataset)
+    ledger = _ledger(args)
+    paths = LakePaths.from_root(_lake_dir(args))
+    records = []
+    for name in files:
+        r = upload_file(Path(name), contract, ledger, paths,
+                        max_bytes=upload_limit(contract, args.max_bytes))
+        records.append(r)
+        line = f"{r.upload_id}  {r.status:<8}  {name}"
+        if r.status == ACCEPTED:
+            line += f"  ({human_bytes(r.size_bytes)})"
+            line += "".join(f"\n    warning: {w}" for w in r.warnings)
+        else:
+            line += f"\n    {r.reason_code}: {r.reason}"
+        print(line, flush=True)
+    return records
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    records = _upload(args, args.dataset, args.files)
+    return 0 if all(r.status == ACCEPTED for r in records) else 1
+
+
+def _run_job(args: argparse.Namespace, job: str, version: int | None,
+             upload_ids: Sequence[str] | None) -> int:
+    version, module = resolve_job(job, version)
+    argv = ["--JOB_NAME", f"{job}_v{version}", "--lake_root", to_uri(args.lake_root)]
+    if upload_ids is not None:
+        argv += ["--upload_ids", json.dumps(list(upload_ids))]
+    return int(module.main(argv))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if not args.input:
+        return _run_job(args, args.job, args.version, None)
+    _, module = resolve_job(args.job, args.version)  # fail on a bad job before landing files
+    dataset = getattr(module, "DATASET", args.job)
+    records = _upload(args, dataset, args.input)
+    accepted = [r.upload_id for r in records if r.status == ACCEPTED]
+    if not accepted:
+        print("no file was accepted; nothing to process", file=sys.stderr)
+        return 1
+    code = _run_job(args, args.job, args.version, accepted)
+    return code or (1 if len(accepted) < len(records) else 0)
+
+
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    record = _ledger(args).get(args.upload_id)
+    return _run_job(args, record.dataset, args.version, [record.upload_id])
+
+
+def _catalog_spark(args: argparse.Namespace):  # noqa: ANN202 - pyspark SparkSession
+    """The local SparkSession with the lake's Hive metastore (the local Glue Data Catalog)."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    root = _lake_dir(args)
+    root.mkdir(parents=True, exist_ok=True)
+    return local_spark_session(local_work_dir(to_uri(root)), app_name="lake", hive=True)
+
+
+def _crawl(args: argparse.Namespace, names: Sequence[str] | None) -> int:
+    crawlers = load_crawlers()
+    if names:
+        unknown = [n for n in names if n not in crawlers]
+        if unknown:
+            raise CliError(f"unknown crawler {unknown[0]!r}; crawlers: "
+                           f"{', '.join(sorted(crawlers))}")
+    spark = _catalog_spark(args)
+    paths = LakePaths.from_root(_lake_dir(args))
+    conflicts = 0
+    for name in names or sorted(crawlers):
+        print(f"crawler {name} -> database {crawlers[name].database}", flush=True)
+        for result in crawl(spark, crawlers[name], paths):
+            print("  " + result.describe().replace("\n", "\n  "), flush=True)
+            conflicts += len(result.conflicts)
+    return 1 if conflicts else 0
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    return _crawl(args, [args.name] if args.name else None)
+
+
+def _named_params(values: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for v in values:
+        if "=" not in v:
+            raise CliError(f"--param {v!r}: named queries take --param NAME=VALUE")
+        k, _, val = v.partition("=")
+        out[k] = val
+    return out
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    if bool(args.sql) == bool(args.named):
+        raise CliError("give either a SQL query or --named NAME")
+    if args.named:
+        queries = load_named_queries()
+        if args.named not in queries:
+            raise CliError(f"unknown named query {args.named!r}; named queries: "
+                           f"{', '.join(sorted(queries))}")
+        q = queries[args.named]
+        sql, params = q.sql, q.bind(_named_params(args.param))
+    else:
+        sql, params = args.sql, list(args.param)
+    result = run_query(_catalog_spark(args), sql, params, max_rows=args.max_rows)
+    print(format_result(result, args.format))
+    if result.truncated:
+        print(f"lake: only the first {args.max_rows} rows are shown (--max-rows)",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_queries(args: argparse.Namespace) -> int:
+    queries = load_named_queries()
+    if not args.run:
+        for q in queries.values():
+            params = f"  (--param {' '.join(dict.fromkeys(q.parameters))})" if q.parameters else ""
+            print(f"{q.name}{params}\n    {q.description}")
+        return 0
+    values = _named_params(args.param)
+    spark = _catalog_spark(args)
+    for q in queries.values():
+        print(f"== {q.name}: {q.description}")
+        result = run_query(spark, q.sql, q.bind(values), max_rows=args.max_rows)
+        print(format_result(result, args.format) + "\n", flush=True)
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    """What the scheduled workflow does on AWS: each dataset with pending uploads runs its
+    current job version, then the crawlers run, then a summary."""
+    _catalog_spark(args)  # first: the jobs below run in this (Hive) session
+    ledger = _ledger(args)
+    jobs = job_versions()
+    ran: list[tuple[str, str, int, list[str]]] = []
+    for dataset in sorted(available_contracts()):
+        pending = [r.upload_id for r in ledger.find(dataset, PENDING)]
+        if not pending:
+            print(f"== {dataset}: no pending uploads", flush=True)
+            continue
+        if dataset not in jobs:
+            print(f"== {dataset}: {len(pending)} pending upload(s) but no job in glue_jobs/",
+                  flush=True)
+            ran.append((dataset, "-", 2, pending))
+            continue
+        version = jobs[dataset][-1]
+        print(f"== {dataset}: {len(pending)} pending upload(s) -> job {dataset} v{version}",
+              flush=True)
+        code = _run_job(args, dataset, version, None)
+        ran.append((dataset, f"{dataset}_v{version}", code, pending))
+    print("== crawlers", flush=True)
+    crawl_code = _crawl(args, None)
+    print("== pipeline summary")
+    rows = []
+    for dataset, job, code, ids in ran:
+        recs = [ledger.get(u) for u in ids]
+        total = {k: sum(getattr(r, k) or 0 for r in recs)
+                 for k in ("rows_read", "clean", "quarantined", "duplicates_removed")}
+        rows.append({"dataset": dataset, "job": job, "uploads": str(len(ids)),
+                     **{k: str(v) for k, v in total.items()},
+                     "result": "ok" if code == 0 else f"exit {code}: "
+                     + ", ".join(sorted({r.status for r in recs}))})
+    if rows:
+        print(format_table(rows, _PIPELINE_COLUMNS))
+    else:
+        print("no dataset had pending uploads; catalog refreshed")
+    print("crawlers: " + ("ok" if crawl_code == 0 else "conflicts (see above)"))
+    return 1 if crawl_code or any(code for *_, code, _ in ran) else 0
+
+
+def cmd_contract_check(args: argparse.Namespace) -> int:
+    """Compatibility of consecutive contract versions (or of a candidate file against the
+    bundled version before it). Exit 1 when a change breaks the shared tables."""
+    known = available_contracts()
+    results = []
+    if args.file:
+        new = load_contract_file(args.file)
+        older = [v for v in known.get(new.dataset, ()) if v < new.version]
+        if not older:
+            print(f"{new.ref}: no earlier bundled version of {new.dataset!r} to compare with")
+            return 0
+        results.append(check_compatible(load_contract(new.dataset, older[-1]), new))
+    else:
+        datasets = [args.dataset] if args.dataset else sorted(known)
+        for ds in datasets:
+            if ds not in known:
+                raise CliError(f"unknown dataset {ds!r}; known datasets: "
+                               f"{', '.join(sorted(known))}")
+            pairs = check_dataset(ds)
+            if not pairs:
+                print(f"{ds}/{known[ds][0]}: only one version; nothing to compare")
+            results += pairs
+    for r in results:
+        print(r.describe())
+    return 0 if all(r.ok for r in results) else 1
+
+
+_STATUS_COLUMNS = ("upload_id", "dataset", "status", "original_name", "size", "received_at",
+                   "rows_read", "clean", "quarantined", "duplicates_removed", "reason")
+_PIPELINE_COLUMNS = ("dataset", "job", "uploads", "rows_read", "clean", "quarantined",
+                     "duplicates_removed", "result")
+_HEADINGS = {"job": "JOB", "uploads": "UPLOADS", "result": "RESULT",
+             "upload_id": "UPLOAD", "dataset": "DATASET", "status": "STATUS",
+             "original_name": "FILE", "size": "SIZE", "received_at": "RECEIVED",
+             "rows_read": "READ", "clean": "CLEAN", "quarantined": "QUARANTINED",
+             "duplicates_removed": "DUPLICATES", "reason": "REASON / ERROR"}
+
+
+def _row(r: UploadRecord) -> dict[str, str]:
+    def n(v: int | None) -> str:
+        return "-" if v is None else str(v)
+
+    return {"upload_id": r.upload_id, "dataset": r.dataset, "status": r.status,
+            "original_name": r.original_name, "size": human_bytes(r.size_bytes),
+            "received_at": r.received_at[:19].replace("T", " "),
+            "rows_read": n(r.rows_read), "clean": n(r.clean), "quarantined": n(r.quarantined),
+            "duplicates_removed": n(r.duplicates_removed),
+            "reason": r.reason_code or r.error_code or ""}
+
+
+def format_table(rows: list[dict[str, str]], columns: Sequence[str]) -> str:
+    widths = {c: max([len(_HEADINGS[c])] + [len(r[c]) for r in rows]) for c in columns}
+    lines = ["  ".join(_HEADINGS[c].ljust(widths[c]) for c in columns).rstrip()]
+    lines += ["  ".join(r[c].ljust(widths[c]) for c in columns).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def cmd_infra_generate(args: argparse.Namespace) -> int:
+    if args.check:
+        stale = check()
+        print(stale or f"{TEMPLATE_PATH.name} is current")
+        return 1 if stale else 0
+    text = generate()
+    changed = not TEMPLATE_PATH.is_file() or TEMPLATE_PATH.read_text(encoding="utf-8") != text
+    TEMPLATE_PATH.write_text(text, encoding="utf-8")
+    print(f"{'wrote' if changed else 'unchanged'} {TEMPLATE_PATH}")
+    return 0
+
+
+def cmd_package(args: argparse.Namespace) -> int:
+    package = build(Path(args.dist).resolve())
+    print(f"release {package.release}: {len(package.artifacts)} artifacts in {package.dist}")
+    for art in package.artifacts:
+        print(f"  {art.key}  ({human_bytes(art.path.stat().st_size)}, sha256 {art.sha256[:12]})")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    cfg = load_env(args.env, region=args.region)
+    return deploy(cfg, Path(args.dist).resolve(), args.dry_run, sys.stdout)
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    api = UploadApi(args.api, boto3.session.Session(region_name=args.region))
+    worst = 0
+    for name in args.files:
+        result = push(api, args.dataset, Path(name), wait=args.wait)
+        r = result.record
+        line = f"{result.upload_id}  {result.status:<8}  {name}"
+        if r.get("reason_code"):
+            line += f"\n    [{r['reason_code']}] {r.get('reason')}"
+        elif result.status == "RECEIVED":
+            line += f"  (not checked yet after {args.wait:g}s; lake status " \
+                    f"--ledger-table ... {result.upload_id})"
+        print(line, flush=True)
+        worst = max(worst, 1 if result.status == "REJECTED" else 0)
+    return worst
+
+
+def cmd_dlq_redrive(args: argparse.Namespace) -> int:
+    queue = args.queue
+    if queue is None:
+        cfg = load_env(args.env, region=args.region)
+        queue, region = f"{cfg.project}-{cfg.env}-uploads-dlq", cfg.region or args.region
+    else:
+        region = args.region
+    sqs = boto3.client("sqs", region_name=region)
+    plan = plan_redrive(sqs, queue, args.to)
+    print(f"dead-letter queue: {plan.dlq_url}\nmove to:           {plan.target_url}\n"
+          f"waiting:           {plan.waiting} message(s)")
+    for item in plan.sample:
+        print(f"  {item}")
+    if not args.apply:
+        print("dry run: nothing moved; fix the cause (see the validator's log), then run "
+              "again with --apply")
+        return 0
+    moved = redrive(sqs, plan, args.max)
+    print(f"moved {moved} message(s) back to {plan.target_url}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    if args.ledger_table:
+        ledger: Ledger = DynamoLedger(args.ledger_table)
+    else:
+        ledger = _ledger(args)
+    if args.upload_id:
+        r = ledger.get(args.upload_id)
+        history = ledger.history(r.upload_id)
+        if args.format == "json":
+            print(json.dumps({**r.to_dict(), "history": [vars(h) for h in history]}, indent=2))
+            return 0
+        for key, value in r.to_dict().items():
+            if value not in (None, "", []):
+                print(f"{key + ':':<20}{value}")
+        print("history:")
+        for h in history:
+            print(f"  {h.at[:23].replace('T', ' ')}  {h.from_status or '-':<10} -> "
+                  f"{h.to_status:<10}  {h.note or ''}".rstrip())
+        return 0
+    records = ledger.find(args.dataset, args.status and [args.status])
+    if args.format == "json":
+        print(json.dumps([r.to_dict() for r in records], indent=2))
+    elif args.format == "ids":
+        print("\n".join(r.upload_id for r in records))
+    elif not records:
+        print("no uploads" + (f" for dataset {args.dataset!r}" if args.dataset else ""))
+    else:
+        print(format_table([_row(r) for r in records], _STATUS_COLUMNS))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lake", description="Upload files to the local lake, "
+                                     "run its Glue jobs and follow every upload.")
+    parser.add_argument("--lake-root", default=os.environ.get("LAKE_ROOT", ".lake"),
+                        help="lake root folder or URI (default: $LAKE_ROOT or .lake)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def max_bytes(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--max-bytes", type=int, default=None, metavar="N",
+                       help="size limit per file (default: $LAKE_MAX_UPLOAD_BYTES or 1 GiB; a "
+                       "contract's max_upload_bytes lowers it for its dataset)")
+
+    up = sub.add_parser("upload", help="check files and land the accepted ones in the raw zone")
+    up.add_argument("files", nargs="+", metavar="FILE")
+    up.add_argument("--dataset", required=True, help="dataset the files belong to, e.g. orders")
+    max_bytes(up)
+    up.set_defaults(func=cmd_upload)
+
+    st = sub.add_parser("status", help="show the upload ledger, or one upload's history")
+    st.add_argument("upload_id", nargs="?", help="one upload: its record and history")
+    st.add_argument("--dataset", help="only this dataset")
+    st.add_argument("--status", choices=STATUSES, help="only uploads in this status")
+    st.add_argument("--format", choices=("table", "json", "ids"), default="table",
+                    help="ids: one upload id per line, oldest first")
+    st.add_argument("--ledger-table", default=os.environ.get("LAKE_LEDGER_TABLE"),
+                    help="read a deployed lake's DynamoDB ledger instead of the local one "
+                    "(default: $LAKE_LEDGER_TABLE), e.g. lake-dev-ledger")
+    st.set_defaults(func=cmd_status)
+
+    run = sub.add_parser("run", help="run a job on the dataset's pending uploads")
+    run.add_argument("job", help="job name, e.g. orders")
+    run.add_argument("--version", type=int, help="job version (default: the latest)")
+    run.add_argument("--input", nargs="+", metavar="FILE",
+                     help="upload these files first (same checks as `lake upload`) and process "
+                          "only them (default: every ACCEPTED or FAILED upload of the dataset)")
+    max_bytes(run)
+    run.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("reprocess", help="process one upload again, replacing its rows")
+    rp.add_argument("upload_id")
+    rp.add_argument("--version", type=int, help="job version (default: the latest)")
+    rp.set_defaults(func=cmd_reprocess)
+
+    ct = sub.add_parser("contract", help="dataset contracts")
+    ct_sub = ct.add_subparsers(dest="contract_command", required=True)
+    cc = ct_sub.add_parser("check", help="check that each contract version can share its "
+                           "tables with the one before (additive, nullable changes only)")
+    cc.add_argument("dataset", nargs="?", help="only this dataset (default: all)")
+    cc.add_argument("--file", help="a candidate contract file, checked against the bundled "
+                    "version before it")
+    cc.set_defaults(func=cmd_contract_check)
+
+    cr = sub.add_parser("crawl", help="apply crawler definitions (crawlers/) to the local "
+                        "catalog: tables, new columns, new partitions")
+    cr.add_argument("name", nargs="?", help="one crawler (default: all)")
+    cr.set_defaults(func=cmd_crawl)
+
+    def query_output(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--format", choices=QUERY_FORMATS, default="table")
+        p.add_argument("--max-rows", type=int, default=1000, metavar="N",
+                       help="rows to fetch at most (default: 1000)")
+
+    q = sub.add_parser("query", help="run Athena (Trino) SQL on the catalogued tables")
+    q.add_argument("sql", nargs="?", help="the query, e.g. \"SELECT * FROM clean.orders\"")
+    q.add_argument("--named", metavar="NAME", help="run a named query of infra/athena/")
+    q.add_argument("--param", action="append", default=[], metavar="VALUE",
+                   help="a value for each ? in order (named queries: NAME=VALUE)")
+    query_output(q)
+    q.set_defaults(func=cmd_query)
+
+    nq = sub.add_parser("queries", help="list the named queries of infra/athena/, or run them")
+    nq.add_argument("--run", action="store_true", help="run every named query")
+    nq.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    query_output(nq)
+    nq.set_defaults(func=cmd_queries)
+
+    pl = sub.add_parser("pipeline", help="the scheduled workflow: run each dataset's current "
+                        "job on its pending uploads, then the crawlers, then a summary")
+    pl.set_defaults(func=cmd_pipeline)
+
+    inf = sub.add_parser("infra", help="CloudFormation generated from the repo")
+    inf_sub = inf.add_subparsers(dest="infra_command", required=True)
+    gen = inf_sub.add_parser("generate", help="write infra/pipelines.yaml from glue_jobs/, "
+                             "crawlers/ and infra/athena/")
+    gen.add_argument("--check", action="store_true",
+                     help="only compare: exit 1 when the committed file is out of date")
+    gen.set_defaults(func=cmd_infra_generate)
+
+    def dist(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dist", default="dist", help="artifact folder (default: dist)")
+
+    pk = sub.add_parser("package", help="build the lib artifact and lay out the job scripts "
+                        "and contracts under their S3 keys")
+    dist(pk)
+    pk.set_defaults(func=cmd_package)
+
+    ps = sub.add_parser("push", help="send files to a deployed lake through its upload API "
+                        "(SigV4 with your AWS credentials) and wait for the checks")
+    ps.add_argument("files", nargs="+", metavar="FILE")
+    ps.add_argument("--dataset", required=True, help="dataset the files belong to")
+    ps.add_argument("--api", required=not os.environ.get("LAKE_API_URL"),
+                    default=os.environ.get("LAKE_API_URL"),
+                    help="the uploads stack's ApiEndpoint output (or $LAKE_API_URL)")
+    ps.add_argument("--region", help="AWS region of the API (default: your AWS config's)")
+    ps.add_argument("--wait", type=float, default=120, metavar="SECONDS",
+                    help="how long to wait for ACCEPTED / REJECTED (default 120)")
+    ps.set_defaults(func=cmd_push)
+
+    dq = sub.add_parser("dlq", help="the dead-letter queue of upload events (on AWS)")
+    dq_sub = dq.add_subparsers(dest="dlq_command", required=True)
+    rd = dq_sub.add_parser("redrive", help="move upload events back from the dead-letter "
+                           "queue to the upload queue (a dry run unless --apply)")
+    where = rd.add_mutually_exclusive_group(required=True)
+    where.add_argument("--env", help="environment: its <project>-<env>-uploads-dlq queue")
+    where.add_argument("--queue", help="dead-letter queue name or URL")
+    rd.add_argument("--to", help="queue to move to (default: the queue whose dead-letter "
+                    "queue this is)")
+    rd.add_argument("--apply", action="store_true", help="move the messages (default: only "
+                    "report what would move)")
+    rd.add_argument("--max", type=int, default=None, metavar="N", help="move at most N")
+    rd.add_argument("--region", help="AWS region (default: the environment's, else the "
+                    "AWS CLI's)")
+    rd.set_defaults(func=cmd_dlq_redrive)
+
+    dp = sub.add_parser("deploy", help="package, upload and deploy the CloudFormation stacks")
+    dp.add_argument("--env", required=True, help="environment: infra/env/<ENV>.json")
+    dp.add_argument("--dry-run", action="store_true",
+                    help="print every step and command; call nothing on AWS")
+    dp.add_argument("--region", help="AWS region (default: infra/env/<ENV>.json, else the "
+                    "AWS CLI's)")
+    dist(dp)
+    dp.set_defaults(func=cmd_deploy)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if getattr(args, "max_bytes", 0) is None:
+            args.max_bytes = max_upload_bytes()
+        return args.func(args)
+    except LakeError as exc:
+        print(f"lake: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

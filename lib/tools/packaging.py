@@ -1,0 +1,206 @@
+"""``lake package``: the artifacts a deployment uploads, laid out under their S3 keys.
+
+    <dist>/lib/<release>/lib.zip          the ``lib`` package for ``--extra-py-files``, and
+                                          the code of the upload Lambdas (without
+                                          ``lib/tools/``, the developer tooling)
+    <dist>/lib/<release>/lambda-deps.zip  the Lambda layer: the lib's third-party packages
+                                          (pandas, PyYAML ...) at requirements.lock's pins,
+                                          built for Lambda's python3.11 on x86_64
+    <dist>/jobs/<job>/v<N>/job.py         each job version's Glue script
+    <dist>/jobs/<job>/v<N>/contract.yaml  the contract that version runs (also inside lib.zip)
+    <dist>/releases/<release>.json        the manifest: release, keys and SHA-256 of each file
+
+The zips are reproducible (sorted members, fixed timestamps and modes), so the release id
+``<version>-<sha256[:12]>`` changes exactly when a packaged byte (or a layer pin) changes.
+The layer is built with pip from the package index once per set of pins and cached in
+``.cache/lambda-deps/``. A job script imports ``lib`` from the zip Glue puts on
+``sys.path``, never from the repo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from lib.errors import LakeError
+from lib.tools.infra import GLUE_VERSION, LIB_ARTIFACT, REPO_ROOT, JobVersion, project_metadata
+from lib.tools.job_versions import job_versions
+
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+_LIB_SUFFIXES = (".py", ".yaml", ".properties")
+# Folders of lib/ that stay out of lib.zip: the developer tooling.
+NOT_SHIPPED = ("tools",)
+LAMBDA_DEPS_ARTIFACT = "lambda-deps.zip"
+# What the lib imports beyond the Lambda runtime's boto3, with their own dependencies.
+LAMBDA_PACKAGES = ("pandas", "numpy", "PyYAML", "python-dateutil", "pytz", "tzdata", "six")
+LAMBDA_PLATFORM = ("--platform", "manylinux2014_x86_64", "--implementation", "cp",
+                   "--python-version", "3.11", "--only-binary=:all:")
+
+
+class PackageError(LakeError):
+    """The artifacts cannot be built."""
+
+    default_code = "package.error"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    key: str  # S3 key under the artifacts bucket; also the path under the dist folder
+    path: Path
+    sha256: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Package:
+    release: str
+    dist: Path
+    artifacts: tuple[Artifact, ...]
+    jobs: tuple[JobVersion, ...]
+
+    @property
+    def lib_key(self) -> str:
+        return f"lib/{self.release}/{LIB_ARTIFACT}"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def shipped(path: Path, lib_dir: Path) -> bool:
+    """Whether a file of the ``lib`` folder goes into ``lib.zip``: code, contracts and
+    configuration, but not the developer tooling (``lib/tools/``)."""
+    rel = path.relative_to(lib_dir)
+    return (path.suffix in _LIB_SUFFIXES and "__pycache__" not in rel.parts
+            and rel.parts[0] not in NOT_SHIPPED)
+
+
+def lib_zip_bytes(lib_dir: Path) -> bytes:
+    """The ``lib`` package as a reproducible zip (``lib/...`` members), without the
+    developer tooling."""
+    files = sorted(p for p in lib_dir.rglob("*") if p.is_file() and shipped(p, lib_dir))
+    if not (lib_dir / "__init__.py").is_file():
+        raise PackageError(f"{lib_dir} is not a Python package (no __init__.py)")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in files:
+            info = zipfile.ZipInfo(f"lib/{path.relative_to(lib_dir).as_posix()}", _ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, path.read_bytes())
+    return buf.getvalue()
+
+
+def _zip_tree(root: Path, prefix: str, skip: tuple[str, ...] = ()) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted((p for p in root.rglob("*") if p.is_file()),
+                           key=lambda p: p.relative_to(root).as_posix()):
+            rel = path.relative_to(root)
+            if any(part in skip for part in rel.parts):
+                continue
+            info = zipfile.ZipInfo(f"{prefix}{rel.as_posix()}", _ZIP_EPOCH)
+            info.external_attr = (0o755 if path.stat().st_mode & 0o111 else 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, path.read_bytes())
+    return buf.getvalue()
+
+
+def lambda_pins(repo: Path = REPO_ROOT) -> list[str]:
+    """``name==version`` of each layer package, from requirements.lock."""
+    lock = repo / "requirements.lock"
+    pins = {}
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        name, sep, version = line.partition("==")
+        if sep:
+            pins[name.strip().lower()] = f"{name.strip()}=={version.strip()}"
+    missing = [p for p in LAMBDA_PACKAGES if p.lower() not in pins]
+    if missing:
+        raise PackageError(f"{lock} pins none of {', '.join(missing)}; run `make lock`")
+    return [pins[p.lower()] for p in LAMBDA_PACKAGES]
+
+
+def lambda_deps_zip(pins: list[str], cache: Path) -> bytes:
+    """The layer zip (``python/...``) of ``pins`` for Lambda's platform; built with pip the
+    first time, then read from ``cache``."""
+    key = _sha256("\n".join([*pins, *LAMBDA_PLATFORM]).encode())[:16]
+    cached = cache / f"{key}.zip"
+    if cached.is_file():
+        return cached.read_bytes()
+    with tempfile.TemporaryDirectory(prefix="lambda-deps-") as tmp:
+        target = Path(tmp) / "python"
+        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+               "--no-deps", "--no-compile", "--target", str(target), *LAMBDA_PLATFORM, *pins]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise PackageError(f"could not fetch the Lambda layer's packages ({' '.join(pins)}) "
+                               f"from the package index:\n{out.stderr.strip()[-2000:]}")
+        # Console scripts carry this interpreter's path in their shebang (and so in the
+        # hashes of RECORD): leave them out, so the layer is the same bytes on any machine.
+        shutil.rmtree(target / "bin", ignore_errors=True)
+        for record in target.glob("*.dist-info/RECORD"):
+            lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+            record.write_text("".join(ln for ln in lines if not ln.startswith(("../", "bin/"))),
+                              encoding="utf-8")
+        data = _zip_tree(target, "python/", skip=("tests", "__pycache__"))
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp_file = cached.with_suffix(".partial")
+    tmp_file.write_bytes(data)
+    tmp_file.replace(cached)
+    return data
+
+
+def build(dist: Path, repo: Path = REPO_ROOT, *, lambda_deps: bool = True,
+          cache: Path | None = None) -> Package:
+    """Write the artifacts of every job version into ``dist`` (emptied first); with
+    ``lambda_deps`` also the upload Lambdas' layer (``.cache/lambda-deps`` unless ``cache``)."""
+    jobs = tuple(JobVersion(ds, v) for ds, versions in sorted(job_versions(repo / "glue_jobs").items())
+                 for v in versions)
+    files: dict[str, tuple[bytes, str]] = {}
+    lib_zip = lib_zip_bytes(repo / "lib")
+    for job in jobs:
+        script = repo / "glue_jobs" / job.dataset / f"v{job.version}" / "job.py"
+        contract = repo / "lib" / "contracts" / job.dataset / f"v{job.version}.yaml"
+        if not contract.is_file():
+            raise PackageError(f"job {job.dataset} v{job.version} has no contract {contract}")
+        files[job.script_key] = (script.read_bytes(), "text/x-python")
+        files[f"{job.key_prefix}/contract.yaml"] = (contract.read_bytes(), "application/yaml")
+
+    pins = lambda_pins(repo)
+    digest = hashlib.sha256(lib_zip)
+    digest.update("\n".join(pins).encode())
+    for key in sorted(files):
+        digest.update(key.encode() + b"\0" + files[key][0])
+    release = f"{project_metadata(repo)['version']}-{digest.hexdigest()[:12]}"
+    files[f"lib/{release}/{LIB_ARTIFACT}"] = (lib_zip, "application/zip")
+    if lambda_deps:
+        files[f"lib/{release}/{LAMBDA_DEPS_ARTIFACT}"] = (
+            lambda_deps_zip(pins, cache or repo / ".cache" / "lambda-deps"), "application/zip")
+    manifest = {
+        "release": release,
+        "glue_version": GLUE_VERSION,
+        "lib": f"lib/{release}/{LIB_ARTIFACT}",
+        "lambda_layer_packages": pins,
+        "jobs": {f"{j.dataset}/v{j.version}": j.script_key for j in jobs},
+        "files": {key: _sha256(data) for key, (data, _) in sorted(files.items())},
+    }
+    files[f"releases/{release}.json"] = (
+        (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(), "application/json")
+
+    if dist.exists():
+        shutil.rmtree(dist)
+    artifacts = []
+    for key, (data, ctype) in sorted(files.items()):
+        path = dist.joinpath(*key.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        artifacts.append(Artifact(key, path, _sha256(data), ctype))
+    return Package(release, dist, tuple(artifacts), jobs)
