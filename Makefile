@@ -62,7 +62,7 @@ lint: $(STAMP) ## Lint with ruff
 
 lock: ## Re-resolve pyproject.toml's pins into requirements.lock (needs the package index)
 	rm -rf .lock-venv && $$(scripts/check-prereqs.sh) -m venv .lock-venv
-	.lock-venv/bin/pip install -q --upgrade pip && .lock-venv/bin/pip install -q -e '.[dev]'
+	.lock-venv/bin/pip install -q --upgrade pip && .lock-venv/bin/pip install -q -e '.[tools,dev]'
 	{ sed -n '1,2p' requirements.lock; .lock-venv/bin/pip freeze --all --exclude-editable | grep -v '^pip=='; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
 

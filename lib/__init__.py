@@ -1,4 +1,6 @@
-"""Shared library of the Glue lake: contracts, contract enforcement over Spark DataFrames,
-and the I/O adapters jobs use at their edges. Shipped to Glue with ``--extra-py-files``."""
+"""The Glue lake's library, in role folders: ``contracts`` (pure Python), ``engine`` (pure
+Spark), ``sources``, ``jobs``, ``ledger``, ``upload``, ``lake``, ``lambdas``, and ``tools``
+(developer tooling). Shipped to Glue with ``--extra-py-files`` and to the upload Lambdas as
+``lib.zip``, without ``tools``; see docs/architecture.md."""
 
 __version__ = "0.1.0"

@@ -1,31 +1,35 @@
+"""Fixtures shared by every test folder (one local SparkSession for the whole run, the
+orders contract, a processed lake) and the marker hooks. Helpers live in tests/helpers.py."""
+
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
-import shutil
-from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
+from glue_jobs.customers.v1 import job as customers_job
+from glue_jobs.orders.v1 import job as orders_v1
 from lib.contracts.contract import Contract, load_contract
-from lib.engine.schemas import raw_schema
 from lib.jobs.local_spark import local_spark_session
-from lib.lake.paths import LakePaths, to_uri
-from lib.ledger.records import ACCEPTED, UploadRecord
-from lib.ledger.sqlite import open_ledger
-from lib.tools.crawl import crawl
-from lib.tools.crawlers import load_crawlers
+from tests.helpers import CUSTOMERS, SAMPLES, run
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "samples" / "orders"
-CUSTOMERS = REPO / "samples" / "customers"
-INGESTED_AT = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-INGEST_DATE = date(2026, 11, 21)
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the local SparkSession (directly or through a fixture),
+    and every test of a module that runs against moto's AWS stand-ins (``pytest -m aws``,
+    ``pytest -m "not spark"``)."""
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
+        if _uses_moto(getattr(item, "module", None)):
+            item.add_marker(pytest.mark.aws)
+
+
+def _uses_moto(module: object) -> bool:
+    return any(getattr(v, "__module__", "").startswith("moto")
+               for v in vars(module).values()) if module is not None else False
 
 
 @pytest.fixture(scope="session")
@@ -44,105 +48,10 @@ def orders() -> Contract:
     return load_contract("orders", 1)
 
 
-def raw_rows(spark: SparkSession, contract: Contract, rows: list[dict]) -> DataFrame:
-    """A raw frame (every contract column a string) from partial row dicts; lineage filled
-    with fixed test values, `_source_record` numbered from 1 unless given."""
-    full = []
-    for i, r in enumerate(rows, start=1):
-        row = {c: r.get(c) for c in contract.column_names}
-        row.update({
-            "_nested_fields": r.get("_nested_fields"),
-            "_raw_record": r.get("_raw_record"),
-            "_source_record": r.get("_source_record", i),
-            "_upload_id": r.get("_upload_id", "u1"),
-            "_source_file": r.get("_source_file", "file:///in/u1.csv"),
-            "_ingested_at": INGESTED_AT,
-            "_contract_version": contract.ref,
-            "ingest_date": INGEST_DATE,
-        })
-        full.append(row)
-    schema = raw_schema(contract)
-    return spark.createDataFrame([tuple(r[f.name] for f in schema) for r in full], schema)
-
-
-def valid_order(**overrides: str | None) -> dict:
-    """A raw orders row that passes every rule; override fields to break one."""
-    row = {
-        "order_id": "O-1",
-        "customer_id": "C-1",
-        "customer_email": "a@example.com",
-        "product_sku": "SKU-1",
-        "quantity": "2",
-        "unit_price": "10.50",
-        "currency": "USD",
-        "order_ts": "2026-11-01T10:00:00Z",
-        "country": "US",
-    }
-    row.update(overrides)
-    return row
-
-
-def land(lake: Path, src: Path, *, upload_id: str | None = None,
-         ingest_date: str = "2026-11-21", dataset: str = "orders") -> str:
-    """Put ``src`` in the raw zone as an ACCEPTED upload *without* the upload checks, as if it
-    had passed them (the job must cope with any file: a check can miss, bytes can rot).
-    A ``src`` that does not exist is registered all the same. Returns the upload id."""
-    ledger = open_ledger(lake)
-    uid = upload_id or landed_id(src)
-    dest = lake / "raw" / dataset / f"ingest_date={ingest_date}" / uid / src.name
-    sha = f"missing-{uid}"
-    if src.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
-        sha = hashlib.sha256(src.read_bytes()).hexdigest()
-    ledger.create(UploadRecord(upload_id=uid, dataset=dataset, original_name=src.name,
-                               stored_name=src.name, size_bytes=len(src.read_bytes())
-                               if src.exists() else 0, sha256=sha, ingest_date=ingest_date))
-    ledger.transition(uid, ACCEPTED, location=landed_uri(lake, src, uid, ingest_date, dataset))
-    return uid
-
-
-def landed_id(src: Path) -> str:
-    return f"t-{re.sub(r'[^A-Za-z0-9]+', '-', src.name.split('.')[0])}"
-
-
-def landed_uri(lake: Path, src: Path, upload_id: str | None = None,
-               ingest_date: str = "2026-11-21", dataset: str = "orders") -> str:
-    """Where :func:`land` puts ``src`` (the URI the job reports it by)."""
-    return (f"{to_uri(lake / 'raw' / dataset)}/ingest_date={ingest_date}/"
-            f"{upload_id or landed_id(src)}/{src.name}")
-
-
-# -- catalog ---------------------------------------------------------------------------------
-
-def reset_catalog(spark: SparkSession) -> None:
-    """One metastore serves the whole test session: start each lake from an empty catalog.
-    The tables are EXTERNAL, so dropping them never touches data."""
-    for db in ("clean", "quarantine"):
-        spark.sql(f"DROP DATABASE IF EXISTS {db} CASCADE")
-
-
-def run(job: Any, name: str, lake: Path, *files: Path, dataset: str = "orders") -> None:
-    ids = [land(lake, f, dataset=dataset) for f in files]
-    assert job.main(["--JOB_NAME", name, "--lake_root", to_uri(lake),
-                     "--upload_ids", json.dumps(ids)]) == 0
-
-
-def crawl_all(spark: SparkSession, lake: Path, crawlers: dict | None = None) -> dict:
-    out = {}
-    for c in (crawlers or load_crawlers()).values():
-        for r in crawl(spark, c, LakePaths.from_root(lake)):
-            out[r.table] = r
-    return out
-
-
 @pytest.fixture(scope="session")
 def processed_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """orders v1 (two uploads) and customers (two uploads) processed; not catalogued.
     Shared by the catalog and query tests: never change its data."""
-    from glue_jobs.customers.v1 import job as customers_job
-    from glue_jobs.orders.v1 import job as orders_v1
-
     lake = tmp_path_factory.mktemp("catalog") / "lake"
     run(orders_v1, "orders_v1", lake, SAMPLES / "orders_2026-11-01.csv",
         SAMPLES / "orders_2026-11-02.csv.gz")

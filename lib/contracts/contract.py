@@ -4,8 +4,8 @@ A contract is the single source of truth for a dataset: the columns a raw file
 must carry, how each value is normalised and cast, the row rules and their
 reason codes, the clean schema and the partitioning. This module only parses
 and validates contracts into typed objects; it must import without pyspark (the
-upload checker runs without Spark). ``lib.schemas`` and ``lib.rules`` turn a contract into
-Spark types and Column expressions; ``lib.compat`` compares two versions.
+upload checker runs without Spark). ``lib.engine.schemas`` and ``lib.engine.rules`` turn a contract into
+Spark types and Column expressions; ``lib.contracts.evolution`` compares two versions.
 
 Reason codes are ``<column>.<rule>`` (``quantity.range``), plus ``row.malformed``
 for a raw record that is not a record: a CSV line whose field count differs from the

@@ -6,7 +6,7 @@ Each contract column is read as a string and goes through three stages, each a C
   then the contract's normalisers (upper / lower / collapse_whitespace);
 * :func:`typed_value` - the string cast to the column's clean type, or null when it is not
   a valid literal of that type (never a silent wrong value: syntax is checked first);
-* :func:`check_column` - for one compiled :class:`~lib.contract.Check`, the reason code
+* :func:`check_column` - for one compiled :class:`~lib.contracts.contract.Check`, the reason code
   when the row fails it, else null.
 
 No Python UDFs: everything here is evaluated by the JVM in one pass.
@@ -35,7 +35,7 @@ TIMESTAMP_LITERAL = (
     r"(Z|[+-][0-9]{2}:[0-9]{2})?$"
 )
 DATE_LITERAL = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-# Date layouts a contract may list (lib.contract.DATE_FORMATS) -> the literal's shape.
+# Date layouts a contract may list (lib.contracts.contract.DATE_FORMATS) -> the literal's shape.
 DATE_LAYOUTS = {
     "YYYY-MM-DD": DATE_LITERAL,
     "YYYY/MM/DD": r"^[0-9]{4}/[0-9]{2}/[0-9]{2}$",

@@ -46,7 +46,7 @@ def lineage_fields() -> list[T.StructField]:
 
 
 def raw_schema(contract: Contract) -> T.StructType:
-    """The frame a source reader hands to :func:`lib.transforms.apply_contract`: every
+    """The frame a source reader hands to :func:`lib.engine.transforms.apply_contract`: every
     contract column as a nullable string, the names of JSON fields that held an object or
     array (null for CSV), the raw text of malformed records, the record's ordinal in its
     file, lineage and the quarantine partition."""

@@ -2,7 +2,7 @@
 
     raw frame --validate--> validated --resolve_duplicates--> classified --split--> (clean, quarantine)
 
-* the **raw frame** (:func:`lib.schemas.raw_schema`) has every contract column as a string
+* the **raw frame** (:func:`lib.engine.schemas.raw_schema`) has every contract column as a string
   exactly as read, plus ``_raw_record`` (set only for malformed records), the record's
   ordinal in its file, lineage and ``ingest_date``;
 * :func:`validate` trims, normalises and casts every column and evaluates every row rule in
@@ -194,7 +194,7 @@ def apply_contract(contract: Contract) -> Transform:
 
 def clean_rows(contract: Contract) -> Transform:
     """Classified frame -> clean zone rows: PII hashed, derived columns computed, lineage
-    kept, columns in :func:`lib.schemas.clean_schema` order."""
+    kept, columns in :func:`lib.engine.schemas.clean_schema` order."""
     def transform(df: DataFrame) -> DataFrame:
         exprs: dict[str, Column] = {}
         for c in contract.columns:

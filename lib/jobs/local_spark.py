@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-# SQL settings every job runs with, locally and on Glue (set by lib.runtime).
+# SQL settings every job runs with, locally and on Glue (set by lib.jobs.runtime).
 SESSION_CONF = {
     "spark.sql.session.timeZone": "UTC",
     # Casts that fail yield null; the contract's rules report them with a reason code.

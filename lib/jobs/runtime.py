@@ -2,7 +2,7 @@
 
 Inside AWS Glue (the ``awsglue`` package importable, or ``LAKE_RUNTIME=glue``) the context
 wraps ``GlueContext`` and ``Job`` (``init`` on open, ``commit`` on success). Anywhere else it
-wraps a local SparkSession configured like Glue 5.0 (:mod:`lib.local_spark`). Both apply the
+wraps a local SparkSession configured like Glue 5.0 (:mod:`lib.jobs.local_spark`). Both apply the
 same SQL settings (UTC session time zone, non-ANSI casts) so a job behaves the same in both.
 
 Arguments follow Glue's convention: ``--KEY value`` (or ``--KEY=value``); ``JOB_NAME`` is

@@ -14,7 +14,7 @@ never both be accepted, however they race (:class:`DuplicateContentError`).
 
 :class:`Ledger` is the storage-neutral interface the upload checker and the jobs use.
 :class:`SqliteLedger` is the local implementation, a SQLite file under the lake root that
-several ``lake`` processes may use at once. :class:`lib.dynamo_ledger.DynamoLedger` is the
+several ``lake`` processes may use at once. :class:`lib.ledger.dynamo.DynamoLedger` is the
 one on AWS: each status change one conditional write (a ``ConditionExpression`` on the
 status), with a ``claim#<dataset>#<sha256>`` item for the content claim.
 """

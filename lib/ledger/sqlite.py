@@ -212,7 +212,7 @@ LEDGER_FILE = ("_ledger", "uploads.sqlite")
 
 def open_ledger(lake_root: str | Path) -> Ledger:
     """The ledger of a local lake: SQLite under its root. A lake on S3 keeps its ledger in
-    DynamoDB (jobs: ``--ledger_table``; :mod:`lib.dynamo_ledger`)."""
+    DynamoDB (jobs: ``--ledger_table``; :mod:`lib.ledger.dynamo`)."""
     root = local_path(to_uri(lake_root))
     if root is None:
         raise LedgerError(f"lake root {lake_root} is not local: the SQLite ledger needs a local "

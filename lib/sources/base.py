@@ -1,5 +1,5 @@
 """Source readers: one per contract ``format``, each turning one raw upload into the
-contract's raw frame (:func:`lib.schemas.raw_schema`).
+contract's raw frame (:func:`lib.engine.schemas.raw_schema`).
 
 A reader is two functions: ``read_header(fs, upload, contract) -> HeaderPlan`` checks that
 the file can be read and maps its columns onto the contract (or raises

@@ -1,4 +1,4 @@
-"""Read raw CSV uploads into the contract's raw frame (:func:`lib.schemas.raw_schema`).
+"""Read raw CSV uploads into the contract's raw frame (:func:`lib.engine.schemas.raw_schema`).
 
 Each file is read on its own, with its own header mapped onto the contract (column order is
 free per file), by Spark's CSV reader in multi-line mode so that RFC 4180 quoted fields may

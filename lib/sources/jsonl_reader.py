@@ -1,4 +1,4 @@
-"""Read raw JSON Lines uploads into the contract's raw frame (:func:`lib.schemas.raw_schema`).
+"""Read raw JSON Lines uploads into the contract's raw frame (:func:`lib.engine.schemas.raw_schema`).
 
 One line is one record; blank lines are skipped (they hold no record) but still count for
 ``_source_record``, which is the record's 1-based line number in its file. Each line is

@@ -1,4 +1,4 @@
-"""The local crawl: apply a crawler definition (:mod:`lib.crawlers`) to a local lake, into
+"""The local crawl: apply a crawler definition (:mod:`lib.tools.crawlers`) to a local lake, into
 the embedded Hive metastore, the way the Glue crawler fills the Glue Data Catalog.
 
 For each target (one dataset folder of the crawler's zone):
@@ -12,7 +12,7 @@ For each target (one dataset folder of the crawler's zone):
 2. **Create or update** the EXTERNAL table (dropping it never deletes data): new columns are
    added with UPDATE_IN_DATABASE or only logged with LOG; columns no file carries any more
    are logged and kept; a column whose type changed is reported as a conflict and keeps its
-   type (a breaking change belongs in a new table, see :mod:`lib.compat`).
+   type (a breaking change belongs in a new table, see :mod:`lib.contracts.evolution`).
 3. **Register partitions**: every partition folder not yet in the catalog is added (all
    partitions read with the table's schema: ``InheritFromTable``); a registered partition
    whose folder is gone is dropped with DELETE_FROM_DATABASE, else logged.

@@ -3,7 +3,7 @@
 One definition per lake zone; each target is one dataset folder, so each dataset is its own
 table (a crawler pointed at the zone root could group datasets into one table). The same
 definition drives the Glue crawler of the CloudFormation templates and the local crawl
-(:mod:`lib.catalog`). Field values are the AWS ones. Pure Python: no Spark.
+(:mod:`lib.tools.crawl`). Field values are the AWS ones. Pure Python: no Spark.
 """
 
 from __future__ import annotations

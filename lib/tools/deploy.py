@@ -3,7 +3,7 @@
 The plan, in order (``--dry-run`` prints it and touches nothing on AWS):
 
 1. check that ``infra/pipelines.yaml`` is what the repo defines (``make infra``);
-2. package the artifacts (:mod:`lib.packaging`) into ``dist/``;
+2. package the artifacts (:mod:`lib.tools.packaging`) into ``dist/``;
 3. ``aws cloudformation deploy`` the foundation stack ``<project>-<env>-foundation``;
 4. read its ``ArtifactsBucket`` output;
 5. upload the artifacts to that bucket (SSE-KMS, content SHA-256 as metadata);

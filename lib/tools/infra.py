@@ -378,7 +378,7 @@ def _metric(name: str, dataset: str, stat: str = "Sum") -> dict:
 def monitoring(datasets: Sequence[str]) -> dict[str, Any]:
     """Per dataset, alarms on failed runs and on the quarantine ratio (to the alert topic),
     and one dashboard of the upload checks and job runs of every dataset. The metrics are
-    the EMF lines of :mod:`lib.metrics`."""
+    the EMF lines of :mod:`lib.lake.metrics`."""
     res: dict[str, Any] = {}
     alert = [_import("AlertTopicArn")]
     for dataset in datasets:

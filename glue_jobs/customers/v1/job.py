@@ -5,7 +5,7 @@ code is the same ``lib`` every job uses.
 Takes the dataset's pending uploads from the upload ledger (or ``--upload_ids``), records
 each one's outcome there and archives its raw file. Runs unchanged on AWS Glue 5.0
 (``--extra-py-files`` carries ``lib``) and locally (``lake run customers --version 1``).
-Arguments: ``--JOB_NAME``, ``--lake_root`` and the optional ones in :mod:`lib.job_args`.
+Arguments: ``--JOB_NAME``, ``--lake_root`` and the optional ones in :mod:`lib.jobs.args`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ of it). Writes into the same tables as version 1 (see ``lake contract check orde
 Takes the dataset's pending uploads from the upload ledger (or ``--upload_ids``), records
 each one's outcome there and archives its raw file. Runs unchanged on AWS Glue 5.0
 (``--extra-py-files`` carries ``lib``) and locally (``lake run orders --version 2``).
-Arguments: ``--JOB_NAME``, ``--lake_root`` and the optional ones in :mod:`lib.job_args`.
+Arguments: ``--JOB_NAME``, ``--lake_root`` and the optional ones in :mod:`lib.jobs.args`.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from lib.tools.infra import (
     load_template,
 )
 from lib.tools.query import NamedQuery, load_named_queries
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "${Project}-${Env}-"
 
 
@@ -283,7 +283,7 @@ def test_alert_rules_cover_failed_timed_out_and_stopped_jobs_and_failed_crawlers
 
 def test_the_foundation_template_deploys_without_staging_it_in_s3() -> None:
     # `aws cloudformation deploy` needs --s3-bucket above 51,200 bytes, and the foundation
-    # stack creates the bucket; the pipelines stack is staged in it (lib.deploy).
+    # stack creates the bucket; the pipelines stack is staged in it (lib.tools.deploy).
     assert len(FOUNDATION_PATH.read_bytes()) < 51_200
 
 

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lib.engine.transforms import validate
-from tests.conftest import raw_rows, valid_order
+from tests.helpers import raw_rows, valid_order
 
 ERRORS_SCHEMA = T.StructType([
     T.StructField("case", T.LongType()),

@@ -19,7 +19,7 @@ from lib.tools.query import (
     run_query,
     to_spark_sql,
 )
-from tests.conftest import CUSTOMERS, SAMPLES, crawl_all, reset_catalog
+from tests.helpers import CUSTOMERS, SAMPLES, crawl_all, reset_catalog
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from lib.ledger.dynamo import DynamoLedger
 from lib.ledger.records import ACCEPTED, UploadRecord
 from lib.tools import cli
 from tests.aws_stubs import REGION, create_ledger_table
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from lib.lake.paths import LakePaths, to_uri
 from lib.ledger.sqlite import open_ledger
 from lib.upload.checks import UploadRejected, inspect_file
 from lib.upload.landing import upload_file
-from tests.conftest import CUSTOMERS, land
+from tests.helpers import CUSTOMERS, land
 
 FILE1 = "customers_2026-11-01.jsonl"
 FILE2 = "customers_2026-11-02.jsonl.gz"
@@ -117,7 +117,7 @@ def test_a_field_holding_an_object_reports_only_its_type(spark, contract) -> Non
     """An object where a required string is due is not also 'missing'; a string containing
     JSON text is just a string."""
     from lib.engine.transforms import apply_contract
-    from tests.conftest import raw_rows
+    from tests.helpers import raw_rows
 
     base = {"customer_id": "C-1", "full_name": "A", "email": "a@b.co", "country": "US"}
     df = raw_rows(spark, contract, [

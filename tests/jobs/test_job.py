@@ -24,7 +24,7 @@ from glue_jobs.orders.v1 import job
 from lib.lake.paths import LakePaths, to_uri
 from lib.ledger.sqlite import open_ledger
 from lib.upload.landing import upload_file
-from tests.conftest import SAMPLES, land, landed_uri
+from tests.helpers import SAMPLES, land, landed_uri
 
 FILE1 = "orders_2026-11-01.csv"
 FILE2 = "orders_2026-11-02.csv.gz"

@@ -1,18 +1,17 @@
 """docker/: no Docker engine runs here, so the container files are checked statically
-against the templates, the pins, the repo and the README."""
+against the templates, the pins, the repo and docs/operations.md."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import tomllib
-from pathlib import Path
 
 import yaml
 
 from lib.tools.infra import GLUE_VERSION, TEMPLATE_PATH, JobVersion, load_template
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"
 WORKSPACE = "/home/hadoop/workspace"
 
@@ -33,7 +32,8 @@ def test_the_image_is_the_public_glue_image_of_the_templates_glue_version() -> N
 
 def test_the_image_adds_the_projects_pins_and_leaves_the_glue_runtime_alone() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    pins = dict(d.split("==") for d in project["dependencies"] + project["optional-dependencies"]["dev"])
+    extras = project["optional-dependencies"]
+    pins = dict(d.split("==") for d in project["dependencies"] + extras["tools"] + extras["dev"])
     lock = dict(ln.split("==") for ln in (REPO / "requirements.lock").read_text().splitlines()
                 if "==" in ln and not ln.startswith("#"))
     wanted = dict(ln.split("==") for ln in (DOCKER / "requirements.txt").read_text().splitlines()
@@ -59,9 +59,9 @@ def test_compose_mounts_the_repo_as_the_images_workspace() -> None:
     assert glue["entrypoint"] == ["/bin/bash", "-lc"]
 
 
-def test_the_make_targets_run_the_commands_the_readme_documents() -> None:
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## The Glue 5 container", 1)[1].split("\n## ", 1)[0]
+def test_the_make_targets_run_the_commands_the_docs_document() -> None:
+    doc = (REPO / "docs" / "operations.md").read_text()
+    section = doc.split("## The Glue 5 container", 1)[1].split("\n## ", 1)[0]
     documented = {ln for block in re.findall(r"```sh\n(.*?)```", section, re.S)
                   for ln in block.splitlines() if ln.startswith("docker compose")}
     ran = set()

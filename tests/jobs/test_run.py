@@ -18,7 +18,7 @@ from lib.jobs.run import SelectionError
 from lib.lake.paths import to_uri
 from lib.ledger.records import LockBusyError, UploadRecord
 from lib.ledger.sqlite import open_ledger
-from tests.conftest import REPO, SAMPLES, land
+from tests.helpers import REPO, SAMPLES, land
 
 FILE1 = "orders_2026-11-01.csv"
 FILE2 = "orders_2026-11-02.csv.gz"

@@ -20,16 +20,10 @@ from lib.ledger.records import (
     IllegalTransition,
     LockBusyError,
     UnknownUploadError,
-    UploadRecord,
 )
 from lib.ledger.sqlite import SqliteLedger
 from tests.aws_stubs import REGION, create_ledger_table
-
-
-def new(ledger: SqliteLedger, uid: str, sha: str = "", dataset: str = "orders") -> UploadRecord:
-    return ledger.create(UploadRecord(upload_id=uid, dataset=dataset, original_name=f"{uid}.csv",
-                                      stored_name=f"{uid}.csv", size_bytes=10,
-                                      sha256=sha or f"sha-{uid}", ingest_date="2026-11-22"))
+from tests.helpers import new_record
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
@@ -44,7 +38,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
 
 
 def test_an_upload_goes_through_its_life_and_every_step_is_in_its_history(ledger) -> None:
-    new(ledger, "u1")
+    new_record(ledger, "u1")
     steps = [L.ACCEPTED, L.PROCESSING, L.FAILED, L.PROCESSING, L.PROCESSED, L.ARCHIVED,
              L.PROCESSING, L.PROCESSED]
     for s in steps:
@@ -77,7 +71,7 @@ def _walk_to(ledger: SqliteLedger, uid: str, status: str) -> None:
 
 @pytest.mark.parametrize(("current", "target"), ILLEGAL)
 def test_an_illegal_transition_raises_and_changes_nothing(ledger, current, target) -> None:
-    new(ledger, "u1")
+    new_record(ledger, "u1")
     _walk_to(ledger, "u1", current)
     before = (ledger.get("u1"), ledger.history("u1"))
     with pytest.raises(IllegalTransition) as exc:
@@ -100,7 +94,7 @@ def test_the_legal_edges_are_exactly_the_documented_ones() -> None:
 
 
 def test_a_conditional_write_fails_when_the_status_is_not_the_expected_one(ledger) -> None:
-    new(ledger, "u1")
+    new_record(ledger, "u1")
     ledger.transition("u1", L.ACCEPTED)
     ledger.transition("u1", L.PROCESSING)
     ledger.transition("u1", L.FAILED)
@@ -109,9 +103,9 @@ def test_a_conditional_write_fails_when_the_status_is_not_the_expected_one(ledge
 
 
 def test_accepting_claims_the_content_for_the_dataset(ledger) -> None:
-    new(ledger, "u1", sha="abc" * 10)
-    new(ledger, "u2", sha="abc" * 10)
-    new(ledger, "u3", sha="abc" * 10, dataset="customers")
+    new_record(ledger, "u1", sha="abc" * 10)
+    new_record(ledger, "u2", sha="abc" * 10)
+    new_record(ledger, "u3", sha="abc" * 10, dataset="customers")
     ledger.transition("u1", L.ACCEPTED)
     with pytest.raises(DuplicateContentError) as exc:
         ledger.transition("u2", L.ACCEPTED)
@@ -129,16 +123,16 @@ def test_unknown_uploads_and_fields_are_refused(ledger) -> None:
         ledger.get("nope")
     with pytest.raises(UnknownUploadError):
         ledger.transition("nope", L.ACCEPTED)
-    new(ledger, "u1")
+    new_record(ledger, "u1")
     with pytest.raises(L.LedgerError, match=r"cannot set \['dataset'\] on an upload record"):
         ledger.transition("u1", L.ACCEPTED, dataset="other")
     with pytest.raises(L.LedgerError, match="upload u1 already exists"):
-        new(ledger, "u1")
+        new_record(ledger, "u1")
 
 
 def test_find_filters_by_dataset_and_status_oldest_first(ledger) -> None:
     for uid, ds in (("a", "orders"), ("b", "customers"), ("c", "orders")):
-        new(ledger, uid, dataset=ds)
+        new_record(ledger, uid, dataset=ds)
     ledger.transition("c", L.ACCEPTED)
     assert [r.upload_id for r in ledger.find()] == ["a", "b", "c"]
     assert [r.upload_id for r in ledger.find("orders")] == ["a", "c"]
@@ -172,7 +166,7 @@ def test_two_processes_racing_to_claim_an_upload_one_wins(tmp_path) -> None:
     ctx = multiprocessing.get_context("spawn")
     for i in range(3):
         uid = f"u{i}"
-        new(ledger, uid)
+        new_record(ledger, uid)
         ledger.transition(uid, L.ACCEPTED)
         barrier, out = ctx.Barrier(2), ctx.Queue()
         procs = [ctx.Process(target=_claim, args=(path, uid, barrier, out)) for _ in range(2)]

@@ -18,7 +18,7 @@ from lib.lake.paths import LakePaths
 from lib.ledger.sqlite import SqliteLedger
 from lib.upload.checks import UploadRejected, inspect_file, safe_name
 from lib.upload.landing import upload_file
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 
 HEADER = "order_id,customer_id,product_sku,quantity,unit_price,currency,order_ts\n"
 ROW = "O-1,C-1,SKU-1,1,2.00,USD,2026-11-01T00:00:00Z\n"

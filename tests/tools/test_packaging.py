@@ -18,8 +18,7 @@ import pytest
 from lib.ledger.sqlite import open_ledger
 from lib.tools.cli import job_versions, main
 from lib.tools.packaging import PackageError, build, lambda_pins
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 
 
 def copy_repo(dest: Path) -> Path:

@@ -12,7 +12,7 @@ from pyspark.sql import types as T
 
 from lib.engine.schemas import clean_schema, quarantine_schema
 from lib.engine.transforms import apply_contract, split
-from tests.conftest import INGEST_DATE, INGESTED_AT, raw_rows, valid_order
+from tests.helpers import INGEST_DATE, INGESTED_AT, raw_rows, valid_order
 
 DISPOSITION_SCHEMA = T.StructType([
     T.StructField("_upload_id", T.StringType()),

@@ -27,8 +27,8 @@ from lib.lambdas.settings import Services, Settings, build_services
 from lib.ledger.records import ACCEPTED, RECEIVED, REJECTED
 from lib.tools import cli
 from tests.aws_stubs import REGION, create_ledger_table, foundation_resource
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 ORDERS = REPO / "samples" / "orders" / "orders_2026-11-01.csv"
 BUCKET = "lake-test-raw"
 CALLER = "arn:aws:iam::123456789012:user/alice"

@@ -17,7 +17,7 @@ from lib.contracts.contract import available_contracts, load_contract, parse_typ
 from lib.contracts.evolution import check_compatible, check_dataset
 from lib.lake.paths import to_uri
 from lib.tools import cli
-from tests.conftest import REPO, land
+from tests.helpers import REPO, land
 
 DISCOUNTS = REPO / "samples" / "orders" / "orders_2026-11-04_discounts.csv"
 

@@ -21,7 +21,7 @@ from lib.ledger.records import (
     LockBusyError,
 )
 from tests.aws_stubs import REGION, create_ledger_table
-from tests.test_ledger import new
+from tests.helpers import new_record
 
 
 class Recorder:
@@ -74,7 +74,7 @@ def _stale_read(ledger: DynamoLedger, meanwhile: Any) -> None:
 
 def test_two_writers_claiming_the_same_upload_one_wins(client) -> None:
     a, b = _ledger(client), _ledger(client)
-    new(a, "u1")
+    new_record(a, "u1")
     a.transition("u1", L.ACCEPTED)
     _stale_read(a, lambda: b.transition("u1", L.PROCESSING, expected=(L.ACCEPTED,),
                                         run_id="run-b"))
@@ -90,7 +90,7 @@ def test_a_writer_that_read_an_old_status_loses_no_update_of_the_other(client) -
     is legal, so only the condition on the status A read stops A from overwriting B's
     error with its own claim."""
     a, b = _ledger(client), _ledger(client)
-    new(a, "u1")
+    new_record(a, "u1")
     a.transition("u1", L.ACCEPTED)
 
     def b_runs() -> None:
@@ -109,7 +109,7 @@ def test_a_stale_writer_cannot_make_an_illegal_change(client) -> None:
     the write's condition (REJECTED -> ACCEPTED is illegal), not by a check in Python."""
     rec = Recorder(client)
     a, b = _ledger(rec), _ledger(client)
-    new(a, "u1")
+    new_record(a, "u1")
     _stale_read(a, lambda: b.transition("u1", L.REJECTED, reason_code="file.empty"))
     with pytest.raises(IllegalTransition, match="upload u1: illegal status change REJECTED -> "
                                                 "ACCEPTED"):
@@ -125,7 +125,7 @@ def test_a_stale_writer_cannot_make_an_illegal_change(client) -> None:
 def test_an_illegal_change_is_refused_by_dynamodb(client, current, target) -> None:
     rec = Recorder(client)
     ledger = _ledger(rec)
-    new(ledger, "u1")
+    new_record(ledger, "u1")
     if current != L.RECEIVED:
         ledger.transition("u1", current)
     with pytest.raises(IllegalTransition):
@@ -137,8 +137,8 @@ def test_an_illegal_change_is_refused_by_dynamodb(client, current, target) -> No
 
 def test_two_uploads_of_the_same_bytes_racing_to_be_accepted_one_wins(client) -> None:
     a, b = _ledger(client), _ledger(client)
-    new(a, "u1", sha="f" * 64)
-    new(a, "u2", sha="f" * 64)
+    new_record(a, "u1", sha="f" * 64)
+    new_record(a, "u2", sha="f" * 64)
     # Both checked for an earlier claim before either wrote one.
     assert a.accepted_with_sha("orders", "f" * 64) is None
     assert b.accepted_with_sha("orders", "f" * 64) is None
@@ -156,7 +156,7 @@ def _item(client: Any, pk: str) -> dict:
 
 def test_archived_records_and_their_claims_expire_and_reprocessing_keeps_them(client) -> None:
     ledger = _ledger(client, retention_days=30)
-    new(ledger, "u1", sha="a" * 64)
+    new_record(ledger, "u1", sha="a" * 64)
     for s in (L.ACCEPTED, L.PROCESSING, L.PROCESSED):
         ledger.transition("u1", s)
     assert "expires_at" not in _item(client, "upload#u1")
@@ -172,14 +172,14 @@ def test_archived_records_and_their_claims_expire_and_reprocessing_keeps_them(cl
 
 def test_an_expired_claim_no_longer_blocks_the_same_content(client) -> None:
     ledger = _ledger(client, retention_days=30)
-    new(ledger, "u1", sha="b" * 64)
+    new_record(ledger, "u1", sha="b" * 64)
     for s in (L.ACCEPTED, L.PROCESSING, L.PROCESSED, L.ARCHIVED):
         ledger.transition("u1", s)
     client.update_item(TableName="lake-test-ledger", Key={"pk": {"S": f"claim#orders#{'b' * 64}"}},
                        UpdateExpression="SET expires_at = :t",
                        ExpressionAttributeValues={":t": {"N": str(int(time.time()) - 1)}})
     assert ledger.accepted_with_sha("orders", "b" * 64) is None
-    new(ledger, "u2", sha="b" * 64)
+    new_record(ledger, "u2", sha="b" * 64)
     assert ledger.transition("u2", L.ACCEPTED).status == L.ACCEPTED
     assert ledger.accepted_with_sha("orders", "b" * 64).upload_id == "u2"
 

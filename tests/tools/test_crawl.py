@@ -20,7 +20,7 @@ from lib.lake.paths import LakePaths
 from lib.tools.crawl import _glob_regex, crawl, hive_type
 from lib.tools.crawlers import CrawlerDefinitionError, load_crawlers, parse_crawler
 from lib.tools.query import run_query
-from tests.conftest import REPO, SAMPLES, crawl_all, reset_catalog, run
+from tests.helpers import REPO, SAMPLES, crawl_all, reset_catalog, run
 
 
 def columns(spark, table: str) -> list[tuple[str, str, bool]]:

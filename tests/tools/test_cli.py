@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from lib.tools import cli
-from tests.conftest import REPO, SAMPLES
+from tests.helpers import REPO, SAMPLES
 
 LAKE = Path(sys.executable).with_name("lake")
 
