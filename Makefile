@@ -57,8 +57,9 @@ docker-test: docker-build ## Run the tests inside the Glue 5 image; needs Docker
 docker-run: docker-build package ## spark-submit the packaged job in the Glue 5 image: make docker-run JOB=orders/v2
 	$(COMPOSE) run --rm glue "docker/run-job.sh $(JOB)"
 
-lint: $(STAMP) ## Lint with ruff
+lint: $(STAMP) ## Lint with ruff, and check the layers of lib/ with import-linter
 	$(VENV)/bin/ruff check lib glue_jobs tests bench
+	$(VENV)/bin/lint-imports
 
 lock: ## Re-resolve pyproject.toml's pins into requirements.lock (needs the package index)
 	rm -rf .lock-venv && $$(scripts/check-prereqs.sh) -m venv .lock-venv
