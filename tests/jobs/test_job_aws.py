@@ -15,7 +15,10 @@ import pytest
 from moto import mock_aws
 
 from glue_jobs.orders.v2 import job
-from lib.lake.paths import to_uri
+from lib.contracts.contract import load_contract
+from lib.jobs.run import process_uploads
+from lib.jobs.runtime import JobArgumentError
+from lib.lake.paths import LakePaths, to_uri
 from lib.ledger.dynamo import DynamoLedger
 from lib.ledger.records import ACCEPTED, UploadRecord
 from lib.tools import cli
@@ -105,8 +108,6 @@ def test_the_job_takes_its_input_from_the_dynamodb_ledger_and_reports(
 
 
 def test_the_job_refuses_a_bad_retention(spark, aws, tmp_path) -> None:
-    from lib.jobs.runtime import JobArgumentError
-
     with pytest.raises(JobArgumentError, match="--ledger_retention_days must be a positive "
                                                "number of days, got '0'"):
         job.main(["--JOB_NAME", "j", "--lake_root", to_uri(tmp_path), "--ledger_table",
@@ -123,10 +124,6 @@ class LaggingIndexLedger(DynamoLedger):
 
 def test_a_run_archives_what_it_processed_even_before_the_index_lists_it(
         spark, aws, tmp_path) -> None:
-    from lib.contracts.contract import load_contract
-    from lib.jobs.run import process_uploads
-    from lib.lake.paths import LakePaths
-
     lake = tmp_path / "lake"
     ledger = LaggingIndexLedger(aws["table"])
     _accepted(ledger, lake, SAMPLES / "orders_2026-11-01.csv", "u-1")

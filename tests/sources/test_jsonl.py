@@ -19,11 +19,12 @@ from pyspark.sql import types as T
 
 from glue_jobs.customers.v1 import job
 from lib.contracts.contract import load_contract
+from lib.engine.transforms import apply_contract
 from lib.lake.paths import LakePaths, to_uri
 from lib.ledger.sqlite import open_ledger
 from lib.upload.checks import UploadRejected, inspect_file
 from lib.upload.landing import upload_file
-from tests.helpers import CUSTOMERS, land
+from tests.helpers import CUSTOMERS, land, raw_rows
 
 FILE1 = "customers_2026-11-01.jsonl"
 FILE2 = "customers_2026-11-02.jsonl.gz"
@@ -116,9 +117,6 @@ def test_rows_are_conserved_per_upload_in_the_report(lake):
 def test_a_field_holding_an_object_reports_only_its_type(spark, contract) -> None:
     """An object where a required string is due is not also 'missing'; a string containing
     JSON text is just a string."""
-    from lib.engine.transforms import apply_contract
-    from tests.helpers import raw_rows
-
     base = {"customer_id": "C-1", "full_name": "A", "email": "a@b.co", "country": "US"}
     df = raw_rows(spark, contract, [
         {**base, "full_name": '{"k":1}', "_nested_fields": "full_name"},
