@@ -1,7 +1,7 @@
 """``lake``: the command line of the local lake.
 
     lake [--lake-root DIR] upload FILE... --dataset NAME [--max-bytes N]
-    lake [--lake-root DIR] status [UPLOAD_ID] [--dataset NAME] [--status S] [--format table|json]
+    lake [--lake-root DIR] status [UPLOAD_ID] [--dataset NAME] [--status S] [--format table|json|ids]
     lake [--lake-root DIR] run JOB [--version N] [--input FILE ...]
     lake [--lake-root DIR] reprocess UPLOAD_ID [--version N]
     lake contract check [DATASET] [--file CONTRACT.yaml]
@@ -12,6 +12,8 @@
     lake infra generate [--check]
     lake package [--dist DIR]
     lake deploy --env ENV [--dry-run] [--region REGION] [--dist DIR]
+    lake push FILE... --dataset NAME --api URL [--region REGION] [--wait SECONDS]
+    lake dlq redrive --env ENV | --queue NAME [--to QUEUE] [--apply] [--max N]
 
 ``--lake-root`` defaults to ``$LAKE_ROOT`` or ``.lake``. ``run`` and ``reprocess`` call the
 job's entry point in ``glue_jobs/<job>/v<N>/job.py`` in-process with the same Glue-style
@@ -20,7 +22,8 @@ embedded Hive metastore (``<lake root>/_local/spark``), the local Glue Data Cata
 
 Exit codes: 0 success; 1 some upload was rejected or failed, a breaking contract change, or
 a crawl conflict; 2 the command could not run (usage, unknown dataset / upload / table, a
-bad query, another run in progress).
+bad query, another run in progress): every such error is a :class:`~lib.errors.LakeError`,
+printed as ``lake: error: <message>``.
 """
 
 from __future__ import annotations
