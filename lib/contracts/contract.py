@@ -80,7 +80,11 @@ _TOP_KEYS = (
     "derived",
     "partition_by",
     "max_upload_bytes",
+    "max_record_bytes",
 )
+# A record (a CSV row, a JSON line) longer than this is refused at upload unless the contract
+# sets its own max_record_bytes: one huge record would have to fit in a Spark task's memory.
+DEFAULT_MAX_RECORD_BYTES = 1 << 20  # 1 MiB
 
 
 class ContractError(LakeError):
@@ -180,6 +184,7 @@ class Contract:
     description: str = ""
     source: str = "<contract>"
     max_upload_bytes: int | None = None  # file size limit of the dataset (<= the lake-wide one)
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES  # longest record an upload may hold
 
     @property
     def ref(self) -> str:
@@ -444,6 +449,16 @@ def _parse_derived(raw: Any, source: str, where: str) -> DerivedColumn:
     )
 
 
+def _positive_bytes(obj: Mapping[str, Any], key: str, default: int | None,
+                    source: str) -> int | None:
+    value = obj.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ContractError(source, key, f"expected a positive number of bytes, got {value!r}")
+    return value
+
+
 def parse_contract(data: Any, source: str = "<contract>") -> Contract:
     """Validate a contract document (already loaded from YAML) into a :class:`Contract`."""
     obj = _require_mapping(data, source, "<root>")
@@ -493,16 +508,14 @@ def parse_contract(data: Any, source: str = "<contract>") -> Contract:
         if p not in seen:
             raise ContractError(source, f"partition_by[{i}]", f"unknown column {p!r}; columns: "
                                 f"{', '.join(sorted(seen))}")
-    max_upload = obj.get("max_upload_bytes")
-    if max_upload is not None and (isinstance(max_upload, bool) or not isinstance(max_upload, int)
-                                   or max_upload < 1):
-        raise ContractError(source, "max_upload_bytes", f"expected a positive number of bytes, "
-                            f"got {max_upload!r}")
+    max_upload = _positive_bytes(obj, "max_upload_bytes", None, source)
+    max_record = _positive_bytes(obj, "max_record_bytes", DEFAULT_MAX_RECORD_BYTES, source)
     return Contract(
         dataset=dataset,
         version=version,
         format=fmt,
         max_upload_bytes=max_upload,
+        max_record_bytes=max_record,
         columns=columns,
         derived=derived,
         partition_by=tuple(partition_by),

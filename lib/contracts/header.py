@@ -20,6 +20,19 @@ _NON_WORD = re.compile(r"[^0-9a-z]+")
 BOM = "\ufeff"
 
 
+def listed(names: list[str] | tuple[str, ...], most: int = 10) -> str:
+    """``a, b, c ... and 4,990 more``: a list in a message stays readable however long."""
+    shown = ", ".join(names[:most])
+    return shown + (f" ... and {len(names) - most:,} more" if len(names) > most else "")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``), for one-line messages and tables."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def normalise_name(name: str) -> str:
     """``"  Order ID "`` -> ``"order_id"``."""
     return _NON_WORD.sub("_", name.strip().lower()).strip("_")
@@ -54,7 +67,7 @@ class HeaderPlan:
     def warnings(self) -> tuple[str, ...]:
         if not self.extra:
             return ()
-        return (f"{self.source}: extra column(s) dropped: {', '.join(self.extra)}",)
+        return (f"{self.source}: extra column(s) dropped: {listed(self.extra)}",)
 
 
 def plan_header(header: list[str] | None, contract: Contract, source: str) -> HeaderPlan:

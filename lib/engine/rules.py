@@ -2,18 +2,26 @@
 
 Each contract column is read as a string and goes through three stages, each a Column:
 
-* :func:`clean_string` - trim (spaces, tabs, line breaks, no-break spaces), empty -> null,
-  then the contract's normalisers (upper / lower / collapse_whitespace);
+* :func:`clean_string` - trim every Unicode space and invisible format character (no-break
+  and zero-width spaces included: a value made only of them is empty), empty -> null, then
+  the contract's normalisers (upper / lower / collapse_whitespace);
 * :func:`typed_value` - the string cast to the column's clean type, or null when it is not
   a valid literal of that type (never a silent wrong value: syntax is checked first);
 * :func:`check_column` - for one compiled :class:`~lib.contracts.contract.Check`, the reason code
   when the row fails it, else null.
+
+Rules about characters (``pattern``, ``enum``) are checked on the value as received
+(trimmed, whitespace collapsed, but before any case mapping), case-insensitively for ASCII
+letters when the column normalises case: ``sku-abc`` passes ``^[A-Z-]+$`` under ``upper``,
+but ``sku-ııı`` and ``ß-123`` do not pass because Unicode case mapping turns them into
+``SKU-III`` and ``SS-123``.
 
 No Python UDFs: everything here is evaluated by the JVM in one pass.
 """
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from pyspark.sql import Column
@@ -23,8 +31,13 @@ from lib.contracts.contract import Check
 from lib.contracts.contract import Column as ContractColumn
 from lib.engine.schemas import spark_type
 
-# Characters trimmed from both ends of every value.
-TRIM_CHARS = " \t\r\n\x0b\x0c\u00a0"
+# Trimmed from both ends of every value: ASCII whitespace, every Unicode space separator
+# (no-break, thin, ideographic ...) and invisible format characters (zero-width space and
+# joiners, word joiner, byte-order mark).
+INVISIBLE = r"[\s\p{Z}\p{Cf}]"
+_TRIM = rf"^{INVISIBLE}+|{INVISIBLE}+$"
+_SPACES = r"[\s\p{Z}]+"
+CASE_NORMALIZERS = ("upper", "lower")
 
 INT_LITERAL = r"^[+-]?[0-9]+$"
 # An integer literal that fits in a signed 64-bit value without overflow (<= 18 digits).
@@ -46,7 +59,7 @@ INTEGER_BOUNDS = {"int": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
 
 def clean_string(raw: Column, normalize: tuple[str, ...] = ()) -> Column:
     """Trim, turn empty into null, then normalise case / whitespace."""
-    value = F.btrim(raw, F.lit(TRIM_CHARS))
+    value = F.regexp_replace(raw, _TRIM, "")
     value = F.when(value != "", value)
     for step in normalize:
         if step == "upper":
@@ -54,7 +67,7 @@ def clean_string(raw: Column, normalize: tuple[str, ...] = ()) -> Column:
         elif step == "lower":
             value = F.lower(value)
         elif step == "collapse_whitespace":
-            value = F.regexp_replace(value, r"\s+", " ")
+            value = F.regexp_replace(value, _SPACES, " ")
         else:  # pragma: no cover - the contract parser refuses unknown normalisers
             raise ValueError(f"unknown normalizer {step!r}")
     return value
@@ -64,6 +77,23 @@ def cleaned_value(raw: Column, col: ContractColumn) -> Column:
     """:func:`clean_string` with the column's normalisers, then its default when empty."""
     value = clean_string(raw, col.normalize)
     return F.coalesce(value, F.lit(col.default)) if col.default is not None else value
+
+
+def folds_case(col: ContractColumn) -> bool:
+    return any(step in CASE_NORMALIZERS for step in col.normalize)
+
+
+def received_value(raw: Column, col: ContractColumn) -> Column:
+    """The value as received, for the character rules of a column that maps case: like
+    :func:`cleaned_value` but without the case mapping."""
+    steps = tuple(s for s in col.normalize if s not in CASE_NORMALIZERS)
+    value = clean_string(raw, steps)
+    return F.coalesce(value, F.lit(col.default)) if col.default is not None else value
+
+
+def _enum_regex(values: list[str]) -> str:
+    """An anchored alternation of the literal values, ASCII case-insensitive."""
+    return "(?i)^(?:" + "|".join(re.escape(str(v)) for v in values) + ")$"
 
 
 def _long_value(s: Column) -> Column:
@@ -132,13 +162,15 @@ def _failed(condition: Column, code: str) -> Column:
 
 
 def check_column(check: Check, col: ContractColumn, s: Column, v: Column,
-                 nested: Column | None = None) -> Column:
+                 nested: Column | None = None, received: Column | None = None) -> Column:
     """Reason code when the row fails ``check``, else null.
 
     ``s`` is the cleaned string (see :func:`cleaned_value`) and ``v`` the typed value (see
     :func:`typed_value`). A null value fails only ``required``; every other rule applies
     to present values. ``nested`` (JSON Lines) is true when the field held an object or an
     array: such a value is null in ``s`` and fails ``nested`` (``<column>.type``) only.
+    ``received`` (see :func:`received_value`) is what ``pattern`` and ``enum`` check when the
+    column maps case.
     """
     kind, p = check.kind, check.params
     if kind == "nested":
@@ -171,8 +203,14 @@ def check_column(check: Check, col: ContractColumn, s: Column, v: Column,
             bad = bad | (n > p["max"])
         return _failed(s.isNotNull() & bad, check.code)
     if kind == "pattern":
+        if received is not None and folds_case(col):
+            return _failed(received.isNotNull() & ~received.rlike("(?i)" + p["regex"]),
+                           check.code)
         return _failed(s.isNotNull() & ~s.rlike(p["regex"]), check.code)
     if kind == "enum":
+        if received is not None and folds_case(col):
+            return _failed(received.isNotNull() & ~received.rlike(_enum_regex(p["values"])),
+                           check.code)
         return _failed(s.isNotNull() & ~s.isin(list(p["values"])), check.code)
     if kind == "range":
         bad = F.lit(False)

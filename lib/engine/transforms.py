@@ -39,7 +39,7 @@ from lib.contracts.contract import (
     Contract,
 )
 from lib.contracts.contract import Column as ContractColumn
-from lib.engine.rules import check_column, cleaned_value, typed_value
+from lib.engine.rules import check_column, cleaned_value, folds_case, received_value, typed_value
 from lib.engine.schemas import clean_schema, quarantine_schema, spark_type
 
 RAW = "_raw"
@@ -75,6 +75,16 @@ def _nested(name: str) -> str:
     return f"__nested_{name}"
 
 
+def _received(name: str) -> str:
+    return f"__received_{name}"
+
+
+def _character_rules(contract: Contract) -> list[ContractColumn]:
+    """Columns that map case and have a pattern or enum rule: checked on the received value."""
+    return [c for c in contract.columns
+            if folds_case(c) and any(r.kind in ("pattern", "enum") for r in c.rules)]
+
+
 def _is_nested(name: str) -> Column:
     """True when the JSON reader listed ``name`` among the fields holding an object/array."""
     listed = F.concat(F.lit(","), F.col(NESTED_FIELDS), F.lit(","))
@@ -99,13 +109,16 @@ def validate(contract: Contract) -> Transform:
     def transform(df: DataFrame) -> DataFrame:
         passthrough = fixed + ([DEDUPE_KEY] if DEDUPE_KEY in df.columns else [])
         nested = {c.name: _is_nested(c.name) for c in contract.columns} if json else {}
+        received = _character_rules(contract)
+        received_names = {c.name for c in received}
 
-        def clean(c: ContractColumn) -> Column:
-            value = cleaned_value(F.col(c.name), c)
+        def clean(c: ContractColumn, as_received: bool = False) -> Column:
+            value = (received_value if as_received else cleaned_value)(F.col(c.name), c)
             return F.when(~nested[c.name], value) if json else value
 
         cleaned = df.select(
             *[clean(c).alias(_cleaned(c.name)) for c in contract.columns],
+            *[clean(c, as_received=True).alias(_received(c.name)) for c in received],
             *[flag.alias(_nested(n)) for n, flag in nested.items()],
             F.struct(*[F.col(n) for n in names]).alias(RAW),
             *passthrough,
@@ -121,7 +134,8 @@ def validate(contract: Contract) -> Transform:
             col = contract.column(chk.column)
             codes.setdefault(chk.code, []).append(
                 check_column(chk, col, F.col(_cleaned(col.name)), F.col(col.name),
-                             F.col(_nested(col.name)) if json else None))
+                             F.col(_nested(col.name)) if json else None,
+                             F.col(_received(col.name)) if col.name in received_names else None))
         errors = (
             F.when(F.col(RAW_RECORD).isNotNull(), F.array(F.lit(ROW_MALFORMED)))
             .otherwise(_error_codes(codes))

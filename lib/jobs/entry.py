@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from lib.contracts.contract import load_contract
 from lib.jobs import args as job_args
 from lib.jobs.report import failed_run_metrics, format_summary, run_metrics
-from lib.jobs.run import process_uploads
-from lib.jobs.runtime import open_job
+from lib.jobs.run import DriverDied, process_uploads
+from lib.jobs.runtime import JobContext, open_job
 from lib.lake import metrics
+from lib.ledger.base import Ledger
 from lib.ledger.notify import notifier_for
 from lib.ledger.records import FAILED, LedgerError
 
@@ -42,21 +43,31 @@ def run_job(dataset: str, version: int, argv: Sequence[str]) -> int:
                 max_records_per_file=job_args.max_records_per_file(ctx.args),
                 logger=ctx.logger,
             )
+        except DriverDied as died:  # the uploads it set aside are alerted on
+            metrics.emit(namespace, dataset, failed_run_metrics(
+                time.monotonic() - started), {"job": ctx.job_name})
+            _alert(ctx, ledger, died.held)
+            raise
         except BaseException:
             metrics.emit(namespace, dataset, failed_run_metrics(
                 time.monotonic() - started), {"job": ctx.job_name})
             raise
         metrics.emit(namespace, dataset, run_metrics(report, time.monotonic() - started),
                      {"job": ctx.job_name, "run_id": report.run_id})
-        topic = ctx.args.get("alert_topic_arn")
-        notifier = notifier_for(topic, job_args.aws_client(ctx.args, "sns") if topic else None)
-        for u in report.failed:
-            try:
-                record = ledger.get(u.upload_id)
-            except LedgerError as exc:
-                ctx.logger.error("upload %s: no alert sent: %s", u.upload_id, exc)
-                continue
-            if record.status == FAILED:
-                notifier.upload_event(record)
+        _alert(ctx, ledger, [u.upload_id for u in report.failed])
         print(format_summary(report), flush=True)
     return report.exit_code
+
+
+def _alert(ctx: JobContext, ledger: Ledger, upload_ids: Sequence[str]) -> None:
+    """An alert per upload the run left FAILED (with ``--alert_topic_arn``)."""
+    topic = ctx.args.get("alert_topic_arn")
+    notifier = notifier_for(topic, job_args.aws_client(ctx.args, "sns") if topic else None)
+    for uid in upload_ids:
+        try:
+            record = ledger.get(uid)
+        except LedgerError as exc:
+            ctx.logger.error("upload %s: no alert sent: %s", uid, exc)
+            continue
+        if record.status == FAILED:
+            notifier.upload_event(record)

@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 
 from pyspark import StorageLevel
@@ -89,6 +90,11 @@ from lib.sources.registry import reader_for
 
 INTERRUPTED = "run.interrupted"
 PUBLISH_INCOMPLETE = "run.publish_incomplete"
+COUNT_MISMATCH = "run.count_mismatch"
+# An upload in batches whose driver died this many times is processed in a batch of its own;
+# one that kills the driver on its own after that is held: FAILED, no automatic retry.
+ALONE_AFTER = 2
+DRIVER_MEMORY_ENV = "LAKE_DRIVER_MEMORY"
 
 Batch = list[tuple[Upload, HeaderPlan]]
 
@@ -103,6 +109,28 @@ class PublishIncomplete(LakeError):
     """The batch was committed but applying it failed; the next run completes it."""
 
     default_code = PUBLISH_INCOMPLETE
+
+
+class DriverDied(LakeError):
+    """The Spark driver died (out of memory, killed) while a batch was being processed:
+    nothing more can run in this process. The message names the run, the uploads, the
+    likely cause, the setting to change and what becomes of each upload."""
+
+    default_code = INTERRUPTED
+
+    def __init__(self, run_id: str, dataset: str, batch: Sequence[str], cause: str,
+                 outcomes: Mapping[str, str] | None = None) -> None:
+        self.run_id, self.dataset, self.batch, self.cause = run_id, dataset, list(batch), cause
+        self.outcomes = dict(outcomes or {})
+        self.held = [uid for uid, what in self.outcomes.items() if what.startswith("held")]
+        memory = os.environ.get(DRIVER_MEMORY_ENV, "1g")
+        lines = [f"run {run_id} of {dataset} stopped: the Spark driver died while processing "
+                 f"upload(s) {', '.join(self.batch)} ({cause}). The likely cause is a record or "
+                 f"a batch larger than the driver's memory: raise {DRIVER_MEMORY_ENV} (now "
+                 f"{memory}) for a local run, or the job's worker type on Glue, or split the "
+                 "file."]
+        lines += [f"upload {uid}: {what}" for uid, what in self.outcomes.items()]
+        super().__init__("\n".join(lines))
 
 
 class SelectionError(LedgerError):
@@ -126,6 +154,8 @@ class Run:
     run_id: str
     started: datetime
     max_records_per_file: int
+    claimed: dict[str, UploadRecord] = field(default_factory=dict)
+    committed: set[str] = field(default_factory=set)  # uploads of a batch past its commit point
 
     @property
     def dataset(self) -> str:
@@ -160,8 +190,10 @@ def process_uploads(
         claimed = select_and_claim(run, upload_ids)
         report = new_report(run, claimed, recovered)
         try:
-            batch = read_headers(run, claimed, report)
-            process(run, batch, report)
+            ready = read_headers(run, claimed, report)
+            process(run, plan_batches(run, ready), report)
+        except DriverDied as died:
+            raise record_driver_death(run, died, report) from died.__cause__
         except BaseException as exc:
             release_claims(run, claimed, exc)
             raise
@@ -199,29 +231,61 @@ def complete_journals(run: Run) -> list[str]:
 
 
 def remove_stale_staging(run: Run) -> None:
+    """Staging folders of runs that never committed, and journals they left half-written
+    (``<run_id>.json.tmp``: the run died while writing its commit point, so it never
+    committed)."""
     for zone in (run.paths.clean, run.paths.quarantine):
         for entry in run.fs.list(run.paths.staging_root(zone, run.dataset)):
             run.log.warning("removing staging folder of a run that never committed: %s",
                             entry.path)
             run.fs.delete(entry.path, recursive=True)
+    for entry in run.fs.list(run.paths.journal_dir(run.dataset)):
+        if entry.name.endswith(".json.tmp"):
+            run.log.warning("removing the unfinished journal of a run that never committed: %s",
+                            entry.path)
+            run.fs.delete(entry.path)
 
 
 def fail_orphans(run: Run) -> None:
-    """Uploads left PROCESSING by a run that died before committing: FAILED, so retried."""
-    for r in run.ledger.find(run.dataset, (PROCESSING,)):
-        msg = (f"run {r.run_id} ended before publishing this upload (the process died or was "
-               f"stopped); retrying")
-        run.log.warning("upload %s: %s", r.upload_id, msg)
-        run.ledger.transition(r.upload_id, FAILED, expected=(PROCESSING,), note=INTERRUPTED,
-                              error_code=INTERRUPTED, error=msg)
+    """Uploads left PROCESSING by a run that died before committing (killed: nothing could
+    record it) are FAILED and counted as interrupted, all of one run as one batch."""
+    orphans = run.ledger.find(run.dataset, (PROCESSING,))
+    per_run: dict[str | None, int] = {}
+    for r in orphans:
+        per_run[r.run_id] = per_run.get(r.run_id, 0) + 1
+    for r in orphans:
+        interrupted(run, r, alone=per_run[r.run_id] == 1,
+                    why=f"run {r.run_id} ended before publishing this upload (the process died "
+                        "or was stopped)")
+
+
+def interrupted(run: Run, r: UploadRecord, *, alone: bool, why: str) -> str:
+    """Record that a run died while processing ``r``: FAILED with ``run.interrupted`` and
+    one more interruption; held (no automatic retry) when it died alone after an earlier
+    interruption. Returns what becomes of it."""
+    count = r.interruptions + 1
+    held = alone and count >= ALONE_AFTER
+    if held:
+        what = (f"held: FAILED ({INTERRUPTED}), not retried automatically after {count} "
+                f"interrupted runs, the last with this upload alone; fix the file or the "
+                f"driver's memory, then: lake reprocess {r.upload_id}")
+    elif count >= ALONE_AFTER:
+        what = f"retried alone by the next run ({count} interrupted runs)"
+    else:
+        what = "retried by the next run"
+    run.log.warning("upload %s: %s; %s", r.upload_id, why, what)
+    run.ledger.transition(r.upload_id, FAILED, expected=(PROCESSING,), note=INTERRUPTED,
+                          error_code=INTERRUPTED, error=f"{why}; {what}",
+                          interruptions=count, held=held)
+    return what
 
 
 # -- 2. select and claim ---------------------------------------------------------------------
 
 def select_uploads(ledger: Ledger, dataset: str,
                    upload_ids: Sequence[str] | None) -> list[UploadRecord]:
-    if upload_ids is None:
-        return ledger.find(dataset, PENDING)
+    if upload_ids is None:  # held uploads wait for an explicit reprocess
+        return [r for r in ledger.find(dataset, PENDING) if not r.held]
     records, problems = [], []
     for uid in dict.fromkeys(upload_ids):
         try:
@@ -248,13 +312,15 @@ def select_and_claim(run: Run, upload_ids: Sequence[str] | None) -> list[Upload]
     claimed: list[Upload] = []
     for r in select_uploads(run.ledger, run.dataset, upload_ids):
         try:
-            run.ledger.transition(
+            run.claimed[r.upload_id] = run.ledger.transition(
                 r.upload_id, PROCESSING, expected=(r.status,), note=f"run {run.run_id}",
-                job_name=run.job_name, job_version=run.job_version, run_id=run.run_id)
+                job_name=run.job_name, job_version=run.job_version, run_id=run.run_id,
+                held=False)
         except ConflictError as exc:
             run.log.warning("skipping upload %s: %s", r.upload_id, exc)
             continue
-        claimed.append(Upload(r.upload_id, str(r.location), date.fromisoformat(r.ingest_date)))
+        claimed.append(Upload(r.upload_id, str(r.location), date.fromisoformat(r.ingest_date),
+                              r.record_count))
     return claimed
 
 
@@ -309,11 +375,37 @@ def read(run: Run, reader: Reader, batch: Batch) -> DataFrame:
                       for u, plan in batch])
 
 
-def process(run: Run, batch: Batch, report: RunReport) -> None:
-    """Steps 3-8 for the batch; if Spark fails on the batch as a whole, again upload by
-    upload so that only the bad one fails."""
+def plan_batches(run: Run, ready: Batch) -> list[Batch]:
+    """One batch of the uploads, except those in :data:`ALONE_AFTER` interrupted runs or
+    more: each in a batch of its own, after the others, the longest record last (the
+    likeliest to kill the driver again)."""
+    def interruptions(item: tuple[Upload, HeaderPlan]) -> int:
+        record = run.claimed.get(item[0].upload_id)
+        return record.interruptions if record else 0
+
+    together = [item for item in ready if interruptions(item) < ALONE_AFTER]
+    def longest(item: tuple[Upload, HeaderPlan]) -> tuple[bool, int]:
+        size = run.claimed[item[0].upload_id].longest_record_bytes
+        return size is None, size or 0  # not measured at upload: last
+
+    alone = sorted((item for item in ready if interruptions(item) >= ALONE_AFTER), key=longest)
+    return ([together] if together else []) + [[item] for item in alone]
+
+
+def driver_alive(spark: SparkSession) -> bool:
+    """Whether the JVM behind the session still answers (it exits on an out-of-memory)."""
+    try:
+        return not spark.sparkContext._jsc.sc().isStopped()
+    except Exception:  # noqa: BLE001 - py4j: the gateway is gone with the JVM
+        return False
+
+
+def process(run: Run, planned: list[Batch], report: RunReport) -> None:
+    """Steps 3-8 for each batch; if Spark fails on a batch as a whole, again upload by
+    upload so that only the bad one fails. If the driver died, nothing more can run here:
+    :class:`DriverDied`."""
     results = _results(report)
-    batches = [batch] if batch else []
+    batches = [b for b in planned if b]
     while batches:
         current = batches.pop(0)
         try:
@@ -331,6 +423,9 @@ def process(run: Run, batch: Batch, report: RunReport) -> None:
             for up, _ in current:
                 _fail(results[up.upload_id], exc.code, str(exc))
         except Exception as exc:  # Spark failed on the batch: isolate the bad upload(s)
+            if not driver_alive(run.spark):
+                raise DriverDied(run.run_id, run.dataset, [up.upload_id for up, _ in current],
+                                 _death_cause(exc)) from exc
             remove_staging(run, run.run_id)
             for up, _ in current:
                 _reset_counts(results[up.upload_id])
@@ -353,6 +448,10 @@ def process_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> N
         raw = read(run, reader, batch)
         _fill_counts(results, enforce_and_stage(run, raw))
         verify(run, batch, results)
+        batch = count_check(run, batch, results)
+        if not batch:
+            remove_staging(run, run.run_id)
+            return
         plan = commit_batch(run, batch, results)
         publish(run, plan, [results[up.upload_id] for up, _ in batch])
 
@@ -410,6 +509,23 @@ def verify(run: Run, batch: Batch, results: dict[str, UploadResult]) -> None:
     run.log.info("verified staged row counts in %.1fs", time.perf_counter() - t0)
 
 
+def count_check(run: Run, batch: Batch, results: dict[str, UploadResult]) -> Batch:
+    """The uploads whose rows read equal the records the upload check counted. Any other
+    upload fails with ``run.count_mismatch`` and publishes nothing: rows went missing (or
+    appeared) between the check and the read."""
+    kept: Batch = []
+    for upload, plan in batch:
+        u = results[upload.upload_id]
+        if upload.expected_records is None or u.rows_read == upload.expected_records:
+            kept.append((upload, plan))
+            continue
+        msg = (f"{upload.path}: the job read {u.rows_read} rows but the upload check counted "
+               f"{upload.expected_records} records; nothing of this upload is published")
+        run.log.error("upload %s failed: %s", upload.upload_id, msg)
+        _fail(u, COUNT_MISMATCH, msg)
+    return kept
+
+
 # -- 7. commit -------------------------------------------------------------------------------
 
 def commit_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> PublishPlan:
@@ -430,6 +546,7 @@ def commit_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> Pu
         u.partitions.sort()
         plan.uploads[u.upload_id] = asdict(u)
     commit(run.fs, paths.journal(ds, run.run_id), plan)
+    run.committed = set(plan.uploads)
     crash_point("committed")
     return plan
 
@@ -449,6 +566,7 @@ def publish(run: Run, plan: PublishPlan, uploads: list[UploadResult]) -> None:
         raise PublishIncomplete(
             f"publishing run {run.run_id} was interrupted ({java_error_message(exc)}); its "
             f"journal {journal} is kept and the next run of {run.dataset} completes it") from exc
+    run.committed = set()
     run.fs.delete(journal)
     remove_staging(run, run.run_id)
     run.log.info("published %d upload(s) in %.1fs", len(uploads), time.perf_counter() - t0)
@@ -471,6 +589,43 @@ def remove_staging(run: Run, run_id: str) -> None:
     """Remove a run's staging folders (after publishing, or after a failed attempt)."""
     for zone in (run.paths.clean, run.paths.quarantine):
         run.fs.delete(run.paths.staging(zone, run.dataset, run_id), recursive=True)
+
+
+def _death_cause(exc: BaseException) -> str:
+    text = java_error_message(exc)
+    if isinstance(exc, ConnectionError) or "Connection refused" in text or "Py4J" in text:
+        return "the JVM exited; its log names the error, usually java.lang.OutOfMemoryError"
+    return text
+
+
+def record_driver_death(run: Run, died: DriverDied, report: RunReport) -> DriverDied:
+    """The driver died on ``died.batch``: those uploads are interrupted (see
+    :func:`interrupted`); the run's other uploads go back to be retried, unless their
+    batch is past its commit point (the next run's recovery completes it)."""
+    outcomes: dict[str, str] = {}
+    results = _results(report)
+    for uid in died.batch:
+        if uid in run.committed:
+            outcomes[uid] = "committed: the next run completes its publish"
+            continue
+        with contextlib.suppress(LedgerError):
+            outcomes[uid] = interrupted(run, run.ledger.get(uid), alone=len(died.batch) == 1,
+                                        why=f"the Spark driver died while run {run.run_id} "
+                                            "processed this upload")
+    for uid in run.claimed:
+        if uid in died.batch or uid in run.committed:
+            continue
+        u = results.get(uid)
+        with contextlib.suppress(LedgerError):
+            if u is not None and u.status == RESULT_FAILED:
+                run.ledger.transition(uid, FAILED, expected=(PROCESSING,), note=u.error_code,
+                                      error_code=u.error_code, error=u.error)
+            elif run.ledger.get(uid).status == PROCESSING:
+                run.ledger.transition(uid, FAILED, expected=(PROCESSING,), note="run failed",
+                                      error_code="run.failed",
+                                      error=f"run {run.run_id} stopped before this upload: the "
+                                            "driver died on another one; retried by the next run")
+    return DriverDied(run.run_id, run.dataset, died.batch, died.cause, outcomes)
 
 
 # -- 9. record failures ----------------------------------------------------------------------

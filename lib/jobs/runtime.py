@@ -27,6 +27,7 @@ from pyspark.sql import SparkSession
 
 from lib.errors import LakeError
 from lib.jobs.local_spark import SESSION_CONF, local_spark_session
+from lib.lake.fs import java_error_message
 from lib.lake.paths import join, local_path, to_uri
 
 
@@ -117,6 +118,24 @@ def _apply_session_conf(spark: SparkSession) -> None:
         spark.conf.set(key, value)
 
 
+class DriverStartError(LakeError):
+    """The local Spark driver could not start."""
+
+    default_code = "job.driver"
+
+
+def _start_local(args: Mapping[str, str | None]) -> SparkSession:
+    try:
+        return local_spark_session(local_work_dir(args.get("lake_root")),
+                                   app_name=str(args["JOB_NAME"]))
+    except Exception as exc:  # py4j: the JVM refused to start the context
+        memory = os.environ.get("LAKE_DRIVER_MEMORY", "1g")
+        raise DriverStartError(
+            f"the local Spark driver could not start: {java_error_message(exc)}; check "
+            f"LAKE_DRIVER_MEMORY (now {memory}; Spark needs at least 450m) and that Java 17 "
+            "runs") from exc
+
+
 @contextmanager
 def open_job(argv: Sequence[str], required: Sequence[str] = (),
              optional: Mapping[str, str | None] | None = None) -> Iterator[JobContext]:
@@ -134,8 +153,7 @@ def open_job(argv: Sequence[str], required: Sequence[str] = (),
         job.init(args["JOB_NAME"], {k: v for k, v in args.items() if v is not None})
         ctx = JobContext(spark, args, log, "glue", job)
     else:
-        spark = SparkSession.getActiveSession() or local_spark_session(
-            local_work_dir(args.get("lake_root")), app_name=str(args["JOB_NAME"]))
+        spark = SparkSession.getActiveSession() or _start_local(args)
         ctx = JobContext(spark, args, log, "local")
     _apply_session_conf(ctx.spark)
     yield ctx

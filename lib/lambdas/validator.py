@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from lib.contracts.contract import load_contract
+from lib.contracts.header import printable
 from lib.lake import metrics
 from lib.lambdas.settings import Services, lake_paths, object_key, open_object, services
 from lib.ledger.records import (
@@ -113,7 +114,7 @@ def validate_object(svc: Services, bucket: str, key: str) -> str:
         check = inspect_stream(
             lambda: open_object(svc.s3, bucket, key), size, contract,
             max_bytes=upload_limit(contract, svc.settings.max_upload_bytes), ledger=svc.ledger,
-            source=record.original_name, expected_sha256=record.sha256 or None)
+            source=printable(record.original_name), expected_sha256=record.sha256 or None)
         if check.compressed != record.stored_name.endswith(".gz"):
             raise UploadRejected("file.format", _compression_mismatch(record, check.compressed))
     except UploadRejected as exc:
@@ -121,7 +122,8 @@ def validate_object(svc: Services, bucket: str, key: str) -> str:
     try:
         accepted = svc.ledger.transition(
             record.upload_id, ACCEPTED, expected=(RECEIVED,), note="passed the file checks",
-            sha256=check.sha256, location=f"s3://{bucket}/{key}", warnings=check.warnings)
+            sha256=check.sha256, location=f"s3://{bucket}/{key}", warnings=check.warnings,
+            **check.ledger_fields())
     except DuplicateContentError as exc:  # the same bytes were accepted meanwhile
         earlier = svc.ledger.get(exc.existing_id)
         return _reject(svc, bucket, key, record, UploadRejected(

@@ -116,6 +116,13 @@ class UploadRecord:
     run_id: str | None = None
     error_code: str | None = None
     error: str | None = None
+    # The structure the upload check found: data records, the longest one, and whether a
+    # quoted field holds a line break. The job fails an upload whose rows read differ.
+    record_count: int | None = None
+    longest_record_bytes: int | None = None
+    multiline: bool | None = None
+    interruptions: int = 0  # runs that died while processing this upload
+    held: bool = False  # it killed a run on its own: no automatic retry (lake reprocess)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,6 +142,7 @@ class HistoryEntry:
 UPDATABLE = frozenset({
     "sha256", "stored_name", "reason_code", "reason", "warnings", "location", "rows_read",
     "clean", "quarantined", "duplicates_removed", "job_name", "job_version", "run_id", "error_code", "error",
+    "record_count", "longest_record_bytes", "multiline", "interruptions", "held",
 })
 
 

@@ -33,7 +33,8 @@ from lib.ledger.records import (
 
 _COLUMNS = [f.name for f in fields(UploadRecord)]
 _INTEGERS = ("size_bytes", "rows_read", "clean", "quarantined", "duplicates_removed",
-             "job_version")
+             "job_version", "record_count", "longest_record_bytes", "multiline", "interruptions",
+             "held")
 _COLUMN_DDL = ", ".join(f"{c} {'INTEGER' if c in _INTEGERS else 'TEXT'}"
                         for c in _COLUMNS if c != "upload_id")
 _SCHEMA = f"""
@@ -68,6 +69,14 @@ class SqliteLedger(Ledger):
         db = sqlite3.connect(self.path, timeout=timeout)
         try:
             db.executescript(_SCHEMA)  # idempotent; runs in its own transaction
+            # A ledger written by an earlier version lacks the newer fields: add them.
+            have = {row[1] for row in db.execute("PRAGMA table_info(uploads)")}
+            for c in _COLUMNS:
+                if c not in have:
+                    kind = "INTEGER" if c in _INTEGERS else "TEXT"
+                    default = " NOT NULL DEFAULT 0" if c in ("interruptions", "held") else ""
+                    db.execute(f"ALTER TABLE uploads ADD COLUMN {c} {kind}{default}")
+            db.commit()
         finally:
             db.close()
 
@@ -90,6 +99,10 @@ class SqliteLedger(Ledger):
     def _record(row: sqlite3.Row) -> UploadRecord:
         values = dict(row)
         values["warnings"] = json.loads(values["warnings"] or "[]")
+        if values["multiline"] is not None:
+            values["multiline"] = bool(values["multiline"])
+        values["interruptions"] = values["interruptions"] or 0
+        values["held"] = bool(values["held"])
         return UploadRecord(**values)
 
     @staticmethod

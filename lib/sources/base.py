@@ -40,6 +40,7 @@ class Upload:
     upload_id: str
     path: str
     ingest_date: date
+    expected_records: int | None = None  # counted by the upload check (None: not counted)
 
 
 @dataclass(frozen=True)

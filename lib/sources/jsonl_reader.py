@@ -7,11 +7,15 @@ parsed three ways by ``from_json`` (native, no Python), every contract field:
 * as a string: the value as read (a number or boolean becomes its text, an object or array
   its JSON text, kept for the quarantine);
 * as an array and as a map: non-null only when the field held an array / an object, which
-  lists the field in ``_nested_fields`` (reported as ``<field>.type``).
+  lists the field in ``_nested_fields`` (reported as ``<field>.type``); so does a number
+  beyond the double range (``1e400``).
 
-A line that is not a JSON object (an array, a scalar, broken JSON) keeps its text in
-``_raw_record`` and is quarantined as ``row.malformed``. Keys are matched to contract
-columns exactly (JSON keys are case-sensitive); other keys are ignored.
+A line that is not one JSON object keeps its text in ``_raw_record`` and is quarantined as
+``row.malformed``: an array, a scalar, broken JSON, ``NaN`` or ``Infinity`` (not JSON), a
+key repeated at the top level (no value silently wins), a line nested deeper than Jackson's
+limit (1000 levels), and a byte-order mark anywhere but at the start of the file. Keys are
+matched to contract columns exactly (JSON keys are case-sensitive); other keys are ignored.
+The upload check (:mod:`lib.upload.structure`) counts the same lines the same way.
 
 A file is read as one partition (``SESSION_CONF``: files are never split), so that the line
 number can be taken from the read order, as for CSV.
@@ -56,10 +60,18 @@ def _struct(contract: Contract, dtype: T.DataType, corrupt: bool = False) -> T.S
     return T.StructType(fields)
 
 
-def _nested_fields(contract: Contract, line: Column) -> Column:
+# A number beyond the double range (1e400) reaches a string field as the JSON text of an
+# infinite double, quotes included: it is no value of any column type.
+_NON_FINITE = ('"Infinity"', '"-Infinity"', '"NaN"')
+
+
+def _nested_fields(contract: Contract, line: Column, parsed: Column) -> Column:
+    """Comma-separated contract fields whose value cannot be read as text: an object, an
+    array, or a number beyond the double range (each reported as ``<field>.type``)."""
     arrays = F.from_json(line, _struct(contract, T.ArrayType(T.StringType())))
     maps = F.from_json(line, _struct(contract, T.MapType(T.StringType(), T.StringType())))
-    flags = [F.when(arrays[n].isNotNull() | maps[n].isNotNull(), F.lit(n))
+    flags = [F.when(arrays[n].isNotNull() | maps[n].isNotNull()
+                    | parsed[n].isin(*_NON_FINITE), F.lit(n))
              for n in contract.column_names]
     listed = F.concat_ws(",", *flags)  # skips nulls
     return F.when(listed != "", listed)
@@ -74,13 +86,19 @@ def read_upload(spark: SparkSession, upload: Upload, plan: HeaderPlan, contract:
     )
     # Filter after numbering: the projection holds a non-deterministic expression, so the
     # filter is not pushed below it and blank lines keep their place in the count.
-    line = F.regexp_replace(F.col(_LINE), "^\ufeff", "")  # a UTF-8 BOM on the first line
+    line = F.when(F.col(SOURCE_RECORD) == 1,  # a UTF-8 BOM starts the file, not a later line
+                  F.regexp_replace(F.col(_LINE), "^\ufeff", "")).otherwise(F.col(_LINE))
     parsed = F.from_json(line, _struct(contract, T.StringType(), corrupt=True),
-                         {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": RAW_RECORD})
+                         {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": RAW_RECORD,
+                          "allowNonNumericNumbers": "false"})  # NaN, Infinity: not JSON
+    keys = F.json_object_keys(line)
     records = lines.where(F.trim(line) != "").select(
-        parsed.alias("r"), _nested_fields(contract, line).alias(NESTED_FIELDS),
-        F.col(SOURCE_RECORD), line.alias(_LINE))
-    malformed = F.col(f"r.{RAW_RECORD}").isNotNull()
+        parsed.alias("r"), F.col(SOURCE_RECORD), line.alias(_LINE),
+        # A key repeated at the top level: the object is not one record (no value silently wins).
+        F.coalesce(F.size(keys) != F.size(F.array_distinct(keys)), F.lit(False)).alias("_dup"))
+    records = records.select("*", _nested_fields(contract, F.col(_LINE), F.col("r"))
+                             .alias(NESTED_FIELDS))
+    malformed = F.col(f"r.{RAW_RECORD}").isNotNull() | F.col("_dup")
     return records.select(
         *[F.when(~malformed, F.col(f"r.{n}")).alias(n) for n in contract.column_names],
         F.when(~malformed, F.col(NESTED_FIELDS)).alias(NESTED_FIELDS),

@@ -40,6 +40,7 @@ from pyspark.sql import SparkSession
 
 from lib.contracts.contract import available_contracts, load_contract, load_contract_file
 from lib.contracts.evolution import check_compatible, check_dataset
+from lib.contracts.header import printable
 from lib.errors import LakeError
 from lib.jobs.local_spark import local_spark_session
 from lib.jobs.runtime import local_work_dir
@@ -93,7 +94,7 @@ def _upload(args: argparse.Namespace, dataset: str, files: Sequence[str]) -> lis
         r = upload_file(Path(name), contract, ledger, paths,
                         max_bytes=upload_limit(contract, args.max_bytes))
         records.append(r)
-        line = f"{r.upload_id}  {r.status:<8}  {name}"
+        line = f"{r.upload_id}  {r.status:<8}  {printable(name)}"
         if r.status == ACCEPTED:
             line += f"  ({human_bytes(r.size_bytes)})"
             line += "".join(f"\n    warning: {w}" for w in r.warnings)
@@ -307,6 +308,7 @@ def _row(r: UploadRecord) -> dict[str, str]:
 
 
 def format_table(rows: list[dict[str, str]], columns: Sequence[str]) -> str:
+    rows = [{c: printable(r[c]) for c in columns} for r in rows]  # one line per row
     widths = {c: max([len(_HEADINGS[c])] + [len(r[c]) for r in rows]) for c in columns}
     lines = ["  ".join(_HEADINGS[c].ljust(widths[c]) for c in columns).rstrip()]
     lines += ["  ".join(r[c].ljust(widths[c]) for c in columns).rstrip() for r in rows]

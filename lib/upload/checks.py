@@ -7,59 +7,57 @@ than its name, in this order (the first failure is the reason):
 ``file.not_found``   the path is not a readable file
 ``file.too_large``   over the size limit (the file, and for gzip its content)
 ``file.empty``       no bytes, or only blank lines
-``file.format``      binary or another format (PDF, zip, image...), JSON where
-                     the contract declares CSV (or not JSON Lines where it
-                     declares ``jsonl``), or not parseable as CSV
+``file.format``      binary or another format (PDF, zip, image, executable...),
+                     JSON where the contract declares CSV (or not JSON Lines where
+                     it declares ``jsonl``), a quoted CSV field never closed
 ``file.encoding``    not UTF-8 (the message gives the byte offset, line and column)
 ``file.checksum``    the SHA-256 differs from the one declared when the upload was
                      requested (uploads through the API only)
 ``file.duplicate``   same bytes (SHA-256) as an upload already accepted
+``file.record_too_large``  a record longer than the contract's ``max_record_bytes``
 ``file.missing_columns`` / ``file.duplicate_columns``  header vs the contract
 ``file.no_rows``     a header and no data rows
 ==================== ==========================================================
 
-The checks read a file as a stream, twice at most: one full pass that hashes and scans the
-bytes, then the first rows again for the sample. :func:`inspect_stream` takes a function that
-opens the stream, so an S3 object is checked the same way without landing on disk.
+The checks read a file as a stream, twice: one pass hashes and scans the bytes, a second
+reads the structure of every record (:mod:`lib.upload.structure`). :func:`inspect_stream`
+takes a function that opens the stream, so an S3 object is checked the same way without
+landing on disk. Memory stays bounded by the record limit, whatever the file's size.
 
-CSV: the header and a sample of rows are read with pandas. Extra columns, and sample rows
-with more fields than the header, are accepted with a warning (the job quarantines such rows
-as ``row.malformed``). JSON Lines has no header: the keys of the first objects stand for it
-(a required key none of them carries -> ``file.missing_columns``); lines that are not JSON
-objects are accepted with a warning (quarantined as ``row.malformed``).
+CSV: extra columns, and rows with another number of fields than the header, are accepted
+with a warning (the job quarantines such rows as ``row.malformed``). JSON Lines has no
+header: the keys of the first objects stand for it (a required key none of them carries ->
+``file.missing_columns``); lines the job will quarantine are counted in a warning. The
+record count, the longest record and whether a quoted field holds a line break are kept
+in the ledger: the job checks that it read every record.
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
 import gzip
 import hashlib
-import io
-import json
 import os
 import re
 import secrets
 import unicodedata
-import warnings
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-import pandas as pd
-
 from lib.contracts.contract import Contract
-from lib.contracts.header import plan_header
+from lib.contracts.header import listed, plan_header
 from lib.errors import ConfigError, FileError, LakeError
 from lib.ledger.base import Ledger
 from lib.ledger.records import UploadRecord
+from lib.upload.structure import Structure, StructureRejected, scan_csv, scan_jsonl
 
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB
 MAX_BYTES_ENV = "LAKE_MAX_UPLOAD_BYTES"
-SAMPLE_ROWS = 1000
 NAME_MAX = 120
 _CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -77,6 +75,7 @@ _SIGNATURES = (
     (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
     (b"\x28\xb5\x2f\xfd", "a zstd archive"),
     (b"SQLite format 3\x00", "a SQLite database"),
+    (b"\x7fELF", "an executable (ELF)"),
     (b"\xff\xfe", "UTF-16 text (little-endian)"),
     (b"\xfe\xff", "UTF-16 text (big-endian)"),
 )
@@ -110,7 +109,21 @@ class FileCheck:
     compressed: bool
     warnings: list[str] = field(default_factory=list)
     header: tuple[str, ...] = ()
-    sample_rows: int = 0
+    records: int = 0  # data records in the whole file (what the job must read)
+    longest_record_bytes: int = 0
+    longest_record_line: int = 0
+    multiline: bool = False  # a quoted field holds a line break: the job reads it whole
+
+    def record(self, found: Structure) -> None:
+        self.records = found.records
+        self.longest_record_bytes = found.longest_record_bytes
+        self.longest_record_line = found.longest_record_line
+        self.multiline = found.multiline
+
+    def ledger_fields(self) -> dict[str, object]:
+        """What the ledger keeps of the structure, for the job to check its count against."""
+        return {"record_count": self.records, "longest_record_bytes": self.longest_record_bytes,
+                "multiline": self.multiline}
 
 
 def max_upload_bytes(env: Mapping[str, str] | None = None) -> int:
@@ -191,6 +204,12 @@ class _TextScan:
         if len(buf) + self.offset > self.limit:
             raise UploadRejected("file.too_large", f"{self.source}: content is over the size "
                                  f"limit of {human_bytes(self.limit)} once decompressed")
+        nul = buf.find(b"\x00")
+        if nul >= 0:  # binary content: say so, rather than report its first non-UTF-8 byte
+            self._advance(buf[:nul])
+            raise UploadRejected("file.format", f"{self.source}: binary content (a NUL byte at "
+                                 f"byte offset {self.offset}, line {self.line}); upload "
+                                 f"{_FORMAT_NAME[self.fmt]}")
         try:
             text, used = codecs.utf_8_decode(buf, "strict", final)
         except UnicodeDecodeError as exc:
@@ -201,12 +220,6 @@ class _TextScan:
                 f"{self.source}: not valid UTF-8: byte 0x{buf[exc.start]:02x} at byte offset "
                 f"{self.offset} (line {self.line}, column {self.offset - self.line_start + 1}; "
                 f"bytes {bad.hex(' ')}); save the file as UTF-8 and upload again") from None
-        nul = text.find("\x00")
-        if nul >= 0:
-            self._advance(buf[: len(text[:nul].encode("utf-8"))])
-            raise UploadRejected("file.format", f"{self.source}: binary content (a NUL byte at "
-                                 f"byte offset {self.offset}, line {self.line}); upload "
-                                 f"{_FORMAT_NAME[self.fmt]}")
         if self.first_char is None and text.strip():
             self.first_char = text.lstrip()[0]
         self._advance(buf[:used])
@@ -220,6 +233,27 @@ class _TextScan:
         self.offset += len(consumed)
 
 
+class _Inflater:
+    """gzip decompression in pieces of at most one chunk, across concatenated members: a
+    small compressed chunk can hold gigabytes, and none of it may be held at once."""
+
+    def __init__(self) -> None:
+        self._z = zlib.decompressobj(wbits=31)
+
+    @property
+    def eof(self) -> bool:
+        return self._z.eof
+
+    def __call__(self, chunk: bytes) -> Iterator[bytes]:
+        data = chunk
+        while data:
+            yield self._z.decompress(data, _CHUNK)
+            data = self._z.unconsumed_tail
+            if self._z.eof and self._z.unused_data:  # a concatenated gzip member follows
+                data = self._z.unused_data
+                self._z = zlib.decompressobj(wbits=31)
+
+
 def _scan(opener: Opener, source: str, limit: int, fmt: str) -> tuple[str, bool, _TextScan]:
     """Hash the stored bytes and scan the text in one read; returns (sha256, gzip?, scan)."""
     digest = hashlib.sha256()
@@ -229,27 +263,22 @@ def _scan(opener: Opener, source: str, limit: int, fmt: str) -> tuple[str, bool,
         compressed = head.startswith(_GZIP_MAGIC)
         _sniff(head, source, "the file", fmt)
         scan = _TextScan(source, limit, fmt)
-        inflater = zlib.decompressobj(wbits=31) if compressed else None
+        inflater = _Inflater() if compressed else None
         chunk, first = head, True
         try:
             while chunk:
                 digest.update(chunk)
                 read += len(chunk)
-                data = chunk
-                if inflater is not None:
-                    data = inflater.decompress(chunk)
-                    while inflater.eof and inflater.unused_data:  # concatenated gzip members
-                        rest = inflater.unused_data
-                        inflater = zlib.decompressobj(wbits=31)
-                        data += inflater.decompress(rest)
-                if first and data:
-                    if compressed and data.startswith(_GZIP_MAGIC):
-                        raise UploadRejected("file.format", f"{source}: gzip inside gzip; "
-                                             "compress the file once")
-                    if compressed:
-                        _sniff(data, source, "the gzip content", fmt)
-                    first = False
-                scan.feed(data)
+                pieces = [chunk] if inflater is None else inflater(chunk)
+                for data in pieces:
+                    if first and data:
+                        if compressed and data.startswith(_GZIP_MAGIC):
+                            raise UploadRejected("file.format", f"{source}: gzip inside gzip; "
+                                                 "compress the file once")
+                        if compressed:
+                            _sniff(data, source, "the gzip content", fmt)
+                        first = False
+                    scan.feed(data)
                 chunk = fh.read(_CHUNK)
             if inflater is not None and not inflater.eof:
                 raise UploadRejected("file.format", f"{source}: the gzip stream is truncated; "
@@ -265,7 +294,7 @@ def inspect_file(path: Path, contract: Contract, *, max_bytes: int = DEFAULT_MAX
                  ledger: Ledger | None = None, source: str | None = None) -> FileCheck:
     """Check one local file against ``contract``; raise :class:`UploadRejected` with the
     first reason it cannot be accepted."""
-    source = source or path.name
+    source = source or path.name or str(path)
     try:
         size = path.stat().st_size
         if not path.is_file():
@@ -327,9 +356,9 @@ def _check_text(opener: Opener, contract: Contract, source: str, sha256: str, co
             raise UploadRejected("file.duplicate", duplicate_message(source, earlier))
     check = FileCheck(size_bytes=size, sha256=sha256, compressed=compressed)
     if contract.format == "jsonl":
-        _check_jsonl_sample(opener, contract, source, compressed, check)
+        _check_jsonl(opener, contract, source, compressed, check)
     else:
-        _check_csv_sample(opener, contract, source, compressed, check)
+        _check_csv(opener, contract, source, compressed, check)
     return check
 
 
@@ -340,88 +369,66 @@ def duplicate_message(source: str, earlier: UploadRecord) -> str:
             f"{earlier.upload_id}")
 
 
-def _check_csv_sample(opener: Opener, contract: Contract, source: str, compressed: bool,
-                      check: FileCheck) -> None:
-    """Header against the contract and a sample of rows, read with pandas."""
-    with warnings.catch_warnings(record=True) as caught, opener() as fh:
-        warnings.simplefilter("always", pd.errors.ParserWarning)
+def _structure(opener: Opener, contract: Contract, source: str, compressed: bool) -> Structure:
+    """The whole file's records (:mod:`lib.upload.structure`), streamed once more."""
+    with opener() as raw, (gzip.open(raw) if compressed else nullcontext(raw)) as fh:
         try:
-            frame = pd.read_csv(
-                fh, header=None, dtype=str, keep_default_na=False, nrows=SAMPLE_ROWS + 1,
-                engine="c", encoding="utf-8-sig", compression="gzip" if compressed else None,
-                on_bad_lines="warn", skip_blank_lines=True, quotechar='"', doublequote=True,
-            )
-        except pd.errors.EmptyDataError:
-            raise UploadRejected("file.empty", f"{source}: no header row") from None
-        except (pd.errors.ParserError, csv.Error, UnicodeDecodeError) as exc:
-            detail = str(exc).strip().removeprefix("Error tokenizing data. C error: ")
-            if "EOF inside string" in detail:
-                detail = f"a quoted field is never closed ({detail})"
-            raise UploadRejected("file.format", f"{source}: not readable as CSV: {detail}") \
-                from None
-    # Rows with more fields than the header (pandas skips them, with one warning per row).
-    long_rows = [line for w in caught if issubclass(w.category, pd.errors.ParserWarning)
-                 for line in str(w.message).splitlines() if line.startswith("Skipping line")]
-    header = [str(v) for v in frame.iloc[0].tolist()] if len(frame) else []
+            return (scan_jsonl if contract.format == "jsonl" else scan_csv)(fh, contract, source)
+        except StructureRejected as exc:
+            raise UploadRejected(exc.code, exc.message) from None
+
+
+def _check_csv(opener: Opener, contract: Contract, source: str, compressed: bool,
+               check: FileCheck) -> None:
+    """The header against the contract, and every record's structure."""
+    found = _structure(opener, contract, source, compressed)
     try:
-        plan = plan_header(header or None, contract, source)
+        plan = plan_header(found.header, contract, source)
     except FileError as exc:
         raise UploadRejected(exc.code, str(exc)) from None
-    rows = len(frame) - 1 + len(long_rows)
-    if rows == 0:
+    if found.records == 0:
         raise UploadRejected("file.no_rows", f"{source}: the file has a header but no data "
                              "rows")
-    check.header = tuple(h.strip() for h in header)
-    check.sample_rows = rows
-    check.warnings += [w.removeprefix(f"{source}: ") for w in plan.warnings]
-    if long_rows:
+    check.record(found)
+    check.header = tuple(h.strip() for h in found.header or ())
+    if plan.extra:
+        check.warnings.append(f"extra column(s) dropped: {listed(list(plan.extra))}")
+    if found.field_count_mismatch:
         check.warnings.append(
-            f"{len(long_rows)} of the first {rows} rows have more fields than the header "
-            f"({len(header)}); they will be quarantined as row.malformed")
+            f"{found.field_count_mismatch} of the {found.records} rows have another number of "
+            f"fields than the header ({len(check.header)}), the first at line "
+            f"{found.first_mismatch_line}; they will be quarantined as row.malformed")
 
 
-def _check_jsonl_sample(opener: Opener, contract: Contract, source: str, compressed: bool,
-                        check: FileCheck) -> None:
-    """The keys of the first lines against the contract. A JSON Lines file has no header:
-    a required column no sampled object carries means the file is not this dataset's."""
-    keys: dict[str, None] = {}
-    objects = not_objects = 0
-    first_bad: str | None = None
-    with opener() as raw, (gzip.open(raw, "rt", encoding="utf-8-sig") if compressed
-                           else io.TextIOWrapper(raw, encoding="utf-8-sig")) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            if objects + not_objects >= SAMPLE_ROWS:
-                break
-            try:
-                value = json.loads(line.rstrip("\r\n"))
-            except ValueError as exc:
-                value, why = None, f"not valid JSON ({exc.msg} at column {exc.colno})"
-            else:
-                why = f"a JSON {type(value).__name__}, not an object"
-            if isinstance(value, dict):
-                objects += 1
-                keys.update(dict.fromkeys(value))
-            else:
-                not_objects += 1
-                first_bad = first_bad or f"line {lineno} is {why}"
-    if objects == 0:
-        raise UploadRejected("file.format", f"{source}: none of the first {not_objects} lines "
-                             f"is a JSON object ({first_bad}); expected JSON Lines, one object "
-                             "per line")
-    missing = [c for c in contract.required_columns if c not in keys]
+def _check_jsonl(opener: Opener, contract: Contract, source: str, compressed: bool,
+                 check: FileCheck) -> None:
+    """Every line parsed as the job parses it. A JSON Lines file has no header: a required
+    column no object among the first ones carries means the file is not this dataset's."""
+    found = _structure(opener, contract, source, compressed)
+    if found.objects == 0:
+        raise UploadRejected("file.format", f"{source}: none of the {found.records} lines is "
+                             f"a JSON object ({found.first_malformed}); expected JSON Lines, "
+                             "one object per line")
+    missing = [c for c in contract.required_columns if c not in found.keys]
     if missing:
         raise UploadRejected(
             "file.missing_columns",
             f"{source}: required key(s) {missing} for {contract.ref} appear in none of the "
-            f"first {objects} objects; keys found: {list(keys)}; keys are case-sensitive")
-    check.header = tuple(keys)
-    check.sample_rows = objects + not_objects
-    extra = [k for k in keys if k not in contract.column_names]
+            f"first {min(found.objects, 1000)} objects; keys found: {list(found.keys)[:50]}"
+            f"{f' and {len(found.keys) - 50} more' if len(found.keys) > 50 else ''}; keys are "
+            "case-sensitive")
+    check.record(found)
+    check.header = tuple(found.keys)
+    extra = [k for k in found.keys if k not in contract.column_names]
     if extra:
-        check.warnings.append(f"keys not in the contract are dropped: {', '.join(extra)}")
-    if not_objects:
+        check.warnings.append(f"keys not in the contract are dropped: {listed(extra)}")
+    if found.malformed:
         check.warnings.append(
-            f"{not_objects} of the first {check.sample_rows} lines are not JSON objects "
-            f"({first_bad}); they will be quarantined as row.malformed")
+            f"{found.malformed} of the {found.records} lines are not one JSON object with "
+            f"unique keys ({found.first_malformed}); they will be quarantined as "
+            "row.malformed")
+    if found.out_of_range:
+        check.warnings.append(
+            f"{found.out_of_range} of the {found.records} lines hold a number beyond the range "
+            f"of a double in a contract field ({found.first_out_of_range}); they will be "
+            "quarantined as <field>.type")

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lib.contracts.contract import Contract
+from lib.contracts.header import printable
 from lib.errors import LakeError
 from lib.lake.paths import LakePaths, local_path
 from lib.ledger.base import Ledger
@@ -64,7 +65,7 @@ def upload_file(src: Path, contract: Contract, ledger: Ledger, paths: LakePaths,
                 now: datetime | None = None) -> UploadRecord:
     """Check one file and land it. Returns its ledger record, ACCEPTED or REJECTED."""
     now = now or datetime.now(UTC)
-    original = original_name or src.name
+    original = original_name or src.name or str(src)
     upload_id = new_upload_id(now)
     ingest_date = now.date().isoformat()
     try:
@@ -78,7 +79,8 @@ def upload_file(src: Path, contract: Contract, ledger: Ledger, paths: LakePaths,
         sha256="", ingest_date=ingest_date, received_at=now.isoformat(timespec="microseconds"),
     ), note=f"received {original}")
     try:
-        check = inspect_file(src, contract, max_bytes=max_bytes, ledger=ledger, source=original)
+        check = inspect_file(src, contract, max_bytes=max_bytes, ledger=ledger,
+                             source=printable(original))
     except UploadRejected as exc:
         record.sha256 = exc.sha256
         return _reject(src, record, paths, exc, ledger)
@@ -89,14 +91,16 @@ def upload_file(src: Path, contract: Contract, ledger: Ledger, paths: LakePaths,
     try:
         return ledger.transition(
             upload_id, ACCEPTED, note="passed the file checks", sha256=check.sha256,
-            stored_name=stored, location=dest_uri, warnings=check.warnings)
+            stored_name=stored, location=dest_uri, warnings=check.warnings,
+            **check.ledger_fields())
     except DuplicateContentError as exc:  # an identical file was accepted meanwhile
         dest.unlink(missing_ok=True)
         _prune_empty(dest.parent, _local(paths.raw))
         record.sha256 = check.sha256
         earlier = ledger.get(exc.existing_id)
         return _reject(src, record, paths,
-                       UploadRejected("file.duplicate", duplicate_message(original, earlier)),
+                       UploadRejected("file.duplicate",
+                                      duplicate_message(printable(original), earlier)),
                        ledger)
 
 

@@ -134,11 +134,11 @@ def test_the_customer_samples_pass_with_warnings(contract) -> None:
     check = inspect_file(CUSTOMERS / FILE1, contract)
     assert check.warnings == [
         "keys not in the contract are dropped: tags",
-        "2 of the first 14 lines are not JSON objects (line 7 is a JSON list, not an object); "
-        "they will be quarantined as row.malformed",
+        "2 of the 14 lines are not one JSON object with unique keys (line 7 is a JSON list, not "
+        "an object); they will be quarantined as row.malformed",
     ]
     gz = inspect_file(CUSTOMERS / FILE2, contract)
-    assert (gz.compressed, gz.warnings, gz.sample_rows) == (True, [], 2)
+    assert (gz.compressed, gz.warnings, gz.records) == (True, [], 2)
 
 
 @pytest.mark.parametrize(("text", "code", "message"), [
@@ -149,7 +149,7 @@ def test_the_customer_samples_pass_with_warnings(contract) -> None:
      "x.jsonl: required key(s) ['country'] for customers/1 appear in none of the first 1 "
      "objects; keys found: ['customer_id', 'full_name', 'email']; keys are case-sensitive"),
     ('{"broken": \n{"also": "broken"\n', "file.format",
-     "x.jsonl: none of the first 2 lines is a JSON object (line 1 is not valid JSON "
+     "x.jsonl: none of the 2 lines is a JSON object (line 1 is not valid JSON "
      "(Expecting value at column 12)); expected JSON Lines, one object per line"),
     ("", "file.empty",
      "x.jsonl: the file is empty (0 bytes); one JSON object per line is expected "

@@ -63,10 +63,13 @@ def test_upload_prints_a_line_per_file_and_exits_1_when_one_is_rejected(tmp_path
     assert code == 1
     ok_id, status, name, size = out[0].split("  ")
     assert (status, name, size) == ("ACCEPTED", str(SAMPLES / "orders_2026-11-01.csv"), "(1.1 KiB)")
-    assert out[1] == "    warning: extra column(s) dropped: notes"
-    bad_id, status, name = out[2].split("  ")
+    assert out[1:3] == [
+        "    warning: extra column(s) dropped: notes",
+        "    warning: 1 of the 14 rows have another number of fields than the header (10), the "
+        "first at line 12; they will be quarantined as row.malformed"]
+    bad_id, status, name = out[3].split("  ")
     assert (status, name) == ("REJECTED", str(legacy))
-    assert out[3] == (
+    assert out[4] == (
         "    file.missing_columns: orders_2026-11-03_legacy_export.csv: missing required "
         "column(s) ['order_id', 'customer_id', 'product_sku', 'quantity', 'unit_price', "
         "'currency', 'order_ts'] for orders/2; present columns: ['OrderNumber', 'Customer', "

@@ -65,8 +65,8 @@ def zip_bytes() -> bytes:
     ("orders.csv", '{"order_id": "O-1"}\n', "orders.csv: the content is JSON, but dataset "
      "'orders' expects CSV with a header row"),
     ("quote.csv", HEADER + '"O-1,C-1,SKU-1,1,2.00,USD,2026-11-01\nO-2,C,S,1,1,USD,x\n',
-     "quote.csv: not readable as CSV: a quoted field is never closed (EOF inside string "
-     "starting at row 1)"),
+     "quote.csv: a quoted field in the record starting at line 2 is never closed; every field "
+     "that opens with a quote (\") must end with one (a quote inside it is written twice: \"\")"),
 ])
 def test_content_that_is_not_csv_text_is_refused_as_file_format(tmp_path, orders, name, data,
                                                                   message) -> None:
@@ -154,17 +154,19 @@ def test_extra_columns_and_long_rows_are_accepted_with_warnings(tmp_path, orders
     check = inspect_file(f, orders)
     assert check.warnings == [
         "extra column(s) dropped: notes",
-        "1 of the first 2 rows have more fields than the header (8); they will be quarantined as "
-        "row.malformed"]
-    assert (check.sample_rows, check.compressed) == (2, False)
+        "1 of the 2 rows have another number of fields than the header (8), the first at line "
+        "3; they will be quarantined as row.malformed"]
+    assert (check.records, check.compressed) == (2, False)
 
 
 def test_the_bundled_samples_pass(orders) -> None:
     plain = inspect_file(SAMPLES / "orders_2026-11-01.csv", orders)
-    assert plain.warnings == ["extra column(s) dropped: notes"]
+    assert plain.warnings == ["extra column(s) dropped: notes",
+                              "1 of the 14 rows have another number of fields than the head"
+                              "er (10), the first at line 12; they will be quarantined as row.malformed"]
     assert plain.sha256 == "894ce2bbb610e1e668243627b9da050fa217b472a1f9635aeeefc0504dc3146d"
     gz = inspect_file(SAMPLES / "orders_2026-11-02.csv.gz", orders)
-    assert (gz.compressed, gz.warnings, gz.sample_rows) == (True, [], 6)
+    assert (gz.compressed, gz.warnings, gz.records) == (True, [], 6)
 
 
 @pytest.mark.parametrize(("original", "gz", "expected"), [
