@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from lib.contracts.expressions import check_expression
 from lib.errors import LakeError
 
 # Lineage columns carried by every clean and quarantined row.
@@ -482,6 +483,13 @@ def parse_contract(data: Any, source: str = "<contract>") -> Contract:
     if not isinstance(derived_raw, list):
         raise ContractError(source, "derived", "expected a list of derived columns")
     derived = tuple(_parse_derived(d, source, f"derived[{i}]") for i, d in enumerate(derived_raw))
+    readable = [c.name for c in columns]
+    for i, d in enumerate(derived):
+        why = check_expression(d.expression, readable)
+        if why:
+            raise ContractError(source, f"derived[{i}].expression",
+                                f"{d.expression!r} is refused: {why}")
+        readable.append(d.name)
 
     seen: set[str] = set()
     for i, name in enumerate([c.name for c in columns] + [d.name for d in derived]):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pyspark.errors import ParseException
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -37,6 +38,7 @@ from lib.contracts.contract import (
     SOURCE_RECORD,
     UPLOAD_ID,
     Contract,
+    ContractError,
 )
 from lib.contracts.contract import Column as ContractColumn
 from lib.engine.rules import check_column, cleaned_value, folds_case, received_value, typed_value
@@ -206,6 +208,21 @@ def apply_contract(contract: Contract) -> Transform:
     return transform
 
 
+def derived_columns(contract: Contract) -> dict[str, Column]:
+    """Each derived column as a Column of its type, parsed by Spark's own parser: an
+    expression that does not parse is a :class:`~lib.contracts.contract.ContractError`
+    naming the file and the field."""
+    out: dict[str, Column] = {}
+    for i, d in enumerate(contract.derived):
+        try:
+            out[d.name] = F.expr(d.expression).cast(spark_type(d.type))
+        except ParseException as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ContractError(contract.source, f"derived[{i}].expression",
+                                f"{d.expression!r} does not parse: {first}") from None
+    return out
+
+
 def clean_rows(contract: Contract) -> Transform:
     """Classified frame -> clean zone rows: PII hashed, derived columns computed, lineage
     kept, columns in :func:`lib.engine.schemas.clean_schema` order."""
@@ -214,8 +231,7 @@ def clean_rows(contract: Contract) -> Transform:
         for c in contract.columns:
             v = F.col(c.name)
             exprs[c.name] = F.sha2(v, 256) if c.pii == "sha256" else v
-        for d in contract.derived:
-            exprs[d.name] = F.expr(d.expression).cast(spark_type(d.type))
+        exprs.update(derived_columns(contract))
         for n in LINEAGE_COLUMNS:
             exprs[n] = F.col(n)
         rows = df.where(F.col(DISPOSITION) == CLEAN)

@@ -17,7 +17,9 @@
    so the input is read once for both zones and the counts.
 5. **stage** the clean and the quarantined rows into run-private staging folders.
 6. **verify**, per upload, against the rows written to staging: rows read = clean +
-   quarantined + duplicates removed. A mismatch publishes nothing.
+   quarantined + duplicates removed. A mismatch publishes nothing. Then each upload's rows
+   read must equal the records the upload check counted: an upload that differs fails
+   alone (``run.count_mismatch``) and the rest of the batch goes on.
 7. **commit**: the journal listing every file to move and to delete is written; from here
    on the batch is published, by this run or by the next one (step 1).
 8. **publish**: the journal is applied, the uploads are marked PROCESSED with their
@@ -29,7 +31,11 @@
 11. **report**: the run report is written under ``_reports/``.
 
 If Spark fails on the batch as a whole (a corrupt gzip stream only shows when read), steps
-3-8 are retried upload by upload, so that only the bad one fails.
+3-8 are retried upload by upload, so that only the bad one fails. If the driver itself dies
+(out of memory), nothing more can run: the batch's uploads are counted as interrupted
+(:func:`interrupted`) and :class:`DriverDied` says what happened. An upload in
+:data:`ALONE_AFTER` interrupted runs is processed in a batch of its own; one that then kills
+the driver alone is held (no automatic retry), so one bad file never blocks its dataset.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from lib.engine.transforms import (
     DUPLICATE,
     QUARANTINE,
     apply_contract,
+    derived_columns,
     disposition_counts,
     split,
 )
@@ -185,6 +192,7 @@ def process_uploads(
     run = Run(spark, HadoopFs(spark), contract, paths, ledger,
               logger or logging.getLogger(f"lake.{job_name}"), job_name, job_version,
               new_run_id(started), started, max_records_per_file)
+    derived_columns(contract)  # a contract Spark cannot parse fails here, before any claim
     with ledger.run_lock(contract.dataset):
         recovered = recover(run)
         claimed = select_and_claim(run, upload_ids)

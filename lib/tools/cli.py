@@ -53,6 +53,7 @@ from lib.tools.crawl import crawl
 from lib.tools.crawlers import load_crawlers
 from lib.tools.deploy import deploy, load_env
 from lib.tools.dlq import plan_redrive, redrive
+from lib.tools.expressions import expression_problems
 from lib.tools.infra import TEMPLATE_PATH, check, generate
 from lib.tools.job_versions import job_versions, resolve_job
 from lib.tools.packaging import build
@@ -263,12 +264,19 @@ def cmd_contract_check(args: argparse.Namespace) -> int:
     known = available_contracts()
     results = []
     if args.file:
-        new = load_contract_file(args.file)
+        new = load_contract_file(args.file)  # refuses what the contract parser refuses
+        problems = expression_problems(new)
+        for problem in problems:
+            print(problem)
         older = [v for v in known.get(new.dataset, ()) if v < new.version]
         if not older:
             print(f"{new.ref}: no earlier bundled version of {new.dataset!r} to compare with")
-            return 0
+            return 1 if problems else 0
         results.append(check_compatible(load_contract(new.dataset, older[-1]), new))
+        if problems:
+            for r in results:
+                print(r.describe())
+            return 1
     else:
         datasets = [args.dataset] if args.dataset else sorted(known)
         for ds in datasets:

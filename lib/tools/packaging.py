@@ -4,7 +4,7 @@
                                           the code of the upload Lambdas (without
                                           ``lib/tools/``, the developer tooling)
     <dist>/lib/<release>/lambda-deps.zip  the Lambda layer: the lib's third-party packages
-                                          (pandas, PyYAML ...) at requirements.lock's pins,
+                                          (PyYAML) at requirements.lock's pins,
                                           built for Lambda's python3.11 on x86_64
     <dist>/jobs/<job>/v<N>/job.py         each job version's Glue script
     <dist>/jobs/<job>/v<N>/contract.yaml  the contract that version runs (also inside lib.zip)
@@ -39,8 +39,9 @@ _LIB_SUFFIXES = (".py", ".yaml", ".properties")
 # Folders of lib/ that stay out of lib.zip: the developer tooling.
 NOT_SHIPPED = ("tools",)
 LAMBDA_DEPS_ARTIFACT = "lambda-deps.zip"
-# What the lib imports beyond the Lambda runtime's boto3, with their own dependencies.
-LAMBDA_PACKAGES = ("pandas", "numpy", "PyYAML", "python-dateutil", "pytz", "tzdata", "six")
+# What the shipped lib imports beyond the Lambda runtime's boto3 (the upload checks are
+# plain Python: no pandas), with their own dependencies.
+LAMBDA_PACKAGES = ("PyYAML",)
 LAMBDA_PLATFORM = ("--platform", "manylinux2014_x86_64", "--implementation", "cp",
                    "--python-version", "3.11", "--only-binary=:all:")
 

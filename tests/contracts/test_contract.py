@@ -19,6 +19,9 @@ from lib.contracts.contract import (
     load_contract_file,
     parse_contract,
 )
+from lib.engine.transforms import derived_columns
+from lib.tools.cli import main
+from tests.helpers import REPO
 
 MINIMAL = {
     "dataset": "things",
@@ -199,3 +202,60 @@ def test_contract_module_imports_without_pyspark() -> None:
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(len(load_contract("orders", 1).checks()))
+
+
+def _derived(expression: str) -> dict:
+    return _with(derived=[{"name": "d", "type": "string", "expression": expression}])
+
+
+@pytest.mark.parametrize(("expression", "why"), [
+    ("reflect('java.lang.System', 'exit', 1)", "function 'reflect' is not allowed in a derived "
+     "column; allowed: abs, add_months, bround, cast, "),
+    ("java_method('java.lang.Runtime', 'getRuntime')", "function 'java_method' is not allowed"),
+    ("upper(secret)", "unknown column 'secret'; a derived column may read the columns id"),
+    ("concat(id, 'x)", "a string opened at character 12 is never closed"),
+    ("upper(id", "a parenthesis is opened that is never closed"),
+    ("id ||", "the expression ends with '||'"),
+])
+def test_a_derived_expression_is_checked_whole_at_load(expression, why) -> None:
+    with pytest.raises(ContractError) as exc:
+        parse_contract(_derived(expression), "x.yaml")
+    assert str(exc.value).startswith(
+        f"x.yaml: derived[0].expression: {expression!r} is refused: {why}")
+
+
+def test_a_derived_expression_may_read_columns_and_earlier_derived_ones() -> None:
+    doc = _with(derived=[
+        {"name": "a", "type": "string", "expression": "upper(trim(id))"},
+        {"name": "b", "type": "decimal(18,2)",
+         "expression": "CAST(length(a) AS decimal(18, 2)) * 2"},
+        {"name": "c", "type": "string",
+         "expression": "CASE WHEN b > 1 THEN concat_ws('-', a, 'x') ELSE NULL END"},
+    ])
+    assert [d.name for d in parse_contract(doc, "x.yaml").derived] == ["a", "b", "c"]
+
+
+def test_lake_contract_check_refuses_an_expression_that_does_not_parse(tmp_path, capsys) -> None:
+    doc = yaml.safe_load((REPO / "lib" / "contracts" / "orders" / "v2.yaml").read_text())
+    doc["version"] = 3
+    doc["derived"][0]["expression"] = "reflect('java.lang.System', 'exit', 1)"
+    bad = tmp_path / "v3.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    assert main(["contract", "check", "--file", str(bad)]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"lake: error: {bad}: derived[0].expression: \"reflect('java.lang.System', 'exit', 1)\" "
+        "is refused: function 'reflect' is not allowed in a derived column")
+    doc["derived"][0]["expression"] = "quantity * (unit_price +)"
+    bad.write_text(yaml.safe_dump(doc))
+    assert main(["contract", "check", "--file", str(bad)]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"{bad}: derived[0].expression: 'quantity * (unit_price +)' does not parse: Required "
+        "keyword: 'expression' missing for <class 'sqlglot.expressions.core.Add'>")
+
+
+def test_the_job_refuses_a_contract_spark_cannot_parse_before_claiming(spark) -> None:
+    contract = parse_contract(_derived("upper(id) upper(id)"), "x.yaml")
+    with pytest.raises(ContractError) as exc:
+        derived_columns(contract)
+    assert str(exc.value).startswith(
+        "x.yaml: derived[0].expression: 'upper(id) upper(id)' does not parse: ")

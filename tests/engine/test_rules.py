@@ -119,3 +119,38 @@ def test_values_are_trimmed_normalised_and_cast_to_clean_types(spark, orders) ->
     exp = spark.createDataFrame([("O-7", "C-7", "ann@example.com", "SKU-7", 3, Decimal("1.50"),
                                   "EUR", datetime(2026, 10, 31, 23, 30), None)], schema)
     assert_df_equality(out, exp, ignore_nullable=True)
+
+
+LAUNDERING = {
+    # Unicode case mapping would turn these into ASCII that passes: checked as received.
+    "product_sku": [("sku-\u0131\u0131\u0131", ["product_sku.format"]),  # dotless i -> III
+                    ("\u00df-123", ["product_sku.format"]),  # sharp s -> SS-123
+                    ("sku-abc", [])],
+    "currency": [("\u0131nr", ["currency.enum"]), ("u\u017fd", ["currency.enum"]),  # long s
+                 ("Usd", [])],
+    # Invisible characters alone are no value; Unicode spaces are trimmed.
+    "order_id": [("\u200b", ["order_id.required"]), ("\u00a0\u2007\ufeff", ["order_id.required"]),
+                 ("\u2003O-1\u202f", [])],
+    "country": [("\u200bUS", []), ("U\u200bS", ["country.format"])],
+}
+
+
+@pytest.mark.parametrize("field", list(LAUNDERING))
+def test_normalisation_cannot_launder_a_value(spark, orders, field: str) -> None:
+    values = [v for v, _ in LAUNDERING[field]]
+    codes = [c for _, c in LAUNDERING[field]]
+    assert_df_equality(errors_for(spark, orders, field, values), expected(spark, codes),
+                       ignore_row_order=True)
+
+
+def test_an_email_with_a_trailing_no_break_space_hashes_like_the_plain_one(spark, orders) -> None:
+    rows = [valid_order(customer_email="ann@example.com"),
+            valid_order(customer_email="ann@example.com\u00a0"),
+            valid_order(customer_email="\u2060Ann@Example.com ")]
+    out = raw_rows(spark, orders, rows).transform(validate(orders))
+    emails = out.select(F.col("_source_record").alias("case"), "customer_email", "_errors")
+    schema = T.StructType([T.StructField("case", T.LongType()),
+                           T.StructField("customer_email", T.StringType()),
+                           ERRORS_SCHEMA["_errors"]])
+    exp = spark.createDataFrame([(i, "ann@example.com", []) for i in (1, 2, 3)], schema)
+    assert_df_equality(emails, exp, ignore_row_order=True, ignore_nullable=True)

@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 
 from glue_jobs.orders.v1 import job
+from lib.contracts.contract import load_contract
 from lib.jobs.faults import CRASH_ENV, CRASH_EXIT_CODE
 from lib.jobs.run import SelectionError
-from lib.lake.paths import to_uri
+from lib.lake.paths import LakePaths, local_path, to_uri
 from lib.ledger.records import LockBusyError, UploadRecord
 from lib.ledger.sqlite import open_ledger
+from lib.upload.landing import upload_file
 from tests.helpers import REPO, SAMPLES, land
 
 FILE1 = "orders_2026-11-01.csv"
@@ -117,10 +119,10 @@ def test_a_run_is_refused_while_another_run_of_the_dataset_holds_the_lock(spark,
     assert statuses(lake)[uid1] == "ACCEPTED"
 
 
-def lake_cli(lake: Path, *args: str, crash_at: str | None = None,
-             tmp: Path) -> subprocess.CompletedProcess:
+def lake_cli(lake: Path, *args: str, crash_at: str | None = None, tmp: Path,
+             **env_vars: str) -> subprocess.CompletedProcess:
     """`lake` in its own process (its own SparkSession), optionally killed at a crash point."""
-    env = {**os.environ, "LAKE_SPARK_DIR": str(tmp / f"spark-{os.urandom(3).hex()}")}
+    env = {**os.environ, "LAKE_SPARK_DIR": str(tmp / f"spark-{os.urandom(3).hex()}"), **env_vars}
     env.pop(CRASH_ENV, None)
     if crash_at:
         env[CRASH_ENV] = crash_at
@@ -170,3 +172,86 @@ def test_a_killed_run_leaves_the_old_state_or_a_committed_journal_and_the_next_r
     assert clean_rows(spark, lake) == clean_rows(spark, reference)
     assert not any((lake / "clean" / "_staging").rglob("*.parquet"))
     assert not any((lake / "clean" / "_commits").rglob("*.json"))
+
+
+def test_an_upload_whose_rows_read_differ_from_its_checked_count_fails_alone(spark,
+                                                                            tmp_path) -> None:
+    """Bytes changed after the check (here: a row appended to the raw file): the run must
+    not report success with rows missing from, or added to, the count."""
+    lake = tmp_path / "lake"
+    contract = load_contract("orders", 1)
+    ledger, paths = open_ledger(lake), LakePaths.from_root(lake)
+    ok = upload_file(SAMPLES / FILE1, contract, ledger, paths)
+    tampered = upload_file(SAMPLES / "orders_2026-11-04_discounts.csv", contract, ledger, paths)
+    raw = local_path(tampered.location)
+    raw.write_text(raw.read_text() + "O-99,C-99,SKU-99,1,1.00,USD,2026-11-04T00:00:00Z,,\n")
+    assert run(lake) == 1
+    failed = ledger.get(tampered.upload_id)
+    assert (failed.status, failed.error_code, failed.record_count) == \
+        ("FAILED", "run.count_mismatch", 6)
+    assert failed.error == (f"{tampered.location}: the job read 7 rows but the upload check "
+                            "counted 6 records; nothing of this upload is published")
+    assert ledger.get(ok.upload_id).status == "ARCHIVED"
+    published = {r["_upload_id"] for r in spark.read.parquet(to_uri(lake / "clean" / "orders"))
+                 .select("_upload_id").distinct().collect()}
+    assert published == {ok.upload_id}
+    assert not any((lake / "clean" / "_staging").rglob("*.parquet"))
+
+
+def test_a_journal_left_half_written_is_removed_by_the_next_run(spark, tmp_path,
+                                                                two_uploads) -> None:
+    lake, uid1, uid2 = two_uploads
+    leftover = lake / "clean" / "_commits" / "orders" / "20261121T000000Z-dead00.json.tmp"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text('{"dataset": "orders", "run_id": "20261121T0000')
+    assert run(lake) == 0
+    assert not leftover.exists()
+    assert statuses(lake) == {uid1: "ARCHIVED", uid2: "ARCHIVED"}
+
+
+def test_a_poisoned_upload_fails_alone_and_the_good_ones_publish(tmp_path) -> None:
+    """A real out-of-memory: one 300 MB field in a 512m driver. The batch dies twice, then
+    each upload runs alone: the good ones publish, the poisoned one is held with an alert
+    message naming the run, the uploads, the cause and the setting."""
+    lake = tmp_path / "lake"
+    contract = load_contract("orders", 1)
+    ledger, paths = open_ledger(lake), LakePaths.from_root(lake)
+    good = [upload_file(SAMPLES / name, contract, ledger, paths).upload_id
+            for name in (FILE1, "orders_2026-11-04_discounts.csv")]
+    big = tmp_path / "big.csv"
+    with big.open("w") as f:
+        f.write("order_id,customer_id,product_sku,quantity,unit_price,currency,order_ts\n")
+        f.write('O-1,C-1,"' + "x" * 300_000_000 + '",1,1.00,USD,2026-11-01T00:00:00Z\n')
+    poison = land(lake, big, upload_id="u-poison")  # past the checks, as if they had let it in
+    big.unlink()
+
+    def attempt() -> subprocess.CompletedProcess:
+        return lake_cli(lake, "run", "orders", "--version", "1", tmp=tmp_path,
+                        LAKE_DRIVER_MEMORY="512m")
+
+    first = attempt()
+    assert first.returncode == 2, first.stderr[-3000:]
+    assert "Traceback" not in first.stderr
+    message = first.stderr[first.stderr.index("lake: error: "):]
+    head = (f"lake: error: run {ledger.get(poison).run_id} of orders stopped: the Spark driver "
+            "died while processing upload(s) ")
+    assert message.startswith(head)
+    assert sorted(message[len(head):].split(" (", 1)[0].split(", ")) == sorted([*good, poison])
+    assert ("The likely cause is a record or a batch larger than the driver's memory: raise "
+            "LAKE_DRIVER_MEMORY (now 512m) for a local run") in message
+    assert f"upload {poison}: retried by the next run" in message
+    second = attempt()
+    assert second.returncode == 2
+    assert f"upload {poison}: retried alone by the next run (2 interrupted runs)" in second.stderr
+    third = attempt()
+    assert third.returncode == 2
+    assert (f"upload {poison}: held: FAILED (run.interrupted), not retried automatically after "
+            f"3 interrupted runs, the last with this upload alone") in third.stderr
+    # the good ones are published (their raw files are archived by the next run's recovery)
+    assert statuses(lake) == {good[0]: "PROCESSED", good[1]: "PROCESSED", poison: "FAILED"}
+    assert [ledger.get(u).rows_read for u in good] == [14, 6]
+    held = ledger.get(poison)
+    assert (held.error_code, held.interruptions, held.held) == ("run.interrupted", 3, True)
+    fourth = attempt()  # nothing pending: the held upload waits for lake reprocess
+    assert fourth.returncode == 0, fourth.stderr[-2000:]
+    assert statuses(lake) == {good[0]: "ARCHIVED", good[1]: "ARCHIVED", poison: "FAILED"}

@@ -219,3 +219,39 @@ def test_line_numbers_stay_exact_when_the_session_would_split_files(spark, tmp_p
     got = sorted((r["_source_record"], r["_raw_record"]) for r in
                  spark.read.parquet(str(lake / "quarantine" / "customers")).collect())
     assert got == [(3, "[3]"), (1500, "[1500]"), (1999, "[1999]")]
+
+
+def test_what_the_upload_check_announces_is_what_the_job_does(spark, tmp_path) -> None:
+    """Lines that are not one JSON object with unique keys are malformed; a number beyond
+    the double range is a type error; the check counted exactly what the job quarantined."""
+    good = {"customer_id": "C-1", "full_name": "A", "email": "a@b.co", "country": "US"}
+    lines = [json.dumps(good),
+             '{"customer_id": NaN, "full_name": "A", "email": "a@b.co", "country": "US"}',
+             '{"customer_id": "C-3", "customer_id": "C-4", "full_name": "D", "email": "d@b.co", '
+             '"country": "US"}',
+             '{"customer_id": 1e400, "full_name": "B", "email": "b@b.co", "country": "US"}',
+             "\ufeff" + json.dumps({**good, "customer_id": "C-6"}),
+             '{"customer_id": ' + "[" * 1500 + "]" * 1500 + "}",
+             json.dumps({**good, "customer_id": "C-8", "email": "  c@b.co\u00a0"})]
+    f = tmp_path / "mixed.jsonl"
+    f.write_text("\n".join(lines) + "\n")
+    lake = tmp_path / "lake"
+    record = upload_file(f, load_contract("customers", 1), open_ledger(lake),
+                         LakePaths.from_root(lake))
+    assert record.warnings == [
+        "4 of the 7 lines are not one JSON object with unique keys (line 2 is not valid JSON "
+        "(NaN is not a JSON value)); they will be quarantined as row.malformed",
+        "1 of the 7 lines hold a number beyond the range of a double in a contract field "
+        "(line 4, key 'customer_id'); they will be quarantined as <field>.type"]
+    assert job.main(["--JOB_NAME", "customers_v1", "--lake_root", to_uri(lake)]) == 0
+    got = spark.read.parquet(str(lake / "quarantine" / "customers")).select(
+        "_source_record", "_errors")
+    schema = T.StructType([T.StructField("_source_record", T.LongType()),
+                           T.StructField("_errors", T.ArrayType(T.StringType()))])
+    expected = spark.createDataFrame([
+        (2, ["row.malformed"]), (3, ["row.malformed"]), (4, ["customer_id.type"]),
+        (5, ["row.malformed"]), (6, ["row.malformed"])], schema)
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    done = open_ledger(lake).get(record.upload_id)
+    assert (done.status, done.record_count, done.rows_read, done.clean, done.quarantined) == \
+        ("ARCHIVED", 7, 7, 2, 5)
