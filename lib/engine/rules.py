@@ -22,6 +22,7 @@ No Python UDFs: everything here is evaluated by the JVM in one pass.
 from __future__ import annotations
 
 import re
+import unicodedata
 from decimal import Decimal
 
 from pyspark.sql import Column
@@ -31,11 +32,15 @@ from lib.contracts.contract import Check
 from lib.contracts.contract import Column as ContractColumn
 from lib.engine.schemas import spark_type
 
-# Trimmed from both ends of every value: ASCII whitespace, every Unicode space separator
-# (no-break, thin, ideographic ...) and invisible format characters (zero-width space and
-# joiners, word joiner, byte-order mark).
-INVISIBLE = r"[\s\p{Z}\p{Cf}]"
-_TRIM = rf"^{INVISIBLE}+|{INVISIBLE}+$"
+# Trimmed from both ends of every value: ASCII whitespace and controls that separate, and
+# every character of the Basic Multilingual Plane that Unicode files as a separator (Zs, Zl,
+# Zp: no-break, thin, ideographic spaces ...) or an invisible format character (Cf:
+# zero-width space and joiners, word joiner, byte-order mark, bidi marks ...). A character
+# set for Spark's native btrim: no regular expression per value.
+INVISIBLE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85" + "".join(
+    chr(c) for c in range(0x10000)
+    if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) in ("Zs", "Zl", "Zp", "Cf"))
+_ASCII_SPACE = " \t\n\x0b\x0c\r"
 _SPACES = r"[\s\p{Z}]+"
 CASE_NORMALIZERS = ("upper", "lower")
 
@@ -59,7 +64,11 @@ INTEGER_BOUNDS = {"int": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
 
 def clean_string(raw: Column, normalize: tuple[str, ...] = ()) -> Column:
     """Trim, turn empty into null, then normalise case / whitespace."""
-    value = F.regexp_replace(raw, _TRIM, "")
+    value = F.btrim(raw, F.lit(_ASCII_SPACE))
+    # Only a value with a non-ASCII character can hold more to trim (as many characters as
+    # bytes: ASCII): the full set is searched for those alone.
+    ascii_only = F.length(value) == F.octet_length(value)
+    value = F.when(ascii_only, value).otherwise(F.btrim(value, F.lit(INVISIBLE)))
     value = F.when(value != "", value)
     for step in normalize:
         if step == "upper":
