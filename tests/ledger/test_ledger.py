@@ -4,6 +4,7 @@ claim, and several processes writing at once."""
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,40 @@ def test_an_upload_goes_through_its_life_and_every_step_is_in_its_history(ledger
                        ("FAILED", "PROCESSING"), ("PROCESSING", "PROCESSED"),
                        ("PROCESSED", "ARCHIVED"), ("ARCHIVED", "PROCESSING"),
                        ("PROCESSING", "PROCESSED"), ("PROCESSED", "ARCHIVED")]
+
+
+def test_the_structure_the_check_found_and_interruptions_are_kept(ledger) -> None:
+    new_record(ledger, "u1")
+    accepted = ledger.transition("u1", L.ACCEPTED, record_count=14, longest_record_bytes=61,
+                                 multiline=True)
+    assert (accepted.record_count, accepted.longest_record_bytes, accepted.multiline,
+            accepted.interruptions, accepted.held) == (14, 61, True, 0, False)
+    ledger.transition("u1", L.PROCESSING)
+    failed = ledger.transition("u1", L.FAILED, error_code="run.interrupted", interruptions=2,
+                               held=True)
+    assert ledger.get("u1") == failed
+    assert (failed.record_count, failed.multiline, failed.interruptions, failed.held) == \
+        (14, True, 2, True)
+
+
+def test_a_sqlite_ledger_of_an_earlier_version_gains_the_new_fields(tmp_path) -> None:
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE uploads (upload_id TEXT PRIMARY KEY, dataset TEXT, original_name TEXT,
+            stored_name TEXT, size_bytes INTEGER, sha256 TEXT, status TEXT, reason_code TEXT,
+            reason TEXT, warnings TEXT, location TEXT, ingest_date TEXT, received_at TEXT,
+            updated_at TEXT, rows_read INTEGER, clean INTEGER, quarantined INTEGER,
+            duplicates_removed INTEGER, job_name TEXT, job_version INTEGER, run_id TEXT,
+            error_code TEXT, error TEXT);
+        INSERT INTO uploads (upload_id, dataset, original_name, stored_name, size_bytes,
+            sha256, status, warnings) VALUES ('old', 'orders', 'a.csv', 'a.csv', 3, 's',
+            'ACCEPTED', '[]');
+    """)
+    db.close()
+    r = SqliteLedger(path).get("old")
+    assert (r.status, r.record_count, r.multiline, r.interruptions, r.held) == \
+        ("ACCEPTED", None, None, 0, False)
 
 
 ILLEGAL = [(a, b) for a in L.STATUSES for b in L.STATUSES if b not in L.TRANSITIONS[a]]
