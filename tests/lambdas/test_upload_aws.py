@@ -226,6 +226,8 @@ def test_an_upload_goes_from_post_uploads_to_accepted(lake: Lake, capsys) -> Non
     assert record["http"] == 200
     assert (record["status"], record["location"], record["sha256"]) == (
         ACCEPTED, f"s3://{BUCKET}/{key}", hashlib.sha256(data).hexdigest())
+    # the whole object's structure, read from the S3 stream, for the job's count check
+    assert (record["record_count"], record["multiline"]) == (14, True)  # quoted line breaks
     assert [(h["from"], h["to"]) for h in record["history"]] == [(None, RECEIVED),
                                                                  (RECEIVED, ACCEPTED)]
     assert record["history"][0]["note"] == f"upload requested by {CALLER}"
