@@ -39,6 +39,9 @@ LINEAGE_COLUMNS = (UPLOAD_ID, SOURCE_FILE, INGESTED_AT, CONTRACT_VERSION)
 # Quarantine-only columns.
 ERRORS = "_errors"
 SOURCE_RECORD = "_source_record"
+# In the raw frame _source_record is a read position: the read partition above this many
+# bits, the row's place in it below (Spark's monotonically_increasing_id, plus one).
+POSITION_BITS = 33
 RAW_RECORD = "_raw_record"
 # Raw frame only: comma-separated names of JSON fields holding an object or array.
 NESTED_FIELDS = "_nested_fields"

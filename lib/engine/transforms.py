@@ -22,16 +22,17 @@ Nothing here reads or writes data or touches a global SparkSession.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from pyspark.errors import ParseException
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Row, Window
 from pyspark.sql import functions as F
 
 from lib.contracts.contract import (
     ERRORS,
     LINEAGE_COLUMNS,
     NESTED_FIELDS,
+    POSITION_BITS,
     QUARANTINE_PARTITION,
     RAW_RECORD,
     ROW_MALFORMED,
@@ -239,11 +240,49 @@ def clean_rows(contract: Contract) -> Transform:
     return transform
 
 
-def quarantine_rows(contract: Contract) -> Transform:
+READ_PARTITION = "_read_partition"
+Offsets = Mapping[tuple[str, int], int]  # (upload, read partition) -> rows in earlier ones
+
+
+def read_partition(position: Column) -> Column:
+    """The read partition of a row's read position (``_source_record`` of the raw frame)."""
+    return F.shiftright(position - 1, POSITION_BITS)
+
+
+def ordinal(position: Column, offsets: Offsets | None = None) -> Column:
+    """The exact 1-based ordinal of a record in its file from its read position: its place in
+    its read partition plus the rows of the upload's earlier partitions (``offsets``, from
+    the rows per partition :func:`disposition_counts` counts; none: one partition)."""
+    within = (position - 1).bitwiseAND((1 << POSITION_BITS) - 1) + 1
+    pairs = [(u, p, n) for (u, p), n in sorted((offsets or {}).items()) if n]
+    if not pairs:
+        return within
+    key = F.concat_ws(":", F.col(UPLOAD_ID), read_partition(position).cast("string"))
+    table = F.create_map(*[F.lit(x) for u, p, n in pairs for x in (f"{u}:{p}", n)])
+    return within + F.coalesce(F.element_at(table, key), F.lit(0))
+
+
+def partition_offsets(counts: list[Row]) -> dict[tuple[str, int], int]:
+    """Rows of each upload's earlier read partitions, from :func:`disposition_counts`."""
+    per: dict[str, dict[int, int]] = {}
+    for r in counts:
+        parts = per.setdefault(r[UPLOAD_ID], {})
+        parts[r[READ_PARTITION]] = parts.get(r[READ_PARTITION], 0) + int(r["count"])
+    out: dict[tuple[str, int], int] = {}
+    for upload, parts in per.items():
+        seen = 0
+        for p in sorted(parts):
+            out[(upload, p)] = seen
+            seen += parts[p]
+    return out
+
+
+def quarantine_rows(contract: Contract, offsets: Offsets | None = None) -> Transform:
     """Classified frame -> quarantine rows: the raw values as strings, every reason code,
     the raw text of malformed records, the record's ordinal in its file and lineage."""
     def transform(df: DataFrame) -> DataFrame:
         raw_cols = {c.name: F.col(f"{RAW}.{c.name}") for c in contract.columns}
+        raw_cols[SOURCE_RECORD] = ordinal(F.col(SOURCE_RECORD), offsets)
         rows = df.where(F.col(DISPOSITION) == QUARANTINE)
         return rows.select(*[
             raw_cols.get(f.name, F.col(f.name)).alias(f.name)
@@ -252,15 +291,18 @@ def quarantine_rows(contract: Contract) -> Transform:
     return transform
 
 
-def split(contract: Contract, classified: DataFrame) -> tuple[DataFrame, DataFrame]:
+def split(contract: Contract, classified: DataFrame,
+          offsets: Offsets | None = None) -> tuple[DataFrame, DataFrame]:
     """(clean, quarantine) from a classified frame."""
     return (
         classified.transform(clean_rows(contract)),
-        classified.transform(quarantine_rows(contract)),
+        classified.transform(quarantine_rows(contract, offsets)),
     )
 
 
 def disposition_counts(classified: DataFrame) -> DataFrame:
-    """Rows per upload, disposition and error set: a small aggregate (one row per distinct
-    combination) from which every count of the run report is derived."""
-    return classified.groupBy(UPLOAD_ID, DISPOSITION, ERRORS).count()
+    """Rows per upload, read partition, disposition and error set: a small aggregate (one
+    row per distinct combination) from which every count of the run report, and the
+    offsets of :func:`ordinal`, are derived."""
+    return classified.groupBy(UPLOAD_ID, read_partition(F.col(SOURCE_RECORD))
+                              .alias(READ_PARTITION), DISPOSITION, ERRORS).count()

@@ -62,6 +62,7 @@ from lib.engine.transforms import (
     apply_contract,
     derived_columns,
     disposition_counts,
+    partition_offsets,
     split,
 )
 from lib.errors import FileError, LakeError
@@ -328,7 +329,7 @@ def select_and_claim(run: Run, upload_ids: Sequence[str] | None) -> list[Upload]
             run.log.warning("skipping upload %s: %s", r.upload_id, exc)
             continue
         claimed.append(Upload(r.upload_id, str(r.location), date.fromisoformat(r.ingest_date),
-                              r.record_count))
+                              r.record_count, r.multiline))
     return claimed
 
 
@@ -474,21 +475,23 @@ def enforce_and_stage(run: Run, raw: DataFrame) -> list[Row]:
     # large batch never has to fit in memory) for the second zone write and the counts.
     classified = raw.transform(apply_contract(contract)).persist(StorageLevel.DISK_ONLY)
     try:
-        clean, quarantine = split(contract, classified)
+        t0 = time.perf_counter()
+        counts = disposition_counts(classified).collect()  # one row per distinct outcome
+        run.log.info("read, classified and counted outcomes in %.1fs",
+                     time.perf_counter() - t0)
+        # A file read in several partitions: the records before each one give exact ordinals.
+        clean, quarantine = split(contract, classified, partition_offsets(counts))
         staging_clean = paths.staging(paths.clean, run.dataset, run.run_id)
         staging_quarantine = paths.staging(paths.quarantine, run.dataset, run.run_id)
         t0 = time.perf_counter()
         stage(clean, staging_clean, contract.partition_by, run.max_records_per_file)
         t1 = time.perf_counter()
-        run.log.info("read, classified and staged clean rows in %.1fs (%s)", t1 - t0,
-                     staging_clean)
+        run.log.info("staged clean rows in %.1fs (%s)", t1 - t0, staging_clean)
         crash_point("staging")
         stage(quarantine, staging_quarantine, (QUARANTINE_PARTITION,),
               run.max_records_per_file)
-        t2 = time.perf_counter()
-        run.log.info("staged quarantined rows in %.1fs (%s)", t2 - t1, staging_quarantine)
-        counts = disposition_counts(classified).collect()  # one row per distinct outcome
-        run.log.info("counted outcomes in %.1fs", time.perf_counter() - t2)
+        run.log.info("staged quarantined rows in %.1fs (%s)", time.perf_counter() - t1,
+                     staging_quarantine)
     finally:
         classified.unpersist()
     return counts

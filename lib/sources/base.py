@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from lib.contracts.contract import (
     CONTRACT_VERSION,
     INGESTED_AT,
+    POSITION_BITS,
     QUARANTINE_PARTITION,
     SOURCE_FILE,
     UPLOAD_ID,
@@ -30,7 +31,7 @@ from lib.contracts.contract import (
 from lib.errors import FileError
 from lib.lake.fs import HadoopFs, java_error_message
 
-_ORDINAL_MASK = (1 << 33) - 1  # monotonically_increasing_id: partition id << 33 | ordinal
+_ORDINAL_MASK = (1 << POSITION_BITS) - 1  # monotonically_increasing_id: partition, ordinal
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class Upload:
     path: str
     ingest_date: date
     expected_records: int | None = None  # counted by the upload check (None: not counted)
+    # Whether a quoted field holds a line break (None: not known): only then is a CSV file
+    # read whole, in one task; otherwise it is split across tasks.
+    multiline: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -67,9 +71,18 @@ def open_check(fs: HadoopFs, upload: Upload) -> str | None:
 
 
 def record_ordinal() -> Column:
-    """1-based position of the row in its read partition: the record's ordinal in its file
-    when the file is read as one partition (every reader makes sure it is)."""
-    return (F.monotonically_increasing_id().bitwiseAND(_ORDINAL_MASK)) + 1
+    """The row's read position, 1-based: ``monotonically_increasing_id() + 1``, that is the
+    read partition in the high bits and the row's place in it in the low 33 bits. Ordered
+    as the file is, so it orders the rows of an upload; when an upload is one read
+    partition the low bits are its exact ordinal. The job turns it into the exact ordinal of
+    a file read in several partitions with :func:`lib.engine.transforms.ordinal` and the
+    rows per partition it counts anyway."""
+    return F.monotonically_increasing_id() + 1
+
+
+def first_in_partition(position: Column) -> Column:
+    """True for the first row of its read partition (the first line of an unsplit file)."""
+    return (position - 1).bitwiseAND(_ORDINAL_MASK) == 0
 
 
 def lineage_columns(upload: Upload, contract: Contract, ingested_at: datetime) -> list[Column]:

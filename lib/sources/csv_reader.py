@@ -1,11 +1,16 @@
 """Read raw CSV uploads into the contract's raw frame (:func:`lib.engine.schemas.raw_schema`).
 
 Each file is read on its own, with its own header mapped onto the contract (column order is
-free per file), by Spark's CSV reader in multi-line mode so that RFC 4180 quoted fields may
-hold commas, quotes and line breaks. Every field is read as a string; a record whose field
-count differs from the header is kept whole in ``_raw_record`` (PERMISSIVE mode) and later
-quarantined as ``row.malformed``. A file is one read partition (multi-line CSV and gzip are
-not splittable), which makes ``_source_record`` the record's 1-based ordinal in its file.
+free per file), by Spark's CSV reader (RFC 4180: quoted fields may hold commas and quotes).
+Every field is read as a string; a record whose field count differs from the header is kept
+whole in ``_raw_record`` (PERMISSIVE mode) and later quarantined as ``row.malformed``.
+
+A file whose upload check found no line break inside a quoted field is read line by line,
+split across tasks (and Glue workers) like any splittable text file. Only a file that needs
+it, or one checked before the check recorded it, is read in multi-line mode, whole, by one
+task. gzip is never splittable: a big upload is better sent uncompressed (or in parts).
+``_source_record`` is the record's read position (:func:`lib.sources.base.record_ordinal`);
+the job makes it the exact 1-based ordinal in the file, header excluded.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ CSV_OPTIONS = {
     "columnNameOfCorruptRecord": RAW_RECORD,
     "enforceSchema": "true",
 }
+# No quoted field of the file holds a line break (the upload check says so): split reads.
+LINE_OPTIONS = {**CSV_OPTIONS, "multiLine": "false"}
 
 
 def read_header(fs: HadoopFs, upload: Upload, contract: Contract) -> HeaderPlan:
@@ -46,7 +53,8 @@ def read_upload(spark: SparkSession, upload: Upload, plan: HeaderPlan, contract:
         [T.StructField(n, T.StringType()) for n in plan.read_names]
         + [T.StructField(RAW_RECORD, T.StringType())]
     )
-    df = spark.read.schema(schema).options(**CSV_OPTIONS).csv(upload.path)
+    options = CSV_OPTIONS if upload.multiline is not False else LINE_OPTIONS
+    df = spark.read.schema(schema).options(**options).csv(upload.path)
     present = set(plan.matched)
     return df.select(
         *[

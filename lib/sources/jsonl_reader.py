@@ -32,7 +32,13 @@ from pyspark.sql import types as T
 from lib.contracts.contract import NESTED_FIELDS, RAW_RECORD, SOURCE_RECORD, Contract
 from lib.contracts.header import HeaderPlan
 from lib.lake.fs import HadoopFs
-from lib.sources.base import Upload, lineage_columns, open_check, record_ordinal
+from lib.sources.base import (
+    Upload,
+    first_in_partition,
+    lineage_columns,
+    open_check,
+    record_ordinal,
+)
 
 _HUGE = str(1 << 50)
 # Never split a file: one read partition per file keeps line numbers exact.
@@ -86,7 +92,7 @@ def read_upload(spark: SparkSession, upload: Upload, plan: HeaderPlan, contract:
     )
     # Filter after numbering: the projection holds a non-deterministic expression, so the
     # filter is not pushed below it and blank lines keep their place in the count.
-    line = F.when(F.col(SOURCE_RECORD) == 1,  # a UTF-8 BOM starts the file, not a later line
+    line = F.when(first_in_partition(F.col(SOURCE_RECORD)),  # a BOM starts the file only
                   F.regexp_replace(F.col(_LINE), "^\ufeff", "")).otherwise(F.col(_LINE))
     parsed = F.from_json(line, _struct(contract, T.StringType(), corrupt=True),
                          {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": RAW_RECORD,
