@@ -11,6 +11,14 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+DRIVER_MEMORY_ENV = "LAKE_DRIVER_MEMORY"
+
+
+def driver_memory_setting() -> str:
+    """The local driver's memory: ``$LAKE_DRIVER_MEMORY``, else 1g."""
+    return os.environ.get(DRIVER_MEMORY_ENV, "1g")
+
+
 # SQL settings every job runs with, locally and on Glue (set by lib.jobs.runtime).
 SESSION_CONF = {
     "spark.sql.session.timeZone": "UTC",
@@ -49,7 +57,7 @@ def local_spark_session(
     builder = (
         SparkSession.builder.appName(app_name)
         .master(master or os.environ.get("LAKE_SPARK_MASTER", "local[2]"))
-        .config("spark.driver.memory", driver_memory or os.environ.get("LAKE_DRIVER_MEMORY", "1g"))
+        .config("spark.driver.memory", driver_memory or driver_memory_setting())
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.extraJavaOptions", java_opts)

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -67,6 +66,7 @@ from lib.engine.transforms import (
 )
 from lib.errors import FileError, LakeError
 from lib.jobs.faults import crash_point
+from lib.jobs.local_spark import DRIVER_MEMORY_ENV, driver_memory_setting
 from lib.jobs.publish import (
     DEFAULT_MAX_RECORDS_PER_FILE,
     PublishPlan,
@@ -102,7 +102,6 @@ COUNT_MISMATCH = "run.count_mismatch"
 # An upload in batches whose driver died this many times is processed in a batch of its own;
 # one that kills the driver on its own after that is held: FAILED, no automatic retry.
 ALONE_AFTER = 2
-DRIVER_MEMORY_ENV = "LAKE_DRIVER_MEMORY"
 
 Batch = list[tuple[Upload, HeaderPlan]]
 
@@ -131,7 +130,7 @@ class DriverDied(LakeError):
         self.run_id, self.dataset, self.batch, self.cause = run_id, dataset, list(batch), cause
         self.outcomes = dict(outcomes or {})
         self.held = [uid for uid, what in self.outcomes.items() if what.startswith("held")]
-        memory = os.environ.get(DRIVER_MEMORY_ENV, "1g")
+        memory = driver_memory_setting()
         lines = [f"run {run_id} of {dataset} stopped: the Spark driver died while processing "
                  f"upload(s) {', '.join(self.batch)} ({cause}). The likely cause is a record or "
                  f"a batch larger than the driver's memory: raise {DRIVER_MEMORY_ENV} (now "

@@ -26,7 +26,12 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from lib.errors import LakeError
-from lib.jobs.local_spark import SESSION_CONF, local_spark_session
+from lib.jobs.local_spark import (
+    DRIVER_MEMORY_ENV,
+    SESSION_CONF,
+    driver_memory_setting,
+    local_spark_session,
+)
 from lib.lake.fs import java_error_message
 from lib.lake.paths import join, local_path, to_uri
 
@@ -129,11 +134,10 @@ def _start_local(args: Mapping[str, str | None]) -> SparkSession:
         return local_spark_session(local_work_dir(args.get("lake_root")),
                                    app_name=str(args["JOB_NAME"]))
     except Exception as exc:  # py4j: the JVM refused to start the context
-        memory = os.environ.get("LAKE_DRIVER_MEMORY", "1g")
         raise DriverStartError(
             f"the local Spark driver could not start: {java_error_message(exc)}; check "
-            f"LAKE_DRIVER_MEMORY (now {memory}; Spark needs at least 450m) and that Java 17 "
-            "runs") from exc
+            f"{DRIVER_MEMORY_ENV} (now {driver_memory_setting()}; Spark needs at least 450m) "
+            "and that Java 17 runs") from exc
 
 
 @contextmanager

@@ -60,7 +60,8 @@ def test_a_quote_never_closed_deep_in_a_large_file_is_refused_with_its_line(tmp_
 def test_a_quote_never_closed_in_the_last_rows_is_refused(tmp_path, orders) -> None:
     f = tmp_path / "tail.csv"
     f.write_text(HEADER + row(1) + 'O-2,"C-2,SKU-002,1,2.00,USD,2026-11-01T00:00:00Z\n' + row(3))
-    assert (rejected(f, orders).code, rejected(f, orders).message) == (
+    exc = rejected(f, orders)
+    assert (exc.code, exc.message) == (
         "file.format", "tail.csv: a quoted field in the record starting at line 3 is never "
         "closed; every field that opens with a quote (\") must end with one (a quote inside it "
         "is written twice: \"\")")
@@ -162,12 +163,14 @@ def test_each_kind_of_bad_json_line_is_named(tmp_path, customers, line, why) -> 
 def test_an_executable_is_binary_content_not_an_encoding_problem(tmp_path, orders) -> None:
     f = tmp_path / "tool.csv"
     f.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4)
-    assert (rejected(f, orders).code, rejected(f, orders).message) == (
+    exc = rejected(f, orders)
+    assert (exc.code, exc.message) == (
         "file.format", "tool.csv: the file is an executable (ELF), not text; upload a CSV file, "
         "optionally gzip-compressed")
     g = tmp_path / "blob.csv"
     g.write_bytes(HEADER.encode() + b"\xff\xfe\x00\x00 text")
-    assert (rejected(g, orders).code, rejected(g, orders).message) == (
+    exc = rejected(g, orders)
+    assert (exc.code, exc.message) == (
         "file.format", "blob.csv: binary content (a NUL byte at byte offset 73, line 2); upload "
         "a CSV file")
 
