@@ -1,21 +1,22 @@
 """Contract enforcement as pure DataFrame transforms.
 
-    raw frame --validate--> validated --resolve_duplicates--> classified --split--> (clean, quarantine)
+    raw --validate--> validated --classify(duplicate_groups)--> classified --split--> (clean, quarantine)
 
 * the **raw frame** (:func:`lib.engine.schemas.raw_schema`) has every contract column as a string
   exactly as read, plus ``_raw_record`` (set only for malformed records), the record's
-  ordinal in its file, lineage and ``ingest_date``;
+  read position in its file, lineage and ``ingest_date``;
 * :func:`validate` trims, normalises and casts every column and evaluates every row rule in
   three chained projections (cleaned strings, typed values, reason codes), each value
   computed once per row; ``_errors`` holds all failed reason codes, sorted;
-* :func:`resolve_duplicates` handles repeats within one upload among rows that passed every
-  other rule: identical rows collapse to one, rows sharing the unique key with different
-  content are all quarantined with ``<key>.conflict``. It adds ``_disposition`` and keeps
-  the raw values (``_raw``) only on quarantined rows;
-* :func:`apply_contract` chains the two, first hash-partitioning rows by (upload, unique
-  key) so validation runs after that shuffle, in parallel, and the window needs no other;
+* :func:`duplicate_groups` finds, on a narrow projection with partial aggregation, the keys
+  that repeat within an upload among rows that passed every rule; :func:`classify` joins
+  them back (broadcast: they are few) and adds ``_disposition``: identical rows collapse to
+  the first in file order, rows sharing the unique key with different content are all
+  quarantined with ``<key>.conflict``, and only quarantined rows keep their raw values
+  (``_raw``). The rows themselves are never shuffled for it;
+* :func:`apply_contract` chains them;
 * :func:`split` projects the clean rows (PII hashed, derived columns added) and the
-  quarantined rows (raw strings, reason codes, lineage).
+  quarantined rows (raw strings, reason codes, exact ordinal in the file, lineage).
 
 Nothing here reads or writes data or touches a global SparkSession.
 """
@@ -23,9 +24,10 @@ Nothing here reads or writes data or touches a global SparkSession.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import reduce
 
 from pyspark.errors import ParseException
-from pyspark.sql import Column, DataFrame, Row, Window
+from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 
 from lib.contracts.contract import (
@@ -47,7 +49,6 @@ from lib.engine.schemas import clean_schema, quarantine_schema, spark_type
 
 RAW = "_raw"
 DISPOSITION = "_disposition"
-DEDUPE_KEY = "_dedupe_key"  # transient: the typed unique key rows are partitioned by
 CLEAN = "clean"
 QUARANTINE = "quarantine"
 DUPLICATE = "duplicate"
@@ -110,7 +111,7 @@ def validate(contract: Contract) -> Transform:
     json = contract.format == "jsonl"
 
     def transform(df: DataFrame) -> DataFrame:
-        passthrough = fixed + ([DEDUPE_KEY] if DEDUPE_KEY in df.columns else [])
+        passthrough = fixed
         nested = {c.name: _is_nested(c.name) for c in contract.columns} if json else {}
         received = _character_rules(contract)
         received_names = {c.name for c in received}
@@ -147,65 +148,118 @@ def validate(contract: Contract) -> Transform:
     return transform
 
 
-def resolve_duplicates(contract: Contract) -> Transform:
-    """Classify every row as clean, quarantine or duplicate (``_disposition``).
+# Columns of :func:`duplicate_groups` (prefixed: they sit beside the rows they are joined to).
+GROUP_PREFIX = "_group_"
+GROUP_ROWS = "_group_rows"  # valid rows sharing the key
+GROUP_CONFLICT = "_group_conflict"  # whether their contents differ
+GROUP_FIRST = "_group_first"  # read position of the first of them in file order
 
-    Among the rows of one upload that passed every rule: rows equal in all contract columns
-    collapse to the first in file order (the rest are ``duplicate``); rows sharing the
-    unique column with different content are all quarantined with ``<key>.conflict``.
-    Rows with errors are quarantined and never count as duplicates or conflicts.
 
-    One window over (upload, key). When the frame carries ``_dedupe_key`` (see
-    :func:`apply_contract`) the window reuses that partitioning and adds no shuffle.
-    """
-    names = list(contract.column_names)
+def _group_columns(contract: Contract) -> list[str]:
+    """What identifies a group of repeats within an upload: the unique column, or without
+    one every contract column (identical rows)."""
+    key = contract.unique_column
+    return [UPLOAD_ID, *([key.name] if key is not None else contract.column_names)]
+
+
+def _content_hashes(contract: Contract) -> tuple[Column, Column]:
+    """Two independent 64-bit hashes of a row's contract values (xxhash64, differently
+    seeded): rows under one key are taken as equal only when both match. Spark's hashes skip
+    nulls, so which columns are null is hashed too (else ``(x, null)`` would equal
+    ``(null, x)``)."""
+    nulls = F.concat(*[F.when(F.col(n).isNull(), F.lit("1")).otherwise(F.lit("0"))
+                       for n in contract.column_names])
+    content = [nulls, *[F.col(n) for n in contract.column_names]]
+    return F.xxhash64(*content), F.xxhash64(F.lit("second hash"), *content)
+
+
+def duplicate_groups(contract: Contract) -> Transform:
+    """Validated frame -> one row per (upload, key) shared by two or more valid rows: how many
+    (``_group_rows``), whether their contents differ (``_group_conflict``) and the read
+    position of the first (``_group_first``). The key columns come back prefixed
+    ``_group_``.
+
+    A narrow projection (upload, key, two content hashes, position) aggregated with partial
+    aggregation: the rows themselves never move, and the result holds only the few keys that
+    repeat. Rows with errors take no part (conditional aggregates, not a filter: a filter
+    on ``_errors`` would be pushed below validation and evaluate every rule twice)."""
+    names = _group_columns(contract)
+    keyed = contract.unique_column is not None
+
+    def transform(df: DataFrame) -> DataFrame:
+        valid = F.size(ERRORS) == 0
+
+        def when_valid(c: Column) -> Column:
+            return F.when(valid, c)
+
+        aggs = [F.count(when_valid(F.lit(1))).alias(GROUP_ROWS),
+                F.min(when_valid(F.col(SOURCE_RECORD))).alias(GROUP_FIRST)]
+        if keyed:
+            h1, h2 = _content_hashes(contract)
+            differ = ((F.min(when_valid(h1)) != F.max(when_valid(h1)))
+                      | (F.min(when_valid(h2)) != F.max(when_valid(h2))))
+            aggs.append(differ.alias(GROUP_CONFLICT))
+        else:  # rows grouped by every column cannot differ
+            aggs.append(F.lit(False).alias(GROUP_CONFLICT))
+        groups = df.groupBy(*names).agg(*aggs).where(F.col(GROUP_ROWS) > 1)
+        return groups.select(*[F.col(n).alias(GROUP_PREFIX + n) for n in names],
+                             GROUP_ROWS, GROUP_CONFLICT, GROUP_FIRST)
+    return transform
+
+
+def classify(contract: Contract, groups: DataFrame, *, broadcast: bool = True) -> Transform:
+    """Validated frame -> classified frame: every row gets ``_disposition``.
+
+    Rows with errors are quarantined. Among the valid rows of one upload: rows sharing the
+    unique column with different content are all quarantined with ``<key>.conflict``; rows
+    equal in every contract column collapse to the first in file order (the rest are
+    ``duplicate``). ``groups`` is :func:`duplicate_groups` of the same frame; it holds only
+    the keys that repeat, so it is broadcast (``broadcast``) and the rows keep their
+    partitioning. Only quarantined rows keep their raw values (``_raw``)."""
+    names = _group_columns(contract)
     key = contract.unique_column
 
     def transform(df: DataFrame) -> DataFrame:
-        if DEDUPE_KEY in df.columns:
-            partition = [F.col(UPLOAD_ID), F.col(DEDUPE_KEY)]
-        elif key is not None:
-            partition = [F.col(UPLOAD_ID), F.col(key.name)]
-        else:
-            partition = [F.col(UPLOAD_ID), *[F.col(n) for n in names]]
+        match = [F.col(n).eqNullSafe(F.col(GROUP_PREFIX + n)) for n in names]
+        joined = df.join(F.broadcast(groups) if broadcast else groups,
+                         reduce(Column.__and__, match), "left")
         valid = F.size(ERRORS) == 0
-        ordered = Window.partitionBy(*partition).orderBy(SOURCE_RECORD)
-        so_far = ordered.rowsBetween(Window.unboundedPreceding, Window.currentRow)
-        whole = ordered.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
-        # min/max skip nulls, so only valid rows' content is compared
-        content = F.when(valid, F.struct(*[F.col(n) for n in names]))
-        conflict: Column = (
-            valid & ~F.min(content).over(whole).eqNullSafe(F.max(content).over(whole))
-            if key is not None else F.lit(False)
-        )
-        first_valid = F.count(F.when(valid, 1)).over(so_far) == 1
+        conflict = valid & F.coalesce(F.col(GROUP_CONFLICT), F.lit(False))
+        repeated = F.col(GROUP_FIRST).isNotNull()
         disposition = (
             F.when(~valid | conflict, F.lit(QUARANTINE))
-            .when(first_valid, F.lit(CLEAN))
+            .when(~repeated | (F.col(SOURCE_RECORD) == F.col(GROUP_FIRST)), F.lit(CLEAN))
             .otherwise(F.lit(DUPLICATE))
         )
         errors = (F.when(conflict, F.array(F.lit(key.code("conflict")))).otherwise(F.col(ERRORS))
                   if key is not None else F.col(ERRORS))
-        out = df.withColumn(DISPOSITION, disposition).withColumn(ERRORS, errors)
-        # only quarantined rows keep their raw values: the frame stays small when persisted
-        out = out.withColumn(RAW, F.when(F.col(DISPOSITION) == QUARANTINE, F.col(RAW)))
-        return out.drop(DEDUPE_KEY)
+        replaced = {
+            ERRORS: errors,
+            RAW: F.when(disposition == QUARANTINE, F.col(RAW)),
+        }
+        return joined.select(*[replaced.get(n, F.col(n)).alias(n) for n in df.columns],
+                             disposition.alias(DISPOSITION))
     return transform
 
 
 def apply_contract(contract: Contract) -> Transform:
-    """raw frame -> classified frame (validated, with ``_disposition``).
-
-    With a unique column, rows are first hash-partitioned by (upload, typed key), so that
-    validation runs in parallel after that shuffle (a multi-line CSV file is read by a
-    single task) and the duplicate window needs no second shuffle."""
-    key = contract.unique_column
-
+    """raw frame -> classified frame: :func:`validate`, then :func:`classify` against the
+    :func:`duplicate_groups` of the validated rows. (The job runs the same steps, with the
+    validated rows read once: :mod:`lib.jobs.run`.)"""
     def transform(df: DataFrame) -> DataFrame:
-        if key is not None:
-            typed_key = typed_value(cleaned_value(F.col(key.name), key), key)
-            df = df.withColumn(DEDUPE_KEY, typed_key).repartition(UPLOAD_ID, DEDUPE_KEY)
-        return df.transform(validate(contract)).transform(resolve_duplicates(contract))
+        validated = df.transform(validate(contract))
+        return validated.transform(
+            classify(contract, validated.transform(duplicate_groups(contract))))
+    return transform
+
+
+def with_derived(contract: Contract) -> Transform:
+    """Add the contract's derived columns (computed from the typed values), so the rows can
+    be clustered by a derived partition column before they are split into the zones."""
+    def transform(df: DataFrame) -> DataFrame:
+        derived = derived_columns(contract)
+        return df.select(*[c for c in df.columns if c not in derived],
+                         *[e.alias(n) for n, e in derived.items()])
     return transform
 
 
@@ -232,7 +286,8 @@ def clean_rows(contract: Contract) -> Transform:
         for c in contract.columns:
             v = F.col(c.name)
             exprs[c.name] = F.sha2(v, 256) if c.pii == "sha256" else v
-        exprs.update(derived_columns(contract))
+        exprs.update({n: F.col(n) if n in df.columns else e
+                      for n, e in derived_columns(contract).items()})
         for n in LINEAGE_COLUMNS:
             exprs[n] = F.col(n)
         rows = df.where(F.col(DISPOSITION) == CLEAN)

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lib.contracts.contract import UPLOAD_ID
@@ -39,27 +39,17 @@ def stage(df: DataFrame, staging_uri: str, partition_by: tuple[str, ...],
           max_records_per_file: int = DEFAULT_MAX_RECORDS_PER_FILE) -> None:
     """Write ``df`` under ``staging_uri`` partitioned by upload and ``partition_by``.
 
-    Rows are first clustered by (upload, partition) so each lands in one task: one file
-    per (upload, partition) per run instead of one per task."""
+    ``df`` comes clustered by (upload, partition) (:func:`lib.jobs.run.rebalanced`): each
+    task writes one file per (upload, partition) it holds, so a partition gets one file per
+    run unless it is large enough to be spread over several tasks."""
     keys = [PUBLISH_KEY, *partition_by]
     (
         df.withColumn(PUBLISH_KEY, F.col(UPLOAD_ID))
-        .repartition(*keys)
         .write.mode("errorifexists")
         .partitionBy(*keys)
         .option("maxRecordsPerFile", max_records_per_file)
         .parquet(staging_uri)
     )
-
-
-def staged_counts(spark: SparkSession, fs: HadoopFs, staging_uri: str) -> dict[str, int]:
-    """Rows per upload as written to staging, read back from the Parquet files. Grouped by
-    the staging partition column, so Spark answers from the files' footers without reading
-    any column data."""
-    if not any(e.is_dir and e.name.startswith(f"{PUBLISH_KEY}=") for e in fs.list(staging_uri)):
-        return {}  # nothing staged (Spark wrote only its _SUCCESS marker)
-    rows = spark.read.parquet(staging_uri).groupBy(PUBLISH_KEY).count().collect()
-    return {str(r[PUBLISH_KEY]): int(r["count"]) for r in rows}
 
 
 def _upload_prefix(upload_id: str) -> str:

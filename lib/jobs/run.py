@@ -50,6 +50,7 @@ from datetime import UTC, date, datetime
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import functions as F
 
 from lib.contracts.contract import ERRORS, QUARANTINE_PARTITION, UPLOAD_ID, Contract
 from lib.contracts.header import HeaderPlan
@@ -58,11 +59,14 @@ from lib.engine.transforms import (
     DISPOSITION,
     DUPLICATE,
     QUARANTINE,
-    apply_contract,
+    classify,
     derived_columns,
     disposition_counts,
+    duplicate_groups,
     partition_offsets,
     split,
+    validate,
+    with_derived,
 )
 from lib.errors import FileError, LakeError
 from lib.jobs.faults import crash_point
@@ -75,7 +79,6 @@ from lib.jobs.publish import (
     pending_journals,
     plan_upload,
     stage,
-    staged_counts,
 )
 from lib.jobs.report import FAILED as RESULT_FAILED
 from lib.jobs.report import RunReport, UploadResult
@@ -450,73 +453,148 @@ def process(run: Run, planned: list[Batch], report: RunReport) -> None:
 
 
 def process_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> None:
-    """Read, enforce, stage, verify, commit and publish one batch of uploads."""
+    """Read, enforce, count, stage, commit and publish one batch of uploads."""
     reader = reader_for(run.contract)
-    with _session_conf(run.spark, reader.session_conf):
-        raw = read(run, reader, batch)
-        _fill_counts(results, enforce_and_stage(run, raw))
-        verify(run, batch, results)
-        batch = count_check(run, batch, results)
-        if not batch:
-            remove_staging(run, run.run_id)
-            return
-        plan = commit_batch(run, batch, results)
-        publish(run, plan, [results[up.upload_id] for up, _ in batch])
+    with _session_conf(run.spark, {**reader.session_conf, **cluster_conf(run, batch)}):
+        enforced = enforce(run, read(run, reader, batch))
+        try:
+            _fill_counts(results, enforced.counts)
+            conserved(batch, results)
+            batch = count_check(run, batch, results)
+            if batch:
+                stage_batch(run, enforced, [up.upload_id for up, _ in batch])
+        finally:
+            enforced.release()
+    if not batch:
+        remove_staging(run, run.run_id)
+        return
+    plan = commit_batch(run, batch, results)
+    publish(run, plan, [results[up.upload_id] for up, _ in batch])
 
 
-# -- 4, 5. enforce and stage -----------------------------------------------------------------
+# -- 4. enforce ------------------------------------------------------------------------------
 
-def enforce_and_stage(run: Run, raw: DataFrame) -> list[Row]:
-    """Apply the contract once and stage both zones from the persisted result; returns the
-    row counts per (upload, disposition, reasons)."""
+# Rows (upload, key) that repeat, beyond which the repeats are joined back with a shuffle
+# instead of broadcast (the rows are then clustered again for the write).
+BROADCAST_GROUPS = 250_000
+# What a zone file should hold at most: the rows of one (upload, partition) are written by one
+# task up to about this size (shuffle bytes, close to the Parquet bytes here), by several
+# above it.
+TARGET_FILE_BYTES = 128 * 1024 * 1024
+
+
+@dataclass
+class Enforced:
+    """The batch's rows, read and validated once, clustered by (upload, partition) in shuffle
+    files that every later step reads (``rows``), the keys that repeat (``groups``), the rows
+    classified (``classified``), and the rows per (upload, read partition, disposition,
+    reasons) (``counts``)."""
+
+    rows: DataFrame
+    groups: DataFrame
+    classified: DataFrame
+    clustered: bool  # whether ``classified`` kept the clustering of ``rows``
+    counts: list[Row]
+
+    def release(self) -> None:
+        self.groups.unpersist()
+
+
+def cluster_conf(run: Run, batch: Batch) -> dict[str, str]:
+    """AQE settings for the batch's one wide shuffle: tasks of about
+    :data:`TARGET_FILE_BYTES`, from enough initial partitions that (upload, partition)
+    values below that size rarely share a partition another one makes skewed (gzip counted
+    at 8x its size)."""
+    size = 0
+    for up, _ in batch:
+        record = run.claimed.get(up.upload_id)
+        nbytes = record.size_bytes if record is not None else 0
+        size += nbytes * (8 if up.path.endswith(".gz") else 1)
+    default = int(run.spark.conf.get("spark.sql.shuffle.partitions", "200"))
+    return {
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.adaptive.advisoryPartitionSizeInBytes": str(TARGET_FILE_BYTES),
+        "spark.sql.adaptive.coalescePartitions.initialPartitionNum":
+            str(max(default, -(-4 * size // TARGET_FILE_BYTES))),
+    }
+
+
+def rebalanced(spark: SparkSession, df: DataFrame, keys: Sequence[str]) -> DataFrame:
+    """``df`` clustered by ``keys`` with Spark's ``REBALANCE`` (with AQE): the rows of one key
+    value go to one task unless they exceed the advisory size, then to several; small ones
+    share a task."""
+    cols = ", ".join(f"`{k}`" for k in keys)
+    return spark.sql(f"SELECT /*+ REBALANCE({cols}) */ * FROM {{df}}", df=df)
+
+
+def shuffled_once(spark: SparkSession, df: DataFrame) -> DataFrame:
+    """Run ``df`` (which ends in a shuffle) now, and return a frame that reads that shuffle's
+    files: every later action on it starts from them instead of reading and validating the
+    input again, and sees exactly the same rows. It costs nothing beyond the shuffle itself
+    (persisting the same rows cost more than reading and validating them); the files live as
+    long as the frame."""
+    rdd = df._jdf.queryExecution().toRdd()  # AQE runs the shuffle's map stage here
+    return DataFrame(spark._jsparkSession.internalCreateDataFrame(rdd, df._jdf.schema(), False),
+                     spark)
+
+
+def enforce(run: Run, raw: DataFrame) -> Enforced:
+    """The contract on the batch in one pass over the input: read and validate every row,
+    cluster the rows by (upload, partition) for the write (the one wide shuffle), find the
+    keys that repeat on a narrow projection, classify, count."""
+    contract, spark = run.contract, run.spark
+    t0 = time.perf_counter()
+    validated = raw.transform(validate(contract)).transform(with_derived(contract))
+    rows = shuffled_once(spark, rebalanced(spark, validated, [UPLOAD_ID, *contract.partition_by]))
+    t1 = time.perf_counter()
+    run.log.info("read, validated and clustered the rows in %.1fs", t1 - t0)
+    groups = rows.transform(duplicate_groups(contract)).persist(StorageLevel.MEMORY_AND_DISK)
+    broadcast = groups.count() <= BROADCAST_GROUPS
+    classified = rows.transform(classify(contract, groups, broadcast=broadcast))
+    counts = disposition_counts(classified).collect()  # one row per distinct outcome
+    run.log.info("found repeated keys and counted outcomes in %.1fs", time.perf_counter() - t1)
+    return Enforced(rows, groups, classified, broadcast, counts)
+
+
+# -- 5. stage --------------------------------------------------------------------------------
+
+def stage_batch(run: Run, enforced: Enforced, upload_ids: Sequence[str]) -> None:
+    """Write the clean and the quarantined rows of ``upload_ids`` into run-private staging
+    folders. The clean rows are already clustered (unless the repeats were joined back with
+    a shuffle); the quarantined ones, few, are clustered by upload here."""
     contract, paths = run.contract, run.paths
-    # Read the input once: the classified frame is kept on local disk (streamed back, so a
-    # large batch never has to fit in memory) for the second zone write and the counts.
-    classified = raw.transform(apply_contract(contract)).persist(StorageLevel.DISK_ONLY)
-    try:
-        t0 = time.perf_counter()
-        counts = disposition_counts(classified).collect()  # one row per distinct outcome
-        run.log.info("read, classified and counted outcomes in %.1fs",
-                     time.perf_counter() - t0)
-        # A file read in several partitions: the records before each one give exact ordinals.
-        clean, quarantine = split(contract, classified, partition_offsets(counts))
-        staging_clean = paths.staging(paths.clean, run.dataset, run.run_id)
-        staging_quarantine = paths.staging(paths.quarantine, run.dataset, run.run_id)
-        t0 = time.perf_counter()
-        stage(clean, staging_clean, contract.partition_by, run.max_records_per_file)
-        t1 = time.perf_counter()
-        run.log.info("staged clean rows in %.1fs (%s)", t1 - t0, staging_clean)
-        crash_point("staging")
-        stage(quarantine, staging_quarantine, (QUARANTINE_PARTITION,),
-              run.max_records_per_file)
-        run.log.info("staged quarantined rows in %.1fs (%s)", time.perf_counter() - t1,
-                     staging_quarantine)
-    finally:
-        classified.unpersist()
-    return counts
+    classified = enforced.classified
+    if set(upload_ids) != {r[UPLOAD_ID] for r in enforced.counts}:  # some failed the count
+        classified = classified.where(F.col(UPLOAD_ID).isin(list(upload_ids)))
+    # A file read in several partitions: the records before each one give exact ordinals.
+    clean, quarantine = split(contract, classified, partition_offsets(enforced.counts))
+    staging_clean = paths.staging(paths.clean, run.dataset, run.run_id)
+    staging_quarantine = paths.staging(paths.quarantine, run.dataset, run.run_id)
+    t0 = time.perf_counter()
+    if not enforced.clustered:
+        clean = rebalanced(run.spark, clean, [UPLOAD_ID, *contract.partition_by])
+    stage(clean, staging_clean, contract.partition_by, run.max_records_per_file)
+    t1 = time.perf_counter()
+    run.log.info("staged clean rows in %.1fs (%s)", t1 - t0, staging_clean)
+    crash_point("staging")
+    stage(rebalanced(run.spark, quarantine, [UPLOAD_ID, QUARANTINE_PARTITION]),
+          staging_quarantine, (QUARANTINE_PARTITION,), run.max_records_per_file)
+    run.log.info("staged quarantined rows in %.1fs (%s)", time.perf_counter() - t1,
+                 staging_quarantine)
 
 
 # -- 6. verify -------------------------------------------------------------------------------
 
-def verify(run: Run, batch: Batch, results: dict[str, UploadResult]) -> None:
-    """What was classified must be exactly what landed in staging, per upload, before
-    anything is published."""
-    t0 = time.perf_counter()
-    paths = run.paths
-    clean_written = staged_counts(run.spark, run.fs,
-                                  paths.staging(paths.clean, run.dataset, run.run_id))
-    quarantine_written = staged_counts(run.spark, run.fs,
-                                       paths.staging(paths.quarantine, run.dataset, run.run_id))
+def conserved(batch: Batch, results: dict[str, UploadResult]) -> None:
+    """Every row read has exactly one outcome, per upload: rows read = clean + quarantined +
+    duplicates removed. Else nothing of the batch is published."""
     for upload, _ in batch:
         u = results[upload.upload_id]
-        wrote = (clean_written.get(u.upload_id, 0), quarantine_written.get(u.upload_id, 0))
-        if not u.conserved or wrote != (u.clean, u.quarantined):
+        if not u.conserved:
             raise ConservationError(
                 f"{u.source_file}: row count mismatch, nothing published: read {u.rows_read}, "
                 f"classified clean={u.clean} quarantined={u.quarantined} "
-                f"duplicates={u.duplicates_removed}, staged clean={wrote[0]} "
-                f"quarantined={wrote[1]}")
-    run.log.info("verified staged row counts in %.1fs", time.perf_counter() - t0)
+                f"duplicates={u.duplicates_removed}")
 
 
 def count_check(run: Run, batch: Batch, results: dict[str, UploadResult]) -> Batch:
