@@ -109,3 +109,27 @@ def test_quarantine_rows_keep_raw_values_codes_and_lineage(spark, orders) -> Non
          *lineage),
     ], quarantine_schema(orders))
     assert_df_equality(quarantine, exp, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_rows_differing_only_in_which_column_is_null_are_a_conflict(spark, orders) -> None:
+    # Spark's hashes skip nulls: ("x", null) and (null, "x") in adjacent columns must still
+    # differ.
+    from lib.engine.transforms import duplicate_groups
+
+    schema = T.StructType([
+        T.StructField("_upload_id", T.StringType()),
+        T.StructField("_source_record", T.LongType()),
+        T.StructField("_errors", T.ArrayType(T.StringType())),
+        *[T.StructField(n, T.StringType()) for n in orders.column_names],
+    ])
+    base = {n: "v" for n in orders.column_names} | {"order_id": "O-1"}
+    one = base | {"customer_email": "x", "product_sku": None}
+    two = base | {"customer_email": None, "product_sku": "x"}
+    same = base | {"customer_email": "y"}
+    rows = [("u1", i, [], *[r[n] for n in orders.column_names])
+            for i, r in enumerate([one, two, same | {"order_id": "O-2"},
+                                   same | {"order_id": "O-2"}], start=1)]
+    groups = spark.createDataFrame(rows, schema).transform(duplicate_groups(orders))
+    got = {r["_group_order_id"]: (r["_group_rows"], r["_group_conflict"], r["_group_first"])
+           for r in groups.collect()}
+    assert got == {"O-1": (2, True, 1), "O-2": (2, False, 3)}
