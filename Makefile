@@ -8,6 +8,7 @@ LAKE      := $(VENV)/bin/lake
 STAMP     := $(VENV)/.installed
 LAKE_ROOT ?= .lake
 ROWS      ?= 2000000
+BIG_ROWS  ?= 10000000
 BENCH_DIR ?= .bench
 DIST      ?= dist
 ENV       ?= dev
@@ -36,8 +37,8 @@ run: prereqs $(STAMP) ## Upload the bundled samples of both datasets, run the pi
 test: prereqs $(STAMP) $(CHECKOV_STAMP) ## Run all tests (unit, job-level, CLI, packaging, cfn-lint and checkov on infra/)
 	LAKE_CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
 
-bench: prereqs $(STAMP) ## Benchmark the orders job against a bare CSV->Parquet conversion (ROWS=2000000)
-	$(PY) bench/orders_bench.py --rows $(ROWS) --work-dir $(BENCH_DIR)
+bench: prereqs $(STAMP) ## Benchmark the orders job against bare CSV->Parquet conversions, at local[1]/[2], memory at ROWS and BIG_ROWS
+	$(PY) bench/orders_bench.py --rows $(ROWS) --big-rows $(BIG_ROWS) --work-dir $(BENCH_DIR)
 
 infra: $(STAMP) ## Regenerate infra/pipelines.yaml from glue_jobs/, crawlers/ and infra/athena/
 	$(LAKE) infra generate

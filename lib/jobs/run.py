@@ -13,13 +13,16 @@
 3. **read** each upload's header against the contract; a file that cannot be used
    (missing, unreadable, header not matching) fails alone with its reason. The uploads
    that can be read form one batch, read lazily as one frame.
-4. **enforce** the contract on the batch in one pass; the classified frame is persisted,
-   so the input is read once for both zones and the counts.
-5. **stage** the clean and the quarantined rows into run-private staging folders.
-6. **verify**, per upload, against the rows written to staging: rows read = clean +
-   quarantined + duplicates removed. A mismatch publishes nothing. Then each upload's rows
-   read must equal the records the upload check counted: an upload that differs fails
-   alone (``run.count_mismatch``) and the rest of the batch goes on.
+4. **enforce** the contract on the batch in one pass over the input: every row validated
+   as it is read and clustered by (upload, partition) in one shuffle, whose files every
+   later step reads; the keys that repeat found on a narrow projection; the rows
+   classified and counted.
+5. **verify**, per upload, from those counts: rows read = clean + quarantined + duplicates
+   removed (else nothing is published), and rows read = the records the upload check
+   counted: an upload that differs fails alone (``run.count_mismatch``) and the rest of the
+   batch goes on.
+6. **stage** the clean and the quarantined rows of the uploads that passed into run-private
+   staging folders.
 7. **commit**: the journal listing every file to move and to delete is written; from here
    on the batch is published, by this run or by the next one (step 1).
 8. **publish**: the journal is applied, the uploads are marked PROCESSED with their
@@ -556,34 +559,7 @@ def enforce(run: Run, raw: DataFrame) -> Enforced:
     return Enforced(rows, groups, classified, broadcast, counts)
 
 
-# -- 5. stage --------------------------------------------------------------------------------
-
-def stage_batch(run: Run, enforced: Enforced, upload_ids: Sequence[str]) -> None:
-    """Write the clean and the quarantined rows of ``upload_ids`` into run-private staging
-    folders. The clean rows are already clustered (unless the repeats were joined back with
-    a shuffle); the quarantined ones, few, are clustered by upload here."""
-    contract, paths = run.contract, run.paths
-    classified = enforced.classified
-    if set(upload_ids) != {r[UPLOAD_ID] for r in enforced.counts}:  # some failed the count
-        classified = classified.where(F.col(UPLOAD_ID).isin(list(upload_ids)))
-    # A file read in several partitions: the records before each one give exact ordinals.
-    clean, quarantine = split(contract, classified, partition_offsets(enforced.counts))
-    staging_clean = paths.staging(paths.clean, run.dataset, run.run_id)
-    staging_quarantine = paths.staging(paths.quarantine, run.dataset, run.run_id)
-    t0 = time.perf_counter()
-    if not enforced.clustered:
-        clean = rebalanced(run.spark, clean, [UPLOAD_ID, *contract.partition_by])
-    stage(clean, staging_clean, contract.partition_by, run.max_records_per_file)
-    t1 = time.perf_counter()
-    run.log.info("staged clean rows in %.1fs (%s)", t1 - t0, staging_clean)
-    crash_point("staging")
-    stage(rebalanced(run.spark, quarantine, [UPLOAD_ID, QUARANTINE_PARTITION]),
-          staging_quarantine, (QUARANTINE_PARTITION,), run.max_records_per_file)
-    run.log.info("staged quarantined rows in %.1fs (%s)", time.perf_counter() - t1,
-                 staging_quarantine)
-
-
-# -- 6. verify -------------------------------------------------------------------------------
+# -- 5. verify -------------------------------------------------------------------------------
 
 def conserved(batch: Batch, results: dict[str, UploadResult]) -> None:
     """Every row read has exactly one outcome, per upload: rows read = clean + quarantined +
@@ -612,6 +588,33 @@ def count_check(run: Run, batch: Batch, results: dict[str, UploadResult]) -> Bat
         run.log.error("upload %s failed: %s", upload.upload_id, msg)
         _fail(u, COUNT_MISMATCH, msg)
     return kept
+
+
+# -- 6. stage --------------------------------------------------------------------------------
+
+def stage_batch(run: Run, enforced: Enforced, upload_ids: Sequence[str]) -> None:
+    """Write the clean and the quarantined rows of ``upload_ids`` into run-private staging
+    folders. The clean rows are already clustered (unless the repeats were joined back with
+    a shuffle); the quarantined ones, few, are clustered by upload here."""
+    contract, paths = run.contract, run.paths
+    classified = enforced.classified
+    if set(upload_ids) != {r[UPLOAD_ID] for r in enforced.counts}:  # some failed the count
+        classified = classified.where(F.col(UPLOAD_ID).isin(list(upload_ids)))
+    # A file read in several partitions: the records before each one give exact ordinals.
+    clean, quarantine = split(contract, classified, partition_offsets(enforced.counts))
+    staging_clean = paths.staging(paths.clean, run.dataset, run.run_id)
+    staging_quarantine = paths.staging(paths.quarantine, run.dataset, run.run_id)
+    t0 = time.perf_counter()
+    if not enforced.clustered:
+        clean = rebalanced(run.spark, clean, [UPLOAD_ID, *contract.partition_by])
+    stage(clean, staging_clean, contract.partition_by, run.max_records_per_file)
+    t1 = time.perf_counter()
+    run.log.info("staged clean rows in %.1fs (%s)", t1 - t0, staging_clean)
+    crash_point("staging")
+    stage(rebalanced(run.spark, quarantine, [UPLOAD_ID, QUARANTINE_PARTITION]),
+          staging_quarantine, (QUARANTINE_PARTITION,), run.max_records_per_file)
+    run.log.info("staged quarantined rows in %.1fs (%s)", time.perf_counter() - t1,
+                 staging_quarantine)
 
 
 # -- 7. commit -------------------------------------------------------------------------------
