@@ -173,38 +173,68 @@ def _content_hashes(contract: Contract) -> tuple[Column, Column]:
     return F.xxhash64(*content), F.xxhash64(F.lit("second hash"), *content)
 
 
-def duplicate_groups(contract: Contract) -> Transform:
-    """Validated frame -> one row per (upload, key) shared by two or more valid rows: how many
-    (``_group_rows``), whether their contents differ (``_group_conflict``) and the read
-    position of the first (``_group_first``). The key columns come back prefixed
-    ``_group_``.
+OUTCOME_SET = "_set"  # which grouping of :func:`outcomes` a row belongs to
+COUNTS, REPEATS = 0, 1
+VALID = "_valid"
 
-    A narrow projection (upload, key, two content hashes, position) aggregated with partial
-    aggregation: the rows themselves never move, and the result holds only the few keys that
-    repeat. Rows with errors take no part (conditional aggregates, not a filter: a filter
-    on ``_errors`` would be pushed below validation and evaluate every rule twice)."""
+
+def outcomes(contract: Contract) -> Transform:
+    """Validated frame -> one small aggregate, from one read of the rows, holding two kinds
+    of rows (``_set``):
+
+    * ``COUNTS``: rows per (upload, read partition, reason codes) (``count``), from which the
+      run's counts and the offsets of :func:`ordinal` are derived;
+    * ``REPEATS``: the keys (upload + unique column, or every contract column) shared by two
+      or more valid rows: how many (``_group_rows``), whether their contents differ
+      (``_group_conflict``) and the read position of the first in file order
+      (``_group_first``).
+
+    A narrow projection (upload, read partition, codes, key, two content hashes, position)
+    aggregated over both grouping sets with partial aggregation: the rows themselves never
+    move, and only the keys that repeat come out. Rows with errors take no part in the
+    repeats (conditional aggregates, not a filter: a filter on ``_errors`` would be pushed
+    below validation and evaluate every rule twice)."""
     names = _group_columns(contract)
     keyed = contract.unique_column is not None
 
     def transform(df: DataFrame) -> DataFrame:
-        valid = F.size(ERRORS) == 0
-
-        def when_valid(c: Column) -> Column:
-            return F.when(valid, c)
-
-        aggs = [F.count(when_valid(F.lit(1))).alias(GROUP_ROWS),
-                F.min(when_valid(F.col(SOURCE_RECORD))).alias(GROUP_FIRST)]
-        if keyed:
-            h1, h2 = _content_hashes(contract)
-            differ = ((F.min(when_valid(h1)) != F.max(when_valid(h1)))
-                      | (F.min(when_valid(h2)) != F.max(when_valid(h2))))
-            aggs.append(differ.alias(GROUP_CONFLICT))
-        else:  # rows grouped by every column cannot differ
-            aggs.append(F.lit(False).alias(GROUP_CONFLICT))
-        groups = df.groupBy(*names).agg(*aggs).where(F.col(GROUP_ROWS) > 1)
-        return groups.select(*[F.col(n).alias(GROUP_PREFIX + n) for n in names],
-                             GROUP_ROWS, GROUP_CONFLICT, GROUP_FIRST)
+        h1, h2 = _content_hashes(contract) if keyed else (F.lit(0), F.lit(0))
+        narrow = df.select(*[F.col(n) for n in names],
+                           read_partition(F.col(SOURCE_RECORD)).alias(READ_PARTITION),
+                           ERRORS, SOURCE_RECORD, (F.size(ERRORS) == 0).alias(VALID),
+                           h1.alias("_h1"), h2.alias("_h2"))
+        keys = ", ".join(f"`{n}`" for n in names[1:])
+        rp, up = f"`{READ_PARTITION}`", f"`{UPLOAD_ID}`"
+        agg = df.sparkSession.sql(f"""
+            SELECT {up}, {rp}, `{ERRORS}`, {keys}, grouping({rp}) AS `{OUTCOME_SET}`,
+                   count(*) AS `count`,
+                   count(IF(`{VALID}`, 1, NULL)) AS `{GROUP_ROWS}`,
+                   min(IF(`{VALID}`, _h1, NULL)) <> max(IF(`{VALID}`, _h1, NULL))
+                     OR min(IF(`{VALID}`, _h2, NULL)) <> max(IF(`{VALID}`, _h2, NULL))
+                     AS `{GROUP_CONFLICT}`,
+                   min(IF(`{VALID}`, `{SOURCE_RECORD}`, NULL)) AS `{GROUP_FIRST}`
+            FROM {{narrow}}
+            GROUP BY GROUPING SETS (({up}, {rp}, `{ERRORS}`), ({up}, {keys}))""",
+            narrow=narrow)
+        return agg.where((F.col(OUTCOME_SET) == COUNTS) | (F.col(GROUP_ROWS) > 1))
     return transform
+
+
+def repeats(outcome: DataFrame) -> DataFrame:
+    """The ``REPEATS`` rows of :func:`outcomes`, key columns prefixed ``_group_``: what
+    :func:`classify` joins back."""
+    keys = [c for c in outcome.columns
+            if c not in (READ_PARTITION, ERRORS, OUTCOME_SET, "count", GROUP_ROWS,
+                         GROUP_CONFLICT, GROUP_FIRST)]
+    return outcome.where(F.col(OUTCOME_SET) == REPEATS).select(
+        *[F.col(n).alias(GROUP_PREFIX + n) for n in keys],
+        GROUP_ROWS, F.coalesce(F.col(GROUP_CONFLICT), F.lit(False)).alias(GROUP_CONFLICT),
+        GROUP_FIRST)
+
+
+def duplicate_groups(contract: Contract) -> Transform:
+    """Validated frame -> the keys that repeat among its valid rows (see :func:`outcomes`)."""
+    return lambda df: repeats(df.transform(outcomes(contract)))
 
 
 def classify(contract: Contract, groups: DataFrame, *, broadcast: bool = True) -> Transform:
@@ -307,7 +337,7 @@ def read_partition(position: Column) -> Column:
 def ordinal(position: Column, offsets: Offsets | None = None) -> Column:
     """The exact 1-based ordinal of a record in its file from its read position: its place in
     its read partition plus the rows of the upload's earlier partitions (``offsets``, from
-    the rows per partition :func:`disposition_counts` counts; none: one partition)."""
+    the rows per partition :func:`outcomes` counts; none: one partition)."""
     within = (position - 1).bitwiseAND((1 << POSITION_BITS) - 1) + 1
     pairs = [(u, p, n) for (u, p), n in sorted((offsets or {}).items()) if n]
     if not pairs:
@@ -318,7 +348,8 @@ def ordinal(position: Column, offsets: Offsets | None = None) -> Column:
 
 
 def partition_offsets(counts: list[Row]) -> dict[tuple[str, int], int]:
-    """Rows of each upload's earlier read partitions, from :func:`disposition_counts`."""
+    """Rows of each upload's earlier read partitions, from the ``COUNTS`` rows of
+    :func:`outcomes`."""
     per: dict[str, dict[int, int]] = {}
     for r in counts:
         parts = per.setdefault(r[UPLOAD_ID], {})
@@ -353,11 +384,3 @@ def split(contract: Contract, classified: DataFrame,
         classified.transform(clean_rows(contract)),
         classified.transform(quarantine_rows(contract, offsets)),
     )
-
-
-def disposition_counts(classified: DataFrame) -> DataFrame:
-    """Rows per upload, read partition, disposition and error set: a small aggregate (one
-    row per distinct combination) from which every count of the run report, and the
-    offsets of :func:`ordinal`, are derived."""
-    return classified.groupBy(UPLOAD_ID, read_partition(F.col(SOURCE_RECORD))
-                              .alias(READ_PARTITION), DISPOSITION, ERRORS).count()

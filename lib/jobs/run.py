@@ -58,15 +58,17 @@ from pyspark.sql import functions as F
 from lib.contracts.contract import ERRORS, QUARANTINE_PARTITION, UPLOAD_ID, Contract
 from lib.contracts.header import HeaderPlan
 from lib.engine.transforms import (
-    CLEAN,
-    DISPOSITION,
-    DUPLICATE,
-    QUARANTINE,
+    COUNTS,
+    GROUP_CONFLICT,
+    GROUP_PREFIX,
+    GROUP_ROWS,
+    OUTCOME_SET,
+    READ_PARTITION,
     classify,
     derived_columns,
-    disposition_counts,
-    duplicate_groups,
+    outcomes,
     partition_offsets,
+    repeats,
     split,
     validate,
     with_derived,
@@ -99,7 +101,7 @@ from lib.ledger.records import (
     LedgerError,
     UploadRecord,
 )
-from lib.sources.base import Reader, Upload, union_all
+from lib.sources.base import Reader, Upload, lineage_columns, union_all
 from lib.sources.registry import reader_for
 
 INTERRUPTED = "run.interrupted"
@@ -459,9 +461,11 @@ def process_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> N
     """Read, enforce, count, stage, commit and publish one batch of uploads."""
     reader = reader_for(run.contract)
     with _session_conf(run.spark, {**reader.session_conf, **cluster_conf(run, batch)}):
-        enforced = enforce(run, read(run, reader, batch))
+        enforced = enforce(run, read(run, reader, batch), batch)
         try:
-            _fill_counts(results, enforced.counts)
+            key = run.contract.unique_column
+            _fill_counts(results, enforced.counts, enforced.repeated,
+                         key.code("conflict") if key is not None else None)
             conserved(batch, results)
             batch = count_check(run, batch, results)
             if batch:
@@ -489,36 +493,40 @@ TARGET_FILE_BYTES = 128 * 1024 * 1024
 @dataclass
 class Enforced:
     """The batch's rows, read and validated once, clustered by (upload, partition) in shuffle
-    files that every later step reads (``rows``), the keys that repeat (``groups``), the rows
-    classified (``classified``), and the rows per (upload, read partition, disposition,
-    reasons) (``counts``)."""
+    files that every later step reads (``rows``); the keys that repeat and the counts, from
+    one aggregate of them (``outcome``, kept in memory: it is small); the rows classified
+    (``classified``); the rows per (upload, read partition, reason codes) (``counts``) and,
+    per upload with repeats, the rows in conflict and the duplicates (``repeated``)."""
 
     rows: DataFrame
-    groups: DataFrame
+    outcome: DataFrame
     classified: DataFrame
     clustered: bool  # whether ``classified`` kept the clustering of ``rows``
     counts: list[Row]
+    repeated: dict[str, tuple[int, int]]
 
     def release(self) -> None:
-        self.groups.unpersist()
+        self.outcome.unpersist()
 
 
 def cluster_conf(run: Run, batch: Batch) -> dict[str, str]:
-    """AQE settings for the batch's one wide shuffle: tasks of about
-    :data:`TARGET_FILE_BYTES`, from enough initial partitions that (upload, partition)
-    values below that size rarely share a partition another one makes skewed (gzip counted
-    at 8x its size)."""
+    """AQE settings for the batch's shuffles. Tasks of at most about
+    :data:`TARGET_FILE_BYTES` (a larger (upload, partition) is split over several), and
+    enough of them: 4 per core of the cluster, or 4 per :data:`TARGET_FILE_BYTES` of input
+    (gzip counted at 8x its size) if that is more. They are not coalesced: on a few cores a
+    handful of uneven tasks leaves cores idle, and one (upload, partition) still goes to one
+    task, so coalescing would not save a file."""
     size = 0
     for up, _ in batch:
         record = run.claimed.get(up.upload_id)
         nbytes = record.size_bytes if record is not None else 0
         size += nbytes * (8 if up.path.endswith(".gz") else 1)
-    default = int(run.spark.conf.get("spark.sql.shuffle.partitions", "200"))
+    cores = run.spark.sparkContext.defaultParallelism
     return {
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.adaptive.advisoryPartitionSizeInBytes": str(TARGET_FILE_BYTES),
-        "spark.sql.adaptive.coalescePartitions.initialPartitionNum":
-            str(max(default, -(-4 * size // TARGET_FILE_BYTES))),
+        "spark.sql.adaptive.coalescePartitions.enabled": "false",
+        "spark.sql.shuffle.partitions": str(max(4 * cores, -(-4 * size // TARGET_FILE_BYTES))),
     }
 
 
@@ -541,22 +549,41 @@ def shuffled_once(spark: SparkSession, df: DataFrame) -> DataFrame:
                      spark)
 
 
-def enforce(run: Run, raw: DataFrame) -> Enforced:
+def enforce(run: Run, raw: DataFrame, batch: Batch) -> Enforced:
     """The contract on the batch in one pass over the input: read and validate every row,
-    cluster the rows by (upload, partition) for the write (the one wide shuffle), find the
-    keys that repeat on a narrow projection, classify, count."""
+    cluster the rows by (upload, partition) for the write (the one wide shuffle), then, from
+    one read of the shuffle files, the keys that repeat and the counts; classify."""
     contract, spark = run.contract, run.spark
     t0 = time.perf_counter()
     validated = raw.transform(validate(contract)).transform(with_derived(contract))
-    rows = shuffled_once(spark, rebalanced(spark, validated, [UPLOAD_ID, *contract.partition_by]))
+    # What is the same for every row of an upload (its file, ingest date, the run's time and
+    # contract) does not go through the shuffle: it is joined back from a row per upload.
+    lineage = union_all([spark.range(1).select(*lineage_columns(up, contract, run.started))
+                         for up, _ in batch])
+    keys = [UPLOAD_ID, *contract.partition_by]
+    constant = [c for c in lineage.columns if c not in keys]
+    shuffled = shuffled_once(spark, rebalanced(spark, validated.drop(*constant), keys))
+    rows = (shuffled.join(F.broadcast(lineage.select(UPLOAD_ID, *constant)), UPLOAD_ID)
+            .select(*validated.columns))
     t1 = time.perf_counter()
     run.log.info("read, validated and clustered the rows in %.1fs", t1 - t0)
-    groups = rows.transform(duplicate_groups(contract)).persist(StorageLevel.MEMORY_AND_DISK)
-    broadcast = groups.count() <= BROADCAST_GROUPS
+    outcome = rows.transform(outcomes(contract)).persist(StorageLevel.MEMORY_AND_DISK)
+    counts = (outcome.where(F.col(OUTCOME_SET) == COUNTS)
+              .select(UPLOAD_ID, READ_PARTITION, ERRORS, "count").collect())
+    groups = repeats(outcome)
+    conflict = F.col(GROUP_CONFLICT)
+    per_upload = groups.groupBy(F.col(GROUP_PREFIX + UPLOAD_ID).alias("upload")).agg(
+        F.sum(F.when(conflict, F.col(GROUP_ROWS)).otherwise(0)).alias("conflicting"),
+        F.sum(F.when(~conflict, F.col(GROUP_ROWS) - 1).otherwise(0)).alias("duplicates"),
+        F.count(F.lit(1)).alias("keys"),
+    ).collect()  # one row per upload with repeats
+    repeated = {r["upload"]: (int(r["conflicting"]), int(r["duplicates"])) for r in per_upload}
+    n_keys = sum(int(r["keys"]) for r in per_upload)
+    broadcast = n_keys <= BROADCAST_GROUPS
     classified = rows.transform(classify(contract, groups, broadcast=broadcast))
-    counts = disposition_counts(classified).collect()  # one row per distinct outcome
-    run.log.info("found repeated keys and counted outcomes in %.1fs", time.perf_counter() - t1)
-    return Enforced(rows, groups, classified, broadcast, counts)
+    run.log.info("counted outcomes and %d repeated key(s) in %.1fs", n_keys,
+                 time.perf_counter() - t1)
+    return Enforced(rows, outcome, classified, broadcast, counts, repeated)
 
 
 # -- 5. verify -------------------------------------------------------------------------------
@@ -775,23 +802,34 @@ def _results(report: RunReport) -> dict[str, UploadResult]:
     return {u.upload_id: u for u in report.uploads}
 
 
-def _fill_counts(results: dict[str, UploadResult], rows: Sequence[Row]) -> None:
-    for r in rows:
+def _fill_counts(results: dict[str, UploadResult], counts: Sequence[Row],
+                 repeated: Mapping[str, tuple[int, int]], conflict_code: str | None) -> None:
+    """Each upload's counts from the rows per (upload, read partition, reason codes) and, per
+    upload with repeats, its rows in conflict and its duplicates: a valid row is clean
+    unless it is a duplicate or in conflict (then quarantined with ``conflict_code``)."""
+    valid: dict[str, int] = {}
+    for r in counts:
         u = results[r[UPLOAD_ID]]
         n = int(r["count"])
         u.rows_read += n
-        if r[DISPOSITION] == CLEAN:
-            u.clean += n
-        elif r[DISPOSITION] == DUPLICATE:
-            u.duplicates_removed += n
-        elif r[DISPOSITION] == QUARANTINE:
-            u.quarantined += n
-            for code in r[ERRORS]:
-                u.reasons[code] = u.reasons.get(code, 0) + n
-        else:
-            raise ConservationError(f"{n} row(s) of {u.source_file} have no disposition "
-                                    f"({r[DISPOSITION]!r}); nothing published")
-    for u in results.values():
+        if not r[ERRORS]:
+            valid[u.upload_id] = valid.get(u.upload_id, 0) + n
+            continue
+        u.quarantined += n
+        for code in r[ERRORS]:
+            u.reasons[code] = u.reasons.get(code, 0) + n
+    for uid in {r[UPLOAD_ID] for r in counts} | set(repeated):
+        u = results[uid]
+        conflicting, duplicates = repeated.get(uid, (0, 0))
+        if conflicting and conflict_code is not None:
+            u.reasons[conflict_code] = u.reasons.get(conflict_code, 0) + conflicting
+        u.quarantined += conflicting
+        u.duplicates_removed += duplicates
+        u.clean += valid.get(uid, 0) - conflicting - duplicates
+        if u.clean < 0:
+            raise ConservationError(f"{u.source_file}: {conflicting} row(s) in conflict and "
+                                    f"{duplicates} duplicate(s) out of {valid.get(uid, 0)} "
+                                    "valid rows; nothing published")
         u.reasons = dict(sorted(u.reasons.items()))
 
 
