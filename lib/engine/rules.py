@@ -100,21 +100,47 @@ def received_value(raw: Column, col: ContractColumn) -> Column:
     return F.coalesce(value, F.lit(col.default)) if col.default is not None else value
 
 
+Shapes = dict[str, Column]  # regular expression -> whether the cleaned string matches it
+
+
+def literal_shapes(col: ContractColumn) -> tuple[str, ...]:
+    """The regular expressions that :func:`typed_value` and :func:`check_column` test the
+    cleaned string of ``col`` against. A caller that evaluates each once per row (in a
+    projection of its own) passes the results back as ``shapes``; Spark would otherwise
+    evaluate some of them again for every rule, inside conditional branches that its common
+    subexpression elimination does not share."""
+    t = col.type
+    if t.name in INTEGER_BOUNDS:
+        return (INT_LITERAL, LONG_SAFE_LITERAL)
+    if t.name == "decimal":
+        return (DECIMAL_LITERAL, _too_many_fraction_digits(t.scale),
+                _too_many_integer_digits(t.precision - t.scale))
+    if t.name == "timestamp":
+        return (TIMESTAMP_LITERAL,)
+    if t.name == "date":
+        return tuple(DATE_LAYOUTS[layout] for layout in (col.formats or ("YYYY-MM-DD",)))
+    return ()
+
+
+def _matches(s: Column, regex: str, shapes: Shapes | None) -> Column:
+    return shapes[regex] if shapes and regex in shapes else s.rlike(regex)
+
+
 def _enum_regex(values: list[str]) -> str:
     """An anchored alternation of the literal values, ASCII case-insensitive."""
     return "(?i)^(?:" + "|".join(re.escape(str(v)) for v in values) + ")$"
 
 
-def _long_value(s: Column) -> Column:
-    return F.when(s.rlike(LONG_SAFE_LITERAL), s.cast("long"))
+def _long_value(s: Column, shapes: Shapes | None = None) -> Column:
+    return F.when(_matches(s, LONG_SAFE_LITERAL, shapes), s.cast("long"))
 
 
-def _decimal_ok(s: Column, precision: int, scale: int) -> Column:
+def _decimal_ok(s: Column, precision: int, scale: int, shapes: Shapes | None = None) -> Column:
     """True when ``s`` is a plain decimal literal fitting decimal(precision, scale)."""
     return (
-        s.rlike(DECIMAL_LITERAL)
-        & ~s.rlike(_too_many_fraction_digits(scale))
-        & ~s.rlike(_too_many_integer_digits(precision - scale))
+        _matches(s, DECIMAL_LITERAL, shapes)
+        & ~_matches(s, _too_many_fraction_digits(scale), shapes)
+        & ~_matches(s, _too_many_integer_digits(precision - scale), shapes)
     )
 
 
@@ -127,32 +153,33 @@ def _too_many_integer_digits(integer_digits: int) -> str:
     return rf"^0*[1-9][0-9]{{{integer_digits},}}"
 
 
-def typed_value(s: Column, col: ContractColumn) -> Column:
+def typed_value(s: Column, col: ContractColumn, shapes: Shapes | None = None) -> Column:
     """The cleaned string ``s`` cast to the column's type; null when it is not a valid
-    literal of that type or does not fit it."""
+    literal of that type or does not fit it. ``shapes``: see :func:`literal_shapes`."""
     t = col.type
     if t.name == "string":
         return s
     if t.name in INTEGER_BOUNDS:
         lo, hi = INTEGER_BOUNDS[t.name]
-        v = _long_value(s)
-        return F.when(s.rlike(INT_LITERAL) & v.between(lo, hi), v.cast(spark_type(t)))
+        v = _long_value(s, shapes)
+        return F.when(_matches(s, INT_LITERAL, shapes) & v.between(lo, hi),
+                      v.cast(spark_type(t)))
     if t.name == "decimal":
-        return F.when(_decimal_ok(s, t.precision, t.scale), s.cast(spark_type(t)))
+        return F.when(_decimal_ok(s, t.precision, t.scale, shapes), s.cast(spark_type(t)))
     if t.name == "timestamp":
         # No zone means UTC: make that explicit rather than trust the session time zone.
         # Once the literal matched, a zone is a trailing 'Z' or a sign 6 characters from
         # the end ('+05:30'); no second regex needed.
         has_zone = s.endswith("Z") | F.substring(s, -6, 1).isin("+", "-")
         zoned = F.when(has_zone, s).otherwise(F.concat(s, F.lit("Z")))
-        return F.when(s.rlike(TIMESTAMP_LITERAL), zoned.cast("timestamp"))
+        return F.when(_matches(s, TIMESTAMP_LITERAL, shapes), zoned.cast("timestamp"))
     if t.name == "date":
         # Each accepted layout has the ISO field order; a strict cast (null for 2024-02-30)
         # after normalising the separator. No pattern-based parser: no lenient parsing.
         layouts = col.formats or ("YYYY-MM-DD",)
-        ok = s.rlike(DATE_LAYOUTS[layouts[0]])
+        ok = _matches(s, DATE_LAYOUTS[layouts[0]], shapes)
         for layout in layouts[1:]:
-            ok = ok | s.rlike(DATE_LAYOUTS[layout])
+            ok = ok | _matches(s, DATE_LAYOUTS[layout], shapes)
         iso = F.translate(s, "/", "-") if "YYYY/MM/DD" in layouts else s
         return F.when(ok, iso.cast("date"))
     raise ValueError(f"no cast for type {t}")  # pragma: no cover - parser refuses it
@@ -171,7 +198,8 @@ def _failed(condition: Column, code: str) -> Column:
 
 
 def check_column(check: Check, col: ContractColumn, s: Column, v: Column,
-                 nested: Column | None = None, received: Column | None = None) -> Column:
+                 nested: Column | None = None, received: Column | None = None,
+                 shapes: Shapes | None = None) -> Column:
     """Reason code when the row fails ``check``, else null.
 
     ``s`` is the cleaned string (see :func:`cleaned_value`) and ``v`` the typed value (see
@@ -179,7 +207,7 @@ def check_column(check: Check, col: ContractColumn, s: Column, v: Column,
     to present values. ``nested`` (JSON Lines) is true when the field held an object or an
     array: such a value is null in ``s`` and fails ``nested`` (``<column>.type``) only.
     ``received`` (see :func:`received_value`) is what ``pattern`` and ``enum`` check when the
-    column maps case.
+    column maps case. ``shapes``: see :func:`literal_shapes`.
     """
     kind, p = check.kind, check.params
     if kind == "nested":
@@ -189,20 +217,21 @@ def check_column(check: Check, col: ContractColumn, s: Column, v: Column,
         return _failed(missing, check.code)
     if kind == "type":
         if col.type.name == "decimal":
-            return _failed(s.isNotNull() & ~s.rlike(DECIMAL_LITERAL), check.code)
+            return _failed(s.isNotNull() & ~_matches(s, DECIMAL_LITERAL, shapes), check.code)
         if col.type.name in INTEGER_BOUNDS:
-            return _failed(s.isNotNull() & ~s.rlike(INT_LITERAL), check.code)
+            return _failed(s.isNotNull() & ~_matches(s, INT_LITERAL, shapes), check.code)
         # dates and timestamps: a literal of the right shape that is not a real date/time
         # (2024-02-30, 25:00:00) fails the same format check
         return _failed(s.isNotNull() & v.isNull(), check.code)
     if kind == "precision":
-        return _failed(s.rlike(DECIMAL_LITERAL)
-                       & s.rlike(_too_many_fraction_digits(p["scale"])), check.code)
+        return _failed(_matches(s, DECIMAL_LITERAL, shapes)
+                       & _matches(s, _too_many_fraction_digits(p["scale"]), shapes), check.code)
     if kind == "decimal_range":
-        return _failed(s.rlike(DECIMAL_LITERAL)
-                       & s.rlike(_too_many_integer_digits(p["integer_digits"])), check.code)
+        return _failed(_matches(s, DECIMAL_LITERAL, shapes)
+                       & _matches(s, _too_many_integer_digits(p["integer_digits"]), shapes),
+                       check.code)
     if kind == "integer_range":
-        return _failed(s.rlike(INT_LITERAL) & v.isNull(), check.code)
+        return _failed(_matches(s, INT_LITERAL, shapes) & v.isNull(), check.code)
     if kind == "length":
         n = F.length(s)
         bad = F.lit(False)

@@ -6,7 +6,7 @@
   exactly as read, plus ``_raw_record`` (set only for malformed records), the record's
   read position in its file, lineage and ``ingest_date``;
 * :func:`validate` trims, normalises and casts every column and evaluates every row rule in
-  three chained projections (cleaned strings, typed values, reason codes), each value
+  chained projections (cleaned strings, literal shapes, typed values, reason codes), each value
   computed once per row; ``_errors`` holds all failed reason codes, sorted;
 * :func:`duplicate_groups` finds, on a narrow projection with partial aggregation, the keys
   that repeat within an upload among rows that passed every rule; :func:`classify` joins
@@ -44,7 +44,14 @@ from lib.contracts.contract import (
     ContractError,
 )
 from lib.contracts.contract import Column as ContractColumn
-from lib.engine.rules import check_column, cleaned_value, folds_case, received_value, typed_value
+from lib.engine.rules import (
+    check_column,
+    cleaned_value,
+    folds_case,
+    literal_shapes,
+    received_value,
+    typed_value,
+)
 from lib.engine.schemas import clean_schema, quarantine_schema, spark_type
 
 RAW = "_raw"
@@ -103,8 +110,9 @@ def validate(contract: Contract) -> Transform:
     and the reader's bookkeeping and lineage columns unchanged. A malformed record carries
     only ``row.malformed``: its fields are not where the header says they are.
 
-    Three projections (cleaned strings, typed values, reason codes) so that each cleaned
-    string and typed value is computed once per row and shared by every rule that reads it.
+    Four projections (cleaned strings, literal shapes, typed values, reason codes) so that
+    each cleaned string, regular expression and typed value is computed once per row and
+    shared by every rule that reads it.
     """
     names = contract.column_names
     fixed = [RAW_RECORD, SOURCE_RECORD, *LINEAGE_COLUMNS, QUARANTINE_PARTITION]
@@ -127,9 +135,16 @@ def validate(contract: Contract) -> Transform:
             F.struct(*[F.col(n) for n in names]).alias(RAW),
             *passthrough,
         )
-        typed = cleaned.select(
+        # Each literal-shape regular expression once per value, shared by the cast and rules.
+        shapes = {c.name: {rx: F.col(f"__shape_{c.name}_{i}")
+                           for i, rx in enumerate(literal_shapes(c))} for c in contract.columns}
+        shaped = cleaned.select("*", *[
+            F.col(_cleaned(c.name)).rlike(rx).alias(f"__shape_{c.name}_{i}")
+            for c in contract.columns for i, rx in enumerate(literal_shapes(c))])
+        typed = shaped.select(
             "*",
-            *[typed_value(F.col(_cleaned(c.name)), c).alias(c.name) for c in contract.columns],
+            *[typed_value(F.col(_cleaned(c.name)), c, shapes[c.name]).alias(c.name)
+              for c in contract.columns],
         )
         codes: dict[str, list[Column]] = {}
         for chk in contract.checks():
@@ -139,7 +154,8 @@ def validate(contract: Contract) -> Transform:
             codes.setdefault(chk.code, []).append(
                 check_column(chk, col, F.col(_cleaned(col.name)), F.col(col.name),
                              F.col(_nested(col.name)) if json else None,
-                             F.col(_received(col.name)) if col.name in received_names else None))
+                             F.col(_received(col.name)) if col.name in received_names else None,
+                             shapes[col.name]))
         errors = (
             F.when(F.col(RAW_RECORD).isNotNull(), F.array(F.lit(ROW_MALFORMED)))
             .otherwise(_error_codes(codes))
