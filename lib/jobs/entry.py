@@ -46,7 +46,7 @@ def run_job(dataset: str, version: int, argv: Sequence[str]) -> int:
         except DriverDied as died:  # the uploads it set aside are alerted on
             metrics.emit(namespace, dataset, failed_run_metrics(
                 time.monotonic() - started), {"job": ctx.job_name})
-            _alert(ctx, ledger, died.held)
+            _alert(ctx, ledger, died.held, None)
             raise
         except BaseException:
             metrics.emit(namespace, dataset, failed_run_metrics(
@@ -54,13 +54,15 @@ def run_job(dataset: str, version: int, argv: Sequence[str]) -> int:
             raise
         metrics.emit(namespace, dataset, run_metrics(report, time.monotonic() - started),
                      {"job": ctx.job_name, "run_id": report.run_id})
-        _alert(ctx, ledger, [u.upload_id for u in report.failed])
+        _alert(ctx, ledger, [u.upload_id for u in report.failed], report.report_page)
         print(format_summary(report), flush=True)
     return report.exit_code
 
 
-def _alert(ctx: JobContext, ledger: Ledger, upload_ids: Sequence[str]) -> None:
-    """An alert per upload the run left FAILED (with ``--alert_topic_arn``)."""
+def _alert(ctx: JobContext, ledger: Ledger, upload_ids: Sequence[str],
+           report: str | None) -> None:
+    """An alert per upload the run left FAILED (with ``--alert_topic_arn``), naming the run's
+    report page (``report``)."""
     topic = ctx.args.get("alert_topic_arn")
     notifier = notifier_for(topic, job_args.aws_client(ctx.args, "sns") if topic else None)
     for uid in upload_ids:
@@ -70,4 +72,4 @@ def _alert(ctx: JobContext, ledger: Ledger, upload_ids: Sequence[str]) -> None:
             ctx.logger.error("upload %s: no alert sent: %s", uid, exc)
             continue
         if record.status == FAILED:
-            notifier.upload_event(record)
+            notifier.upload_event(record, report)

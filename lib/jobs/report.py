@@ -45,6 +45,7 @@ class RunReport:
     uploads: list[UploadResult] = field(default_factory=list)
     error: str | None = None
     report_path: str = ""
+    report_page: str = ""  # the same report as an HTML page
     recovered: list[str] = field(default_factory=list)  # uploads an earlier run's journal held
 
     @property
@@ -104,6 +105,7 @@ class RunReport:
             "uploads": [asdict(u) for u in self.uploads],
             "recovered_uploads": self.recovered,
             "error": self.error,
+            "report_page": self.report_page,
         }
 
     def to_json(self) -> str:
@@ -151,6 +153,8 @@ def format_summary(report: RunReport, max_partitions: int = 20) -> str:
         lines.append(f"  error: {report.error}")
     if report.report_path:
         lines.append(f"  report: {report.report_path}")
+    if report.report_page:
+        lines.append(f"  data-quality page: {report.report_page}")
     return "\n".join(lines)
 
 

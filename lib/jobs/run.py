@@ -87,6 +87,7 @@ from lib.jobs.publish import (
 )
 from lib.jobs.report import FAILED as RESULT_FAILED
 from lib.jobs.report import RunReport, UploadResult
+from lib.jobs.report_html import RECENT_RUNS, past_runs, render
 from lib.lake.fs import HadoopFs, java_error_message
 from lib.lake.paths import LakePaths
 from lib.ledger.base import Ledger
@@ -791,9 +792,16 @@ def archive(run: Run, also: Sequence[str] = ()) -> list[str]:
 # -- 11. report ------------------------------------------------------------------------------
 
 def write_report(run: Run, report: RunReport) -> None:
+    """The JSON report, and the same as a page (:mod:`lib.jobs.report_html`) with the
+    quarantine ratio of the dataset's recent runs read from their JSON reports."""
     report.finished_at = datetime.now(UTC).isoformat()
     report.report_path = run.paths.report(run.dataset, run.run_id)
+    report.report_page = run.paths.report_page(run.dataset, run.run_id)
+    earlier = sorted(e.path for e in run.fs.list(run.paths.report_dir(run.dataset))
+                     if e.name.endswith(".json") and e.path != report.report_path)
+    history = past_runs(run.fs.read_text(p) for p in earlier[-(RECENT_RUNS - 1):])
     run.fs.write_text(report.report_path, report.to_json())
+    run.fs.write_text(report.report_page, render(report, run.contract, history))
 
 
 # -- counts ----------------------------------------------------------------------------------

@@ -110,5 +110,12 @@ class LakePaths:
     def archived(self, dataset: str, ingest_date: str, upload_id: str, name: str) -> str:
         return self.upload_file(self.archive, dataset, ingest_date, upload_id, name)
 
+    def report_dir(self, dataset: str) -> str:
+        return join(self.reports, dataset)
+
     def report(self, dataset: str, run_id: str) -> str:
-        return join(self.reports, dataset, f"{run_id}.json")
+        return join(self.report_dir(dataset), f"{run_id}.json")
+
+    def report_page(self, dataset: str, run_id: str) -> str:
+        """The run report as an HTML page, beside the JSON one."""
+        return join(self.report_dir(dataset), f"{run_id}.html")

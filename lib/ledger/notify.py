@@ -20,16 +20,17 @@ log = logging.getLogger("lake.notify")
 
 
 class Notifier(Protocol):
-    def upload_event(self, record: UploadRecord) -> None: ...
+    def upload_event(self, record: UploadRecord, report: str | None = None) -> None: ...
 
 
 class NoNotifier:
-    def upload_event(self, record: UploadRecord) -> None:
+    def upload_event(self, record: UploadRecord, report: str | None = None) -> None:
         return None
 
 
-def upload_message(record: UploadRecord) -> dict:
-    """The message body: what happened to which upload, and why."""
+def upload_message(record: UploadRecord, report: str | None = None) -> dict:
+    """The message body: what happened to which upload, and why; ``report``: the page of
+    the run that left it so (its data-quality report)."""
     failed = record.status == "FAILED"
     return {
         "event": f"upload.{record.status.lower()}",
@@ -43,6 +44,7 @@ def upload_message(record: UploadRecord) -> dict:
         "job": record.job_name,
         "run_id": record.run_id,
         "at": record.updated_at,
+        "report": report,
     }
 
 
@@ -53,8 +55,8 @@ class SnsNotifier:
         self.topic_arn = topic_arn
         self._sns = client
 
-    def upload_event(self, record: UploadRecord) -> None:
-        body = upload_message(record)
+    def upload_event(self, record: UploadRecord, report: str | None = None) -> None:
+        body = upload_message(record, report)
         subject = f"[lake] {record.dataset} upload {record.upload_id} {record.status}"
         try:
             self._sns.publish(

@@ -500,7 +500,7 @@ def pinned_job_modules(repo: Path = REPO_ROOT) -> list[str]:
     """Pins the Glue job needs beyond the Glue 5.0 runtime, taken from pyproject.toml so
     the job runs with the versions the tests ran with."""
     deps = project_metadata(repo)["dependencies"]
-    wanted = ("PyYAML",)
+    wanted = ("PyYAML", "Jinja2", "MarkupSafe")
     found = [d for d in deps if d.split("==")[0] in wanted]
     if len(found) != len(wanted):
         raise InfraError(f"pyproject.toml pins none of {wanted} exactly")

@@ -35,7 +35,7 @@ from lib.tools.infra import GLUE_VERSION, LIB_ARTIFACT, REPO_ROOT, JobVersion, p
 from lib.tools.job_versions import job_versions
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-_LIB_SUFFIXES = (".py", ".yaml", ".properties")
+_LIB_SUFFIXES = (".py", ".yaml", ".properties", ".j2")
 # Folders of lib/ that stay out of lib.zip: the developer tooling.
 NOT_SHIPPED = ("tools",)
 LAMBDA_DEPS_ARTIFACT = "lambda-deps.zip"

@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from glue_jobs.orders.v1 import job
-from lib.lake.paths import LakePaths, to_uri
+from lib.lake.paths import LakePaths, local_path, to_uri
 from lib.ledger.sqlite import open_ledger
 from lib.upload.landing import upload_file
 from tests.helpers import SAMPLES, land, landed_uri
@@ -94,6 +94,20 @@ def test_sample_run_succeeds_and_reports_totals(sample_run) -> None:
     staged = [p for zone in ("clean", "quarantine") for p in (lake / zone / "_staging").rglob("*")
               if p.is_file()]
     assert staged == []  # the run's staging is removed once published
+
+
+def test_each_run_writes_its_report_page_beside_the_json(sample_run) -> None:
+    from tests.jobs.test_report_page import Page
+
+    r = sample_run["report"]
+    page_path = local_path(r["report_page"])
+    assert page_path == local_path(r["lake"]["reports"]) / "orders" / f"{r['run_id']}.html"
+    page = Page()
+    page.feed(page_path.read_text("utf-8"))
+    assert page.counts == {k: f"{r['totals'][k]:,}"
+                           for k in ("rows_read", "clean", "quarantined", "duplicates_removed")}
+    assert page.reasons == {k: str(v) for k, v in r["quarantined_by_reason"].items()}
+    assert page.bars["trend"] == 1  # the dataset's first run
 
 
 def test_sample_clean_zone_holds_the_typed_valid_rows(spark, sample_run) -> None:

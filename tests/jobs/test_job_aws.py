@@ -98,6 +98,9 @@ def test_the_job_takes_its_input_from_the_dynamodb_ledger_and_reports(
         "upload.failed", "orders", "u-gone", gone.error_code)
     assert alert["reason"] == gone.error
     assert (alert["job"], alert["run_id"]) == ("lake-dev-orders-v2", gone.run_id)
+    page = to_uri(lake / "_reports" / "orders" / f"{gone.run_id}.html")
+    assert alert["report"] == page and (lake / "_reports" / "orders" /
+                                        f"{gone.run_id}.html").is_file()
 
     # An operator reads the deployed ledger with the same command as the local one.
     assert cli.main(["status", "--ledger-table", aws["table"], "--format", "ids"]) == 0

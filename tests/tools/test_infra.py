@@ -149,7 +149,8 @@ def test_jobs_run_glue_5_with_the_versioned_lib_metrics_logs_and_lake_paths(pipe
         assert args["--job-bookmark-option"] == "job-bookmark-disable"
         assert {k for k in args if k.endswith("_root")} == \
             {"--lake_root", "--clean_root", "--quarantine_root"}
-        assert args["--additional-python-modules"] == "PyYAML==6.0.3"
+        assert args["--additional-python-modules"] == \
+            "PyYAML==6.0.3,Jinja2==3.1.6,MarkupSafe==3.0.4"
         assert props["WorkerType"] == {"Ref": "WorkerType"}
         assert props["NumberOfWorkers"] == {"Ref": "NumberOfWorkers"}
         assert props["Timeout"] == {"Ref": "JobTimeoutMinutes"}

@@ -63,11 +63,12 @@ def test_lib_zip_holds_every_shipped_file_and_none_of_the_tooling(package) -> No
     lib_dir = REPO / "lib"
     shipped = sorted(
         f"lib/{p.relative_to(lib_dir).as_posix()}" for p in lib_dir.rglob("*")
-        if p.is_file() and p.suffix in (".py", ".yaml", ".properties")
+        if p.is_file() and p.suffix in (".py", ".yaml", ".properties", ".j2")
         and "__pycache__" not in p.parts and p.relative_to(lib_dir).parts[0] != "tools")
     assert [m for m in members if m.startswith("lib/tools/")] == []
     assert members == shipped
-    assert {"lib/jobs/run.py", "lib/lambdas/validator.py", "lib/upload/checks.py"} <= set(members)
+    assert {"lib/jobs/run.py", "lib/lambdas/validator.py", "lib/upload/checks.py",
+            "lib/jobs/templates/run_report.html.j2"} <= set(members)
 
 
 def test_manifest_names_the_release_the_jobs_and_every_file_hash(package) -> None:
