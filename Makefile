@@ -33,6 +33,9 @@ run: prereqs $(STAMP) ## Upload the bundled samples of both datasets, run the pi
 	@echo "== lake queries --run: the named Athena queries of infra/athena/ on the crawled tables"
 	$(LAKE) --lake-root $(LAKE_ROOT) queries --run \
 	  --param upload_id=$$($(LAKE) --lake-root $(LAKE_ROOT) status --dataset orders --status ARCHIVED --format ids | head -1)
+	@echo "== data-quality pages of the runs (open one in a browser):"
+	@ls -1 $(LAKE_ROOT)/_reports/*/*.html
+	@echo "== the console (uploads by drag and drop, live status): $(LAKE) --lake-root $(LAKE_ROOT) serve"
 
 test: prereqs $(STAMP) $(CHECKOV_STAMP) ## Run all tests (unit, job-level, CLI, packaging, cfn-lint and checkov on infra/)
 	LAKE_CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest

@@ -49,6 +49,7 @@ from lib.ledger.base import Ledger
 from lib.ledger.dynamo import DynamoLedger
 from lib.ledger.records import ACCEPTED, PENDING, STATUSES, UploadRecord
 from lib.ledger.sqlite import open_ledger
+from lib.tools.console.app import serve
 from lib.tools.crawl import crawl
 from lib.tools.crawlers import load_crawlers
 from lib.tools.deploy import deploy, load_env
@@ -387,6 +388,11 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    serve(Path(args.lake_root), host=args.host, port=args.port, max_bytes=args.max_bytes)
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     if args.ledger_table:
         ledger: Ledger = DynamoLedger(args.ledger_table)
@@ -435,6 +441,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--dataset", required=True, help="dataset the files belong to, e.g. orders")
     max_bytes(up)
     up.set_defaults(func=cmd_upload)
+
+    sv = sub.add_parser("serve", help="the lake console: uploads by drag and drop with live "
+                        "progress, the ledger, on this machine")
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="address to bind (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000)
+    max_bytes(sv)
+    sv.set_defaults(func=cmd_serve)
 
     st = sub.add_parser("status", help="show the upload ledger, or one upload's history")
     st.add_argument("upload_id", nargs="?", help="one upload: its record and history")

@@ -64,20 +64,33 @@ def upload_file(src: Path, contract: Contract, ledger: Ledger, paths: LakePaths,
                 max_bytes: int = DEFAULT_MAX_BYTES, original_name: str | None = None,
                 now: datetime | None = None) -> UploadRecord:
     """Check one file and land it. Returns its ledger record, ACCEPTED or REJECTED."""
-    now = now or datetime.now(UTC)
     original = original_name or src.name or str(src)
-    upload_id = new_upload_id(now)
-    ingest_date = now.date().isoformat()
     try:
         size = src.stat().st_size
     except OSError:
         size = 0
+    record = receive(contract, ledger, original, size, now=now)
+    return check_and_land(src, record, contract, ledger, paths, max_bytes=max_bytes)
+
+
+def receive(contract: Contract, ledger: Ledger, original: str, size: int, *,
+            now: datetime | None = None, note: str | None = None) -> UploadRecord:
+    """Record an upload RECEIVED (its bytes may still be on their way)."""
+    now = now or datetime.now(UTC)
     guessed_gz = original.lower().endswith((".gz", ".gzip"))
-    record = ledger.create(UploadRecord(
-        upload_id=upload_id, dataset=contract.dataset, original_name=original,
+    return ledger.create(UploadRecord(
+        upload_id=new_upload_id(now), dataset=contract.dataset, original_name=original,
         stored_name=safe_name(original, contract.format, guessed_gz), size_bytes=size,
-        sha256="", ingest_date=ingest_date, received_at=now.isoformat(timespec="microseconds"),
-    ), note=f"received {original}")
+        sha256="", ingest_date=now.date().isoformat(),
+        received_at=now.isoformat(timespec="microseconds"),
+    ), note=note or f"received {original}")
+
+
+def check_and_land(src: Path, record: UploadRecord, contract: Contract, ledger: Ledger,
+                   paths: LakePaths, *, max_bytes: int = DEFAULT_MAX_BYTES) -> UploadRecord:
+    """Check the bytes of a RECEIVED upload (``src``) and land them in the raw zone
+    (ACCEPTED), or set them aside with the reason (REJECTED)."""
+    original, upload_id = record.original_name, record.upload_id
     try:
         check = inspect_file(src, contract, max_bytes=max_bytes, ledger=ledger,
                              source=printable(original))
@@ -85,7 +98,7 @@ def upload_file(src: Path, contract: Contract, ledger: Ledger, paths: LakePaths,
         record.sha256 = exc.sha256
         return _reject(src, record, paths, exc, ledger)
     stored = safe_name(original, contract.format, check.compressed)
-    dest_uri = paths.landed(contract.dataset, ingest_date, upload_id, stored)
+    dest_uri = paths.landed(contract.dataset, record.ingest_date, upload_id, stored)
     dest = _local(dest_uri)
     _copy_into(src, dest)
     try:
@@ -104,6 +117,12 @@ def upload_file(src: Path, contract: Contract, ledger: Ledger, paths: LakePaths,
                        ledger)
 
 
+def reject(record: UploadRecord, code: str, message: str, ledger: Ledger,
+           paths: LakePaths) -> UploadRecord:
+    """REJECT a RECEIVED upload whose bytes never arrived whole (nothing is kept)."""
+    return _reject(None, record, paths, UploadRejected(code, message), ledger)
+
+
 def rejection_document(record: UploadRecord, exc: UploadRejected, kept: bool) -> dict:
     """The ``<name>.reason.json`` kept beside a rejected file (``kept``: whether the file
     itself could be kept)."""
@@ -116,13 +135,13 @@ def rejection_document(record: UploadRecord, exc: UploadRejected, kept: bool) ->
     }
 
 
-def _reject(src: Path, record: UploadRecord, paths: LakePaths, exc: UploadRejected,
+def _reject(src: Path | None, record: UploadRecord, paths: LakePaths, exc: UploadRejected,
             ledger: Ledger) -> UploadRecord:
     kept: str | None = None
     dest_uri = paths.set_aside(record.dataset, record.ingest_date, record.upload_id,
                                record.stored_name)
     dest = _local(dest_uri)
-    if src.is_file():
+    if src is not None and src.is_file():
         try:
             _copy_into(src, dest)
             kept = dest_uri

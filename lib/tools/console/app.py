@@ -1,0 +1,345 @@
+"""The lake console: uploads by drag and drop with live progress, on the same ledger, zones
+and run reports as the ``lake`` CLI (it keeps no store of its own).
+
+The HTTP API has the shape of the deployed upload API (:mod:`lib.lambdas.upload_api`):
+
+* ``POST /uploads`` ``{"dataset", "file_name", "size_bytes"}`` records the upload RECEIVED
+  and answers ``201`` with where to send the bytes (``upload.url``, ``upload.method``);
+* ``PUT /uploads/{id}/content`` streams the bytes to disk (never whole in memory; the size
+  limit enforced while they arrive), then runs exactly the checks of ``lake upload``: the
+  upload becomes ACCEPTED or REJECTED with the same reason code and message;
+* ``GET /uploads/{id}`` answers the record and its status history; ``GET /uploads`` lists
+  them (``dataset``, ``status`` filters); ``GET /uploads/{id}/events`` streams each status
+  change as a server-sent event until the upload is ARCHIVED, REJECTED or FAILED;
+* ``POST /datasets/{dataset}/runs`` starts the dataset's current job on its pending uploads
+  in the background (one run per dataset at a time; the ledger's run lock still applies).
+
+Refusals are ``4xx`` with ``{"error": <code>, "message": <what and why>}``. Every request
+that changes something must carry the ``X-Lake-Console`` header, which a page of another
+site cannot add without a CORS preflight this server never grants: no cross-site request
+can upload or start a run. The server binds to 127.0.0.1 by default (see docs/console.md
+before exposing it). Nothing it does deletes raw bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+
+from lib.contracts.contract import available_contracts, load_contract
+from lib.errors import LakeError
+from lib.lake.paths import LakePaths, local_path, to_uri
+from lib.lambdas.upload_api import unsafe_name_reason
+from lib.ledger.records import (
+    ARCHIVED,
+    FAILED,
+    RECEIVED,
+    REJECTED,
+    STATUSES,
+    UnknownUploadError,
+    UploadRecord,
+)
+from lib.ledger.sqlite import open_ledger
+from lib.tools.job_versions import job_versions, resolve_job
+from lib.upload.checks import DEFAULT_MAX_BYTES, human_bytes, upload_limit
+from lib.upload.landing import check_and_land, receive, reject
+
+CSRF_HEADER = "X-Lake-Console"
+MAX_JSON_BYTES = 64 * 1024  # the body of a POST; file bytes go to PUT .../content
+FINAL = (ARCHIVED, REJECTED, FAILED)
+RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
+
+
+class UploadRequest(BaseModel):
+    dataset: str = Field(examples=["orders"])
+    file_name: str = Field(examples=["orders_2026-11-01.csv"])
+    size_bytes: int = Field(examples=[1234])
+
+
+class Target(BaseModel):
+    url: str
+    method: str
+
+
+class UploadCreated(BaseModel):
+    upload_id: str
+    status: str
+    dataset: str
+    contract: str
+    stored_name: str
+    size_bytes: int
+    max_upload_bytes: int
+    upload: Target
+    status_url: str
+    events_url: str
+
+
+class HistoryEntry(BaseModel):
+    at: str
+    from_status: str | None = Field(alias="from")
+    to: str
+    note: str | None
+
+    model_config = {"populate_by_name": True}
+
+
+class UploadView(BaseModel):
+    upload_id: str
+    dataset: str
+    status: str
+    original_name: str
+    stored_name: str
+    size_bytes: int
+    received_at: str
+    updated_at: str
+    reason_code: str | None = None
+    reason: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+    rows_read: int | None = None
+    clean: int | None = None
+    quarantined: int | None = None
+    duplicates_removed: int | None = None
+    run_id: str | None = None
+    history: list[HistoryEntry] = []
+
+
+class Refusal(BaseModel):
+    error: str
+    message: str
+
+
+class Refused(LakeError):
+    """A refused request: the HTTP ``status``, the ``code`` and message of the JSON body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status, self.message = status, message
+        super().__init__(message, code)
+
+
+def _resource(*parts: str) -> Path:
+    return Path(str(resources.files("lib.tools.console").joinpath(*parts)))
+
+
+def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAPI:
+    """The console on the lake at ``lake_root``; ``max_bytes`` as ``lake upload --max-bytes``
+    (lowered per dataset by its contract)."""
+    lake_root = Path(lake_root).resolve()
+    paths = LakePaths.from_root(lake_root)
+    incoming = lake_root / "_console" / "incoming"
+    runs: dict[str, threading.Thread] = {}
+    runs_lock = threading.Lock()
+    app = FastAPI(title="lake console", version="1",
+                  description=__doc__.split("\n\n")[0] if __doc__ else None)
+    app.mount("/static", StaticFiles(directory=_resource("static")), name="static")
+    templates = Jinja2Templates(directory=_resource("templates"))
+
+    def ledger():  # noqa: ANN202 - one connection per request (SQLite, threads)
+        return open_ledger(lake_root)
+
+    def view(record: UploadRecord) -> dict[str, Any]:
+        history = [{"at": h.at, "from": h.from_status, "to": h.to_status, "note": h.note}
+                   for h in ledger().history(record.upload_id)]
+        return {**record.to_dict(), "history": history}
+
+    def get(upload_id: str) -> UploadRecord:
+        try:
+            return ledger().get(upload_id)
+        except UnknownUploadError:
+            raise Refused(404, "upload.unknown", f"no upload {upload_id!r}") from None
+
+    def contract_of(dataset: str):  # noqa: ANN202
+        known = available_contracts()
+        if dataset not in known:
+            raise Refused(400, "dataset.unknown", f"unknown dataset {dataset!r}; known "
+                          f"datasets: {', '.join(sorted(known)) or '(none)'}")
+        return load_contract(dataset)
+
+    @app.exception_handler(Refused)
+    async def refused(_: Request, exc: Refused) -> JSONResponse:
+        return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):  # noqa: ANN001, ANN202
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            if request.headers.get(CSRF_HEADER) != "1":
+                return JSONResponse({"error": "request.cross_site", "message": (
+                    f"a request that changes something must carry the {CSRF_HEADER} header "
+                    "(the console's pages send it; other sites cannot)")}, status_code=403)
+            length = request.headers.get("content-length")
+            if (request.method == "POST" and length is not None
+                    and int(length) > MAX_JSON_BYTES):
+                return JSONResponse({"error": "request.too_large", "message": (
+                    f"a request body over {MAX_JSON_BYTES} bytes; file bytes go to "
+                    "PUT /uploads/{id}/content")}, status_code=413)
+        return await call_next(request)
+
+    # -- API ------------------------------------------------------------------------------
+
+    @app.post("/uploads", status_code=201, response_model=UploadCreated,
+              responses={400: {"model": Refusal}, 413: {"model": Refusal}})
+    def create_upload(body: UploadRequest) -> dict[str, Any]:
+        """Record an upload RECEIVED and answer where to send its bytes."""
+        contract = contract_of(body.dataset)
+        limit = upload_limit(contract, max_bytes)
+        name = body.file_name
+        if body.size_bytes <= 0:
+            raise Refused(400, "file.empty", f"{name}: size_bytes is {body.size_bytes}; an "
+                          "upload needs at least one byte")
+        if body.size_bytes > limit:
+            raise Refused(413, "file.too_large", f"{name}: {human_bytes(body.size_bytes)} is "
+                          f"over the limit of {human_bytes(limit)} for dataset "
+                          f"{body.dataset!r}; split the file and upload the parts")
+        why = unsafe_name_reason(name)
+        if why:
+            raise Refused(400, "file.unsafe_name", f"{name!r}: {why}")
+        record = receive(contract, ledger(), name, body.size_bytes,
+                         note=f"received {name} in the console")
+        uid = record.upload_id
+        return {"upload_id": uid, "status": record.status, "dataset": record.dataset,
+                "contract": contract.ref, "stored_name": record.stored_name,
+                "size_bytes": body.size_bytes, "max_upload_bytes": limit,
+                "upload": {"url": f"/uploads/{uid}/content", "method": "PUT"},
+                "status_url": f"/uploads/{uid}", "events_url": f"/uploads/{uid}/events"}
+
+    @app.put("/uploads/{upload_id}/content", response_model=UploadView,
+             responses={404: {"model": Refusal}, 409: {"model": Refusal},
+                        413: {"model": Refusal}})
+    async def send_content(upload_id: str, request: Request) -> dict[str, Any]:
+        """The upload's bytes, streamed to disk, then the checks of ``lake upload``."""
+        record = get(upload_id)
+        if record.status != RECEIVED:
+            raise Refused(409, "upload.not_receiving", f"upload {upload_id} is {record.status};"
+                          " its bytes were already received")
+        contract = load_contract(record.dataset)
+        limit = upload_limit(contract, max_bytes)
+        folder = incoming / upload_id
+        folder.mkdir(parents=True, exist_ok=True)
+        part = folder / record.stored_name
+        received = 0
+        try:
+            with part.open("wb") as out:
+                async for chunk in request.stream():
+                    received += len(chunk)
+                    if received > limit:
+                        msg = (f"{record.original_name}: more than {human_bytes(limit)}, the "
+                               f"limit for dataset {record.dataset!r}; split the file and "
+                               "upload the parts")
+                        await run_in_threadpool(reject, record, "file.too_large", msg,
+                                                ledger(), paths)
+                        raise Refused(413, "file.too_large", msg)
+                    await run_in_threadpool(out.write, chunk)
+            done = await run_in_threadpool(check_and_land, part, record, contract, ledger(),
+                                           paths, max_bytes=limit)
+        finally:
+            part.unlink(missing_ok=True)
+            folder.rmdir() if folder.exists() and not any(folder.iterdir()) else None
+        return view(done)
+
+    @app.get("/uploads/{upload_id}", response_model=UploadView,
+             responses={404: {"model": Refusal}})
+    def upload_status(upload_id: str) -> dict[str, Any]:
+        """The upload's record and its status history."""
+        return view(get(upload_id))
+
+    @app.get("/uploads", response_model=list[UploadView])
+    def list_uploads(dataset: str | None = None, status: str | None = None) -> list[dict]:
+        """The ledger, newest first, filtered by dataset and status."""
+        if status is not None and status not in STATUSES:
+            raise Refused(400, "request.invalid", f"unknown status {status!r}; statuses: "
+                          f"{', '.join(STATUSES)}")
+        records = ledger().find(dataset, (status,) if status else None)
+        return [{**r.to_dict(), "history": []}
+                for r in sorted(records, key=lambda r: r.received_at, reverse=True)]
+
+    @app.get("/uploads/{upload_id}/events")
+    async def upload_events(upload_id: str, request: Request) -> EventSourceResponse:
+        """Each status change of the upload as a server-sent event ``status`` (data: the
+        record), from its current status until ARCHIVED, REJECTED or FAILED."""
+        get(upload_id)
+
+        async def events() -> AsyncIterator[dict]:
+            last = None
+            while not await request.is_disconnected():
+                record = await run_in_threadpool(get, upload_id)
+                if record.status != last:
+                    last = record.status
+                    yield {"event": "status", "data": json.dumps(record.to_dict())}
+                    if record.status in FINAL:
+                        return
+                await asyncio.sleep(0.3)
+        return EventSourceResponse(events())
+
+    @app.post("/datasets/{dataset}/runs", status_code=202,
+              responses={400: {"model": Refusal}, 409: {"model": Refusal}})
+    def start_run(dataset: str) -> dict[str, Any]:
+        """Start the dataset's current job on its pending uploads, in the background."""
+        contract_of(dataset)
+        versions = job_versions().get(dataset)
+        if not versions:
+            raise Refused(400, "job.unknown", f"dataset {dataset!r} has no job in glue_jobs/")
+        version, module = resolve_job(dataset, versions[-1])
+        with runs_lock:
+            if dataset in runs and runs[dataset].is_alive():
+                raise Refused(409, "run.busy", f"a run of {dataset} is in progress")
+            argv = ["--JOB_NAME", f"{dataset}_v{version}", "--lake_root", to_uri(lake_root)]
+            thread = threading.Thread(target=module.main, args=(argv,), daemon=True,
+                                      name=f"run-{dataset}")
+            runs[dataset] = thread
+            thread.start()
+        return {"dataset": dataset, "job": f"{dataset}_v{version}", "status": "started"}
+
+    @app.get("/reports/{dataset}/{run_id}", response_class=HTMLResponse,
+             responses={404: {"model": Refusal}})
+    def report_page(dataset: str, run_id: str) -> HTMLResponse:
+        """A run's data-quality page, as the job wrote it beside its JSON report."""
+        contract_of(dataset)
+        if not RUN_ID.match(run_id):
+            raise Refused(400, "request.invalid", f"{run_id!r} is not a run id")
+        page = local_path(paths.report_page(dataset, run_id))
+        if page is None or not page.is_file():
+            raise Refused(404, "report.unknown", f"no report of run {run_id} of {dataset}")
+        return HTMLResponse(page.read_text("utf-8"))
+
+    # -- pages ----------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def upload_page(request: Request) -> HTMLResponse:
+        datasets = sorted(available_contracts())
+        limits = {d: upload_limit(load_contract(d), max_bytes) for d in datasets}
+        return templates.TemplateResponse(request, "upload.html.j2", {
+            "datasets": datasets, "limits": limits, "csrf_header": CSRF_HEADER})
+
+    @app.get("/ui/uploads", response_class=HTMLResponse, include_in_schema=False)
+    def uploads_page(request: Request, dataset: str | None = None,
+                     status: str | None = None) -> HTMLResponse:
+        records = list_uploads(dataset or None, status or None)
+        return templates.TemplateResponse(request, "uploads.html.j2", {
+            "records": records, "datasets": sorted(available_contracts()),
+            "statuses": STATUSES, "dataset": dataset or "", "status": status or ""})
+
+    return app
+
+
+def serve(lake_root: Path, host: str = "127.0.0.1", port: int = 8000,
+          max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    import uvicorn
+
+    print(f"lake console on http://{host}:{port}/ (lake {lake_root}); Ctrl-C stops it",
+          flush=True)
+    uvicorn.run(create_app(lake_root, max_bytes=max_bytes), host=host, port=port,
+                log_level="warning")

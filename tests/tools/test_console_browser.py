@@ -1,0 +1,91 @@
+"""The console in a real browser: headless Chromium (Debian's ``chromium`` package) driven
+by Playwright. Two files dropped on the upload page (one good, one refused), the refusal
+shown with its reason, "Process now", the good file followed live to ARCHIVED, then its
+run's data-quality report with its chart and reason counts. Screenshots go to
+``.artifacts/console/`` (``$LAKE_TEST_ARTIFACTS``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from lib.tools.console.app import create_app
+from tests.helpers import REPO, SAMPLES
+
+GOOD = SAMPLES / "orders_2026-11-01.csv"
+REFUSED = SAMPLES / "orders_2026-11-03_legacy_export.csv"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.skip("no Chromium: install Debian's package (sudo apt-get install -y chromium);"
+                    " .ci/run installs it in CI")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def console(spark, tmp_path):  # noqa: ANN201 - the job runs in this process's session
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(tmp_path / "lake"), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the console did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_drop_two_files_process_and_read_the_report(console, tmp_path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = Path(os.environ.get("LAKE_TEST_ARTIFACTS", REPO / ".artifacts")) / "console"
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=chromium(), headless=True,
+            args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        try:
+            page.goto(console + "/")
+            page.select_option("#dataset", "orders")
+            page.set_input_files("#files", [str(GOOD), str(REFUSED)])
+            good = page.locator(f'.card[data-file="{GOOD.name}"]')
+            refused = page.locator(f'.card[data-file="{REFUSED.name}"]')
+            expect(refused).to_have_attribute("data-status", "REJECTED", timeout=20_000)
+            expect(refused.locator(".reason")).to_contain_text("file.missing_columns")
+            expect(good).to_have_attribute("data-status", "ACCEPTED", timeout=20_000)
+            page.screenshot(path=str(shots / "1-checked.png"), full_page=True)
+
+            page.click("#process")
+            expect(page.locator("#run-status")).to_contain_text("orders_v", timeout=10_000)
+            expect(good).to_have_attribute("data-status", "ARCHIVED", timeout=180_000)
+            expect(good.locator(".counts")).to_contain_text("read 14, clean 4, quarantined 9")
+            page.screenshot(path=str(shots / "2-archived.png"), full_page=True)
+
+            good.locator("a.report").click()
+            expect(page.locator("svg#reasons")).to_be_visible()
+            expect(page.locator('[data-count="rows_read"]')).to_have_text("14")
+            expect(page.locator('[data-reason="order_id.conflict"]')).to_have_text("2")
+            page.screenshot(path=str(shots / "3-report.png"), full_page=True)
+        finally:
+            browser.close()
