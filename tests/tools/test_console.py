@@ -143,3 +143,25 @@ def test_the_pages_list_the_datasets_and_the_uploads(client) -> None:
     assert created["upload_id"] in listing and "ACCEPTED" in listing
     assert "http://" not in page and "https://" not in page  # nothing from a CDN
     assert client.get("/static/console.js").status_code == 200
+
+
+def test_an_uploads_quarantined_rows_page_and_csv_match_the_zone(spark, processed_lake) -> None:
+    import csv
+    import io
+
+    client = TestClient(create_app(processed_lake))
+    record = next(r for r in open_ledger(processed_lake).find("orders") if r.quarantined)
+    got = client.get(f"/uploads/{record.upload_id}/quarantine.csv")
+    assert got.status_code == 200 and got.headers["content-type"].startswith("text/csv")
+    table = list(csv.DictReader(io.StringIO(got.text)))
+    zone = spark.read.parquet(str(processed_lake / "quarantine" / "orders")).where(
+        f"_upload_id = '{record.upload_id}'")
+    expected = {(r["_source_record"], ";".join(r["_errors"]), r["order_id"] or "")
+                for r in zone.collect()}
+    assert len(table) == record.quarantined == zone.count()
+    assert {(int(r["_source_record"]), r["_errors"], r["order_id"]) for r in table} == expected
+
+    page = client.get(f"/ui/uploads/{record.upload_id}").text
+    assert 'id="reasons"' in page and "may hold personal data" in page
+    assert page.count("<tr>") >= 1 + record.quarantined  # header + every row (fewer than 50)
+    assert f'href="/uploads/{record.upload_id}/quarantine.csv"' in page

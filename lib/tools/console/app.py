@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
@@ -54,6 +54,7 @@ from lib.ledger.records import (
     UploadRecord,
 )
 from lib.ledger.sqlite import open_ledger
+from lib.tools.console import quarantine
 from lib.tools.job_versions import job_versions, resolve_job
 from lib.upload.checks import DEFAULT_MAX_BYTES, human_bytes, upload_limit
 from lib.upload.landing import check_and_land, receive, reject
@@ -61,6 +62,7 @@ from lib.upload.landing import check_and_land, receive, reject
 CSRF_HEADER = "X-Lake-Console"
 MAX_JSON_BYTES = 64 * 1024  # the body of a POST; file bytes go to PUT .../content
 FINAL = (ARCHIVED, REJECTED, FAILED)
+SHOWN_ROWS = 50  # quarantined rows on an upload's page; the CSV has them all
 RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
 
 
@@ -323,6 +325,31 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAP
         limits = {d: upload_limit(load_contract(d), max_bytes) for d in datasets}
         return templates.TemplateResponse(request, "upload.html.j2", {
             "datasets": datasets, "limits": limits, "csrf_header": CSRF_HEADER})
+
+    def quarantine_files(record: UploadRecord) -> list[Path]:
+        zone = local_path(paths.quarantine_dataset(record.dataset))
+        return quarantine.upload_files(zone, record.upload_id) if zone else []
+
+    @app.get("/uploads/{upload_id}/quarantine.csv", response_class=StreamingResponse,
+             responses={404: {"model": Refusal}})
+    def quarantined_csv(upload_id: str) -> StreamingResponse:
+        """Every quarantined row of the upload (raw values as received, reason codes joined
+        by ';', record number in the file) as CSV, streamed."""
+        record = get(upload_id)
+        return StreamingResponse(
+            quarantine.as_csv(quarantine_files(record)), media_type="text/csv",
+            headers={"Content-Disposition":
+                     f'attachment; filename="{upload_id}_quarantine.csv"'})
+
+    @app.get("/ui/uploads/{upload_id}", response_class=HTMLResponse, include_in_schema=False)
+    def upload_page_of(request: Request, upload_id: str) -> HTMLResponse:
+        record = view(get(upload_id))
+        files = quarantine_files(get(upload_id))
+        reasons = quarantine.reason_counts(files)
+        columns, sample = quarantine.first(files, SHOWN_ROWS)
+        return templates.TemplateResponse(request, "upload_detail.html.j2", {
+            "r": record, "reasons": reasons, "reason_max": max(reasons.values(), default=0),
+            "columns": columns, "rows": sample, "shown": SHOWN_ROWS})
 
     @app.get("/ui/uploads", response_class=HTMLResponse, include_in_schema=False)
     def uploads_page(request: Request, dataset: str | None = None,

@@ -34,6 +34,11 @@
     ui.status.className = "status status-" + record.status;
     ui.c.dataset.status = record.status;
     ui.c.dataset.upload = record.upload_id;
+    if (record.upload_id && !ui.c.querySelector("a.name")) {
+      const link = el("a", "name", ui.c.dataset.file);
+      link.href = "/ui/uploads/" + encodeURIComponent(record.upload_id);
+      ui.c.querySelector("div.name").replaceWith(link);
+    }
     const why = record.reason_code ? record.reason_code + ": " + record.reason
       : record.error_code ? record.error_code + ": " + record.error : "";
     ui.detail.textContent = why;
