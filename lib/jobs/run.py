@@ -555,6 +555,9 @@ def enforce(run: Run, raw: DataFrame, batch: Batch) -> Enforced:
     cluster the rows by (upload, partition) for the write (the one wide shuffle), then, from
     one read of the shuffle files, the keys that repeat and the counts; classify."""
     contract, spark = run.contract, run.spark
+    records = sum(up.expected_records or 0 for up, _ in batch)
+    run.log.info("reading and validating %d upload(s)%s", len(batch),
+                 f", {records:,} records" if records else "")
     t0 = time.perf_counter()
     validated = raw.transform(validate(contract)).transform(with_derived(contract))
     # What is the same for every row of an upload (its file, ingest date, the run's time and
@@ -567,7 +570,8 @@ def enforce(run: Run, raw: DataFrame, batch: Batch) -> Enforced:
     rows = (shuffled.join(F.broadcast(lineage.select(UPLOAD_ID, *constant)), UPLOAD_ID)
             .select(*validated.columns))
     t1 = time.perf_counter()
-    run.log.info("read, validated and clustered the rows in %.1fs", t1 - t0)
+    run.log.info("read, validated and clustered the rows in %.1fs; finding repeats and "
+                 "counting", t1 - t0)
     outcome = rows.transform(outcomes(contract)).persist(StorageLevel.MEMORY_AND_DISK)
     counts = (outcome.where(F.col(OUTCOME_SET) == COUNTS)
               .select(UPLOAD_ID, READ_PARTITION, ERRORS, "count").collect())
@@ -582,8 +586,8 @@ def enforce(run: Run, raw: DataFrame, batch: Batch) -> Enforced:
     n_keys = sum(int(r["keys"]) for r in per_upload)
     broadcast = n_keys <= BROADCAST_GROUPS
     classified = rows.transform(classify(contract, groups, broadcast=broadcast))
-    run.log.info("counted outcomes and %d repeated key(s) in %.1fs", n_keys,
-                 time.perf_counter() - t1)
+    run.log.info("counted outcomes in %.1fs: %s rows read, %d repeated key(s)",
+                 time.perf_counter() - t1, f"{sum(int(r['count']) for r in counts):,}", n_keys)
     return Enforced(rows, outcome, classified, broadcast, counts, repeated)
 
 
@@ -632,6 +636,7 @@ def stage_batch(run: Run, enforced: Enforced, upload_ids: Sequence[str]) -> None
     clean, quarantine = split(contract, classified, partition_offsets(enforced.counts))
     staging_clean = paths.staging(paths.clean, run.dataset, run.run_id)
     staging_quarantine = paths.staging(paths.quarantine, run.dataset, run.run_id)
+    run.log.info("writing the clean and the quarantined rows of %d upload(s)", len(upload_ids))
     t0 = time.perf_counter()
     if not enforced.clustered:
         clean = rebalanced(run.spark, clean, [UPLOAD_ID, *contract.partition_by])
@@ -678,6 +683,7 @@ def publish(run: Run, plan: PublishPlan, uploads: list[UploadResult]) -> None:
     marking on recovery."""
     t0 = time.perf_counter()
     journal = run.paths.journal(run.dataset, run.run_id)
+    run.log.info("publishing %d upload(s): %d file(s) to move", len(uploads), len(plan.moves))
     try:
         apply(run.fs, plan, after_move=lambda i: crash_point("publishing") if i == 0 else None)
         mark_processed(run, uploads, run.run_id)

@@ -58,6 +58,7 @@ from lib.tools.expressions import expression_problems
 from lib.tools.infra import TEMPLATE_PATH, check, generate
 from lib.tools.job_versions import job_versions, resolve_job
 from lib.tools.packaging import build
+from lib.tools.progress import tracking
 from lib.tools.push import UploadApi, push
 from lib.tools.query import FORMATS as QUERY_FORMATS
 from lib.tools.query import format_result, load_named_queries, run_query
@@ -92,18 +93,25 @@ def _upload(args: argparse.Namespace, dataset: str, files: Sequence[str]) -> lis
     ledger = _ledger(args)
     paths = LakePaths.from_root(_lake_dir(args))
     records = []
-    for name in files:
-        r = upload_file(Path(name), contract, ledger, paths,
-                        max_bytes=upload_limit(contract, args.max_bytes))
-        records.append(r)
-        line = f"{r.upload_id}  {r.status:<8}  {printable(name)}"
-        if r.status == ACCEPTED:
-            line += f"  ({human_bytes(r.size_bytes)})"
-            line += "".join(f"\n    warning: {w}" for w in r.warnings)
-        else:
-            line += f"\n    {r.reason_code}: {r.reason}"
-        print(line, flush=True)
+    with tracking(f"lake upload --dataset {dataset}", logger=None) as update:
+        for i, name in enumerate(files, start=1):
+            size = Path(name).stat().st_size if Path(name).is_file() else 0
+            update(f"checking {printable(name)} ({i}/{len(files)}, {human_bytes(size)})")
+            r = upload_file(Path(name), contract, ledger, paths,
+                            max_bytes=upload_limit(contract, args.max_bytes))
+            records.append(r)
+            _print_upload(r, name)
     return records
+
+
+def _print_upload(r: UploadRecord, name: str) -> None:
+    line = f"{r.upload_id}  {r.status:<8}  {printable(name)}"
+    if r.status == ACCEPTED:
+        line += f"  ({human_bytes(r.size_bytes)})"
+        line += "".join(f"\n    warning: {w}" for w in r.warnings)
+    else:
+        line += f"\n    {r.reason_code}: {r.reason}"
+    print(line, flush=True)
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
@@ -117,7 +125,9 @@ def _run_job(args: argparse.Namespace, job: str, version: int | None,
     argv = ["--JOB_NAME", f"{job}_v{version}", "--lake_root", to_uri(args.lake_root)]
     if upload_ids is not None:
         argv += ["--upload_ids", json.dumps(list(upload_ids))]
-    return int(module.main(argv))
+    with tracking(f"job {job}_v{version}") as update:
+        update("starting Spark")
+        return int(module.main(argv))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
