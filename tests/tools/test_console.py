@@ -6,6 +6,7 @@ against the OpenAPI description the framework generates."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import jsonschema
@@ -165,3 +166,33 @@ def test_an_uploads_quarantined_rows_page_and_csv_match_the_zone(spark, processe
     assert 'id="reasons"' in page and "may hold personal data" in page
     assert page.count("<tr>") >= 1 + record.quarantined  # header + every row (fewer than 50)
     assert f'href="/uploads/{record.upload_id}/quarantine.csv"' in page
+
+
+def test_while_processing_the_stream_shows_the_runs_phase(lake) -> None:
+    import logging
+
+    from lib.ledger.records import PROCESSING
+
+    with TestClient(create_app(lake, max_bytes=10_000)) as client:  # runs the lifespan
+        created, _ = send(client, GOOD)
+        ledger = open_ledger(lake)
+        ledger.transition(created["upload_id"], PROCESSING, note="run r1")
+        job_log = logging.getLogger("lake.orders_v2")
+        job_log.setLevel(logging.INFO)
+        job_log.info("writing the clean and the quarantined rows of 1 upload(s)")
+        records = []
+        with client.stream("GET", created["events_url"]) as events:
+            for line in events.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                records.append(json.loads(line[5:]))
+                if len(records) == 1:  # the run moves on, then the upload fails
+                    job_log.info("publishing 1 upload(s): 2 file(s) to move")
+                    time.sleep(0.5)
+                    ledger.transition(created["upload_id"], "FAILED", note="test",
+                                      error_code="x", error="stopped")
+    assert [(r["status"], r["phase"]) for r in records] == [
+        ("PROCESSING", "writing the clean and the quarantined rows of 1 upload(s)"),
+        ("PROCESSING", "publishing 1 upload(s): 2 file(s) to move"),
+        ("FAILED", None)]
+    assert not any(type(h).__name__ == "_PhaseHandler" for h in logging.getLogger("lake").handlers)

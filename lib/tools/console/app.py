@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import threading
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ from lib.lambdas.upload_api import unsafe_name_reason
 from lib.ledger.records import (
     ARCHIVED,
     FAILED,
+    PROCESSING,
     RECEIVED,
     REJECTED,
     STATUSES,
@@ -125,6 +128,20 @@ class Refusal(BaseModel):
     message: str
 
 
+class _PhaseHandler(logging.Handler):
+    """Keeps, per dataset, the last INFO line its job (logger ``lake.<dataset>_v<N>``)
+    logged: the phase a card shows while its upload is PROCESSING."""
+
+    def __init__(self, phases: dict[str, str]) -> None:
+        super().__init__(logging.INFO)
+        self.phases = phases
+
+    def emit(self, record: logging.LogRecord) -> None:
+        job = record.name.removeprefix("lake.")
+        if "_v" in job:
+            self.phases[job.rsplit("_v", 1)[0]] = record.getMessage().splitlines()[0][:200]
+
+
 class Refused(LakeError):
     """A refused request: the HTTP ``status``, the ``code`` and message of the JSON body."""
 
@@ -145,7 +162,18 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAP
     incoming = lake_root / "_console" / "incoming"
     runs: dict[str, threading.Thread] = {}
     runs_lock = threading.Lock()
-    app = FastAPI(title="lake console", version="1",
+    phases: dict[str, str] = {}  # dataset -> the last line its job logged in this process
+    phase_handler = _PhaseHandler(phases)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        logging.getLogger("lake").addHandler(phase_handler)
+        try:
+            yield
+        finally:
+            logging.getLogger("lake").removeHandler(phase_handler)
+
+    app = FastAPI(title="lake console", version="1", lifespan=lifespan,
                   description=__doc__.split("\n\n")[0] if __doc__ else None)
     app.mount("/static", StaticFiles(directory=_resource("static")), name="static")
     templates = Jinja2Templates(directory=_resource("templates"))
@@ -271,16 +299,21 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAP
     @app.get("/uploads/{upload_id}/events")
     async def upload_events(upload_id: str, request: Request) -> EventSourceResponse:
         """Each status change of the upload as a server-sent event ``status`` (data: the
-        record), from its current status until ARCHIVED, REJECTED or FAILED."""
+        record), from its current status until ARCHIVED, REJECTED or FAILED. While it is
+        PROCESSING by a run this console started, ``phase`` is the run's latest step as
+        its job logs it (reading and validating, counting, writing, publishing), and each
+        new step is an event."""
         get(upload_id)
 
         async def events() -> AsyncIterator[dict]:
             last = None
             while not await request.is_disconnected():
                 record = await run_in_threadpool(get, upload_id)
-                if record.status != last:
-                    last = record.status
-                    yield {"event": "status", "data": json.dumps(record.to_dict())}
+                phase = phases.get(record.dataset) if record.status == PROCESSING else None
+                if (record.status, phase) != last:
+                    last = (record.status, phase)
+                    yield {"event": "status",
+                           "data": json.dumps({**record.to_dict(), "phase": phase})}
                     if record.status in FINAL:
                         return
                 await asyncio.sleep(0.3)

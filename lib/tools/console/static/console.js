@@ -47,6 +47,7 @@
       link.href = "/reports/" + encodeURIComponent(record.dataset) + "/" + encodeURIComponent(record.run_id);
       ui.c.append(link);
     }
+    if (record.phase) ui.counts.textContent = "run: " + record.phase;
     if (record.rows_read !== null && record.rows_read !== undefined) {
       ui.counts.textContent = "read " + record.rows_read + ", clean " + record.clean +
         ", quarantined " + record.quarantined + ", duplicates " + record.duplicates_removed;
