@@ -196,3 +196,19 @@ def test_while_processing_the_stream_shows_the_runs_phase(lake) -> None:
         ("PROCESSING", "publishing 1 upload(s): 2 file(s) to move"),
         ("FAILED", None)]
     assert not any(type(h).__name__ == "_PhaseHandler" for h in logging.getLogger("lake").handlers)
+
+
+def test_a_datasets_page_lists_its_runs_with_the_trend_and_the_latest_report(
+        spark, processed_lake) -> None:
+    client = TestClient(create_app(processed_lake))
+    reports = sorted((processed_lake / "_reports" / "orders").glob("*.json"))
+    latest = json.loads(reports[-1].read_text())
+    page = client.get("/ui/datasets/orders").text
+    assert f'href="/reports/orders/{latest["run_id"]}"' in page and 'id="trend"' in page
+    assert page.count('<rect class="bar-trend"') == len(reports)
+    report = client.get(f"/reports/orders/{latest['run_id']}")
+    assert report.status_code == 200 and 'data-count="rows_read"' in report.text
+    assert client.get("/reports/orders/../../etc").status_code == 404
+    assert client.get("/reports/orders/20260101T000000Z-abcdef").json()["error"] == \
+        "report.unknown"
+    assert client.get("/ui/datasets/invoices").status_code == 400

@@ -44,6 +44,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lib.contracts.contract import available_contracts, load_contract
 from lib.errors import LakeError
+from lib.jobs.report_html import RECENT_RUNS, past_runs
 from lib.lake.paths import LakePaths, local_path, to_uri
 from lib.lambdas.upload_api import unsafe_name_reason
 from lib.ledger.records import (
@@ -383,6 +384,27 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAP
         return templates.TemplateResponse(request, "upload_detail.html.j2", {
             "r": record, "reasons": reasons, "reason_max": max(reasons.values(), default=0),
             "columns": columns, "rows": sample, "shown": SHOWN_ROWS})
+
+    @app.get("/ui/datasets/{dataset}", response_class=HTMLResponse, include_in_schema=False)
+    def dataset_page(request: Request, dataset: str) -> HTMLResponse:
+        """The dataset's runs, newest first, from their JSON reports: status, counts, the
+        quarantine ratio and its trend, each with its report page."""
+        contract = contract_of(dataset)
+        folder = local_path(paths.report_dir(dataset))
+        reports = sorted(folder.glob("*.json")) if folder and folder.is_dir() else []
+        texts = [p.read_text("utf-8") for p in reports[-RECENT_RUNS:]]
+        history = past_runs(texts)
+        status = {}
+        for text in texts:
+            try:
+                d = json.loads(text)
+                status[d["run_id"]] = d.get("status", "")
+            except (ValueError, KeyError):
+                continue
+        return templates.TemplateResponse(request, "dataset.html.j2", {
+            "dataset": dataset, "contract": contract, "runs": list(reversed(history)),
+            "trend": history, "status": status,
+            "trend_max": max((r.ratio or 0 for r in history), default=0)})
 
     @app.get("/ui/uploads", response_class=HTMLResponse, include_in_schema=False)
     def uploads_page(request: Request, dataset: str | None = None,
