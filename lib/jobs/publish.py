@@ -83,27 +83,31 @@ class PublishPlan:
 
 
 def plan_upload(fs: HadoopFs, plan: PublishPlan, staging_uri: str, target_uri: str,
-                upload_id: str, partition_depth: int) -> tuple[list[str], int]:
+                upload_id: str, partition_depth: int) -> tuple[list[str], int, dict[str, int]]:
     """Add one upload's staged files of one zone to ``plan``: each moves to
     ``<target>/<partition>/<upload_id>_<run_id>_<n>.parquet``, and the upload's files from
-    earlier runs are deleted. Returns the partitions (``k=v/...``) touched and the number of
-    files to delete."""
+    earlier runs are deleted. Returns the partitions (``k=v/...``) touched, the number of
+    files to delete, and the rows written per partition (from the files' footers)."""
     staged_root = join(staging_uri, f"{PUBLISH_KEY}={upload_id}")
     staged = [e for e in fs.walk_files(staged_root) if e.name.endswith(".parquet")]
     partitions = set()
-    for n, entry in enumerate(staged):
+    rows: dict[str, int] = {}
+    with ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="footers") as pool:
+        counts = list(pool.map(lambda e: fs.parquet_rows(e.path), staged))
+    for n, (entry, count) in enumerate(zip(staged, counts, strict=True)):
         parts = entry.path[len(staged_root):].strip("/").split("/")[:-1]
         if len(parts) != partition_depth or not all(_PARTITION_DIR.match(p) for p in parts):
             raise OSError(f"unexpected staged file layout: {entry.path}")
         plan.moves.append((entry.path, join(target_uri, *parts,
                                             f"{upload_id}_{plan.run_id}_{n:05d}.parquet")))
         partitions.add("/".join(parts))
+        rows["/".join(parts)] = rows.get("/".join(parts), 0) + count
     current = f"{_upload_prefix(upload_id)}{plan.run_id}_"
     pattern = join(target_uri, *(["*"] * partition_depth), f"{_upload_prefix(upload_id)}*.parquet")
     older = [e.path for e in fs.glob(pattern) if not e.name.startswith(current)]
     plan.deletes += older
     partitions.update(path[len(target_uri):].strip("/").rsplit("/", 1)[0] for path in older)
-    return sorted(partitions), len(older)
+    return sorted(partitions), len(older), rows
 
 
 def commit(fs: HadoopFs, journal_uri: str, plan: PublishPlan) -> None:

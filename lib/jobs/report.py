@@ -26,6 +26,7 @@ class UploadResult:
     error: str | None = None
     error_code: str | None = None
     partitions: list[str] = field(default_factory=list)
+    partition_rows: dict[str, int] = field(default_factory=dict)  # rows written per partition
     files_replaced: int = 0
 
     @property
@@ -89,6 +90,13 @@ class RunReport:
     def partitions(self) -> list[str]:
         return sorted({p for u in self.processed for p in u.partitions})
 
+    def partition_rows(self) -> dict[str, int]:
+        """Rows written per partition (``<zone>/<dataset>/k=v``) over the processed uploads."""
+        total: Counter[str] = Counter()
+        for u in self.processed:
+            total.update(u.partition_rows)
+        return dict(sorted(total.items()))
+
     def to_dict(self) -> dict:
         return {
             "job": self.job,
@@ -102,6 +110,7 @@ class RunReport:
             "totals": self.totals(),
             "quarantined_by_reason": self.reasons(),
             "partitions_written": self.partitions(),
+            "rows_per_partition": self.partition_rows(),
             "uploads": [asdict(u) for u in self.uploads],
             "recovered_uploads": self.recovered,
             "error": self.error,

@@ -664,8 +664,10 @@ def commit_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> Pu
             ("quarantine", paths.staging(paths.quarantine, ds, run.run_id),
              paths.quarantine_dataset(ds), 1),  # ingest_date
         ):
-            touched, replaced = plan_upload(run.fs, plan, staging, target, u.upload_id, depth)
+            touched, replaced, rows = plan_upload(run.fs, plan, staging, target, u.upload_id,
+                                                  depth)
             u.partitions += [f"{zone}/{ds}/{p}" for p in touched]
+            u.partition_rows.update({f"{zone}/{ds}/{p}": n for p, n in sorted(rows.items())})
             u.files_replaced += replaced
         u.partitions.sort()
         plan.uploads[u.upload_id] = asdict(u)

@@ -83,6 +83,17 @@ class HadoopFs:
         statuses = self._fs(p).globStatus(p)
         return sorted((self._entry(st) for st in statuses or []), key=lambda e: e.path)
 
+    def parquet_rows(self, path: str) -> int:
+        """The rows of a Parquet file, from its footer (nothing else is read)."""
+        jvm = self._jvm
+        reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(
+            jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(self._path(path),
+                                                                      self._conf))
+        try:
+            return int(reader.getRecordCount())
+        finally:
+            reader.close()
+
     def rename(self, src: str, dst: str) -> None:
         s, d = self._path(src), self._path(dst)
         fs = self._fs(s)

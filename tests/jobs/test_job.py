@@ -108,6 +108,11 @@ def test_each_run_writes_its_report_page_beside_the_json(sample_run) -> None:
                            for k in ("rows_read", "clean", "quarantined", "duplicates_removed")}
     assert page.reasons == {k: str(v) for k, v in r["quarantined_by_reason"].items()}
     assert page.bars["trend"] == 1  # the dataset's first run
+    assert sum(int(v.replace(",", "")) for k, v in page.partitions.items()
+               if k.startswith("clean/")) == r["totals"]["clean"]
+    assert sum(int(v.replace(",", "")) for k, v in page.partitions.items()
+               if k.startswith("quarantine/")) == r["totals"]["quarantined"]
+    assert set(page.partitions) == set(r["partitions_written"])
 
 
 def test_sample_clean_zone_holds_the_typed_valid_rows(spark, sample_run) -> None:

@@ -21,6 +21,7 @@ class Page(HTMLParser):
         self.counts: dict[str, str] = {}
         self.reasons: dict[str, str] = {}
         self.rule_rows: list[str] = []
+        self.partitions: dict[str, str] = {}
         self.svgs: list[str] = []
         self.bars: dict[str, int] = {}
         self.urls: list[str] = []
@@ -43,6 +44,11 @@ class Page(HTMLParser):
             self._field = (self.reasons, a["data-reason"])
         if tag == "tr" and "data-code" in a:
             self.rule_rows.append(a["data-code"])
+        if tag == "tr" and "data-partition" in a:
+            self._partition = a["data-partition"]
+        if tag == "td" and getattr(self, "_partition", None) and a.get("class") == "num":
+            self._field = (self.partitions, self._partition)
+            self._partition = None
 
     def handle_endtag(self, tag) -> None:  # noqa: ANN001
         if tag == "svg":
@@ -64,7 +70,9 @@ def a_report() -> RunReport:
                      duplicates_removed=10, reasons={"quantity.range": 60,
                                                      "customer_email.format": 40,
                                                      "order_id.conflict": 2},
-                     partitions=["clean/orders/order_date=2026-11-01"]),
+                     partitions=["clean/orders/order_date=2026-11-01"],
+                     partition_rows={"clean/orders/order_date=2026-11-01": 1100,
+                                     "quarantine/orders/ingest_date=2026-11-29": 90}),
         UploadResult("u2", "file:///raw/b.csv", rows_read=0, status="failed",
                      error_code="file.unreadable", error="file:///raw/b.csv: <corrupt> gzip"),
     ]
@@ -85,6 +93,8 @@ def test_the_page_shows_the_json_reports_numbers_and_every_rule() -> None:
     assert rates["quantity.range"].failed == 60
     assert abs(rates["quantity.range"].rate - (1 - 60 / 1200)) < 1e-12
     assert rates["currency.enum"].rate == 1.0
+    assert page.partitions == {"clean/orders/order_date=2026-11-01": "1,100",
+                               "quarantine/orders/ingest_date=2026-11-29": "90"}
 
 
 def test_the_page_is_self_contained_with_its_charts_inline() -> None:
