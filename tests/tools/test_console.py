@@ -206,6 +206,7 @@ def test_a_datasets_page_lists_its_runs_with_the_trend_and_the_latest_report(
     page = client.get("/ui/datasets/orders").text
     assert f'href="/reports/orders/{latest["run_id"]}"' in page and 'id="trend"' in page
     assert page.count('<rect class="bar-trend"') == len(reports)
+    assert f'<iframe id="latest-report" src="/reports/orders/{latest["run_id"]}"' in page
     report = client.get(f"/reports/orders/{latest['run_id']}")
     assert report.status_code == 200 and 'data-count="rows_read"' in report.text
     assert client.get("/reports/orders/../../etc").status_code == 404
