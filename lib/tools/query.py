@@ -1,9 +1,11 @@
 """Athena locally: Athena (Trino) SQL transpiled by sqlglot to Spark SQL and run on the
 tables the local crawl catalogued; and the named queries of ``infra/athena/``.
 
-Queries are read-only (SELECT / WITH / set operations, SHOW, DESCRIBE): the catalog is the
-crawlers' business. ``?`` placeholders (Athena execution parameters) are bound in order to
-string literals by sqlglot, never by pasting text into SQL.
+Queries are read-only (SELECT / WITH / set operations, SHOW, DESCRIBE) and read catalogued
+tables only, by construction: :mod:`lib.tools.sql_guard` refuses any construct, function or
+relation outside its allow-list. The catalog is the crawlers' business. ``?`` placeholders
+(Athena execution parameters) are bound in order to string literals by sqlglot, never by
+pasting text into SQL.
 
 A named query file is Athena SQL with a comment header::
 
@@ -35,8 +37,8 @@ from pyspark.sql import types as T
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from lib.errors import LakeError
 from lib.tools.repo import REPO_ROOT
+from lib.tools.sql_guard import QueryError, check_read_only
 
 FORMATS = ("table", "csv", "json")
 NAMED_QUERIES_ENV = "LAKE_NAMED_QUERIES_DIR"
@@ -46,12 +48,6 @@ _HEADER_RE = re.compile(r"^--\s*(name|description|parameters)\s*:\s*(.*?)\s*$")
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # "falling back to Command" notices
 
 
-class QueryError(LakeError):
-    """A query that cannot run; the message says why and what exists."""
-
-    default_code = "query.invalid"
-
-
 @dataclass(frozen=True)
 class QueryResult:
     columns: tuple[str, ...]
@@ -59,8 +55,11 @@ class QueryResult:
     truncated: bool = False
 
 
-def to_spark_sql(sql: str, params: Sequence[str] = ()) -> str:
-    """One Athena (Trino) statement -> Spark SQL, with ``?`` bound to ``params``."""
+def to_spark_sql(sql: str, params: Sequence[str] = (),
+                 tables: Sequence[str] | None = None) -> str:
+    """One Athena (Trino) statement -> Spark SQL, with ``?`` bound to ``params``. It must
+    pass :func:`lib.tools.sql_guard.check_read_only` (relations checked against ``tables``,
+    the catalogued ``db.table`` names, when given)."""
     try:
         statements = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
     except ParseError as exc:
@@ -73,6 +72,8 @@ def to_spark_sql(sql: str, params: Sequence[str] = ()) -> str:
         raise QueryError(f"lake query runs read-only queries (SELECT, WITH, SHOW, DESCRIBE), "
                          f"not {tree.key.upper()}; tables are created and updated by "
                          "`lake crawl`")
+    if not is_show:
+        check_read_only(tree, tables)
     holes = list(tree.find_all(exp.Placeholder))
     if len(holes) != len(params):
         raise QueryError(f"the query has {len(holes)} parameter(s) (?) but {len(params)} "
@@ -101,7 +102,7 @@ def _tables(spark: SparkSession) -> list[str]:
 def run_query(spark: SparkSession, sql: str, params: Sequence[str] = (),
               max_rows: int | None = None) -> QueryResult:
     """Run Athena SQL on the local catalog; at most ``max_rows`` rows are fetched."""
-    spark_sql = to_spark_sql(sql, params)
+    spark_sql = to_spark_sql(sql, params, _tables(spark))
     try:
         df = spark.sql(spark_sql)
         # Timestamps as Athena prints them, in UTC whatever the local time zone.

@@ -73,6 +73,14 @@ def test_an_unknown_table_lists_the_tables_that_exist(spark, lake) -> None:
                               "clean.orders, quarantine.customers, quarantine.orders")
 
 
+def test_a_file_path_never_reaches_spark(spark, lake) -> None:
+    # On Spark, a quoted path on a file-source prefix would read any file on the machine.
+    with pytest.raises(QueryError, match=r"table parquet\./etc/passwd does not exist"):
+        run_query(spark, 'SELECT * FROM "parquet"."/etc/passwd"')
+    with pytest.raises(QueryError, match=r"function reflect\(\) is not allowed"):
+        run_query(spark, "SELECT reflect('java.lang.System', 'getenv', 'HOME')")
+
+
 # -- output ----------------------------------------------------------------------------------
 
 def test_output_formats() -> None:
