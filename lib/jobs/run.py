@@ -17,8 +17,7 @@
    as it is read and clustered by (upload, partition) in one shuffle, whose files every
    later step reads; the keys that repeat found on a narrow projection; the rows
    classified and counted.
-5. **verify**, per upload, from those counts: rows read = clean + quarantined + duplicates
-   removed (else nothing is published), and rows read = the records the upload check
+5. **verify**, per upload, from those counts: rows read = the records the upload check
    counted: an upload that differs fails alone (``run.count_mismatch``) and the rest of the
    batch goes on.
 6. **stage** the clean and the quarantined rows of the uploads that passed into run-private
@@ -467,7 +466,6 @@ def process_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> N
             key = run.contract.unique_column
             _fill_counts(results, enforced.counts, enforced.repeated,
                          key.code("conflict") if key is not None else None)
-            conserved(batch, results)
             batch = count_check(run, batch, results)
             if batch:
                 stage_batch(run, enforced, [up.upload_id for up, _ in batch])
@@ -493,13 +491,13 @@ TARGET_FILE_BYTES = 128 * 1024 * 1024
 
 @dataclass
 class Enforced:
-    """The batch's rows, read and validated once, clustered by (upload, partition) in shuffle
-    files that every later step reads (``rows``); the keys that repeat and the counts, from
-    one aggregate of them (``outcome``, kept in memory: it is small); the rows classified
-    (``classified``); the rows per (upload, read partition, reason codes) (``counts``) and,
-    per upload with repeats, the rows in conflict and the duplicates (``repeated``)."""
+    """The keys that repeat and the counts, from one aggregate of the batch's rows
+    (``outcome``, kept in memory: it is small); the rows classified (``classified``: read
+    and validated once, clustered by (upload, partition) in shuffle files that every later
+    step reads, which live as long as it does); the rows per (upload, read partition,
+    reason codes) (``counts``) and, per upload with repeats, the rows in conflict and the
+    duplicates (``repeated``)."""
 
-    rows: DataFrame
     outcome: DataFrame
     classified: DataFrame
     clustered: bool  # whether ``classified`` kept the clustering of ``rows``
@@ -588,22 +586,10 @@ def enforce(run: Run, raw: DataFrame, batch: Batch) -> Enforced:
     classified = rows.transform(classify(contract, groups, broadcast=broadcast))
     run.log.info("counted outcomes in %.1fs: %s rows read, %d repeated key(s)",
                  time.perf_counter() - t1, f"{sum(int(r['count']) for r in counts):,}", n_keys)
-    return Enforced(rows, outcome, classified, broadcast, counts, repeated)
+    return Enforced(outcome, classified, broadcast, counts, repeated)
 
 
 # -- 5. verify -------------------------------------------------------------------------------
-
-def conserved(batch: Batch, results: dict[str, UploadResult]) -> None:
-    """Every row read has exactly one outcome, per upload: rows read = clean + quarantined +
-    duplicates removed. Else nothing of the batch is published."""
-    for upload, _ in batch:
-        u = results[upload.upload_id]
-        if not u.conserved:
-            raise ConservationError(
-                f"{u.source_file}: row count mismatch, nothing published: read {u.rows_read}, "
-                f"classified clean={u.clean} quarantined={u.quarantined} "
-                f"duplicates={u.duplicates_removed}")
-
 
 def count_check(run: Run, batch: Batch, results: dict[str, UploadResult]) -> Batch:
     """The uploads whose rows read equal the records the upload check counted. Any other

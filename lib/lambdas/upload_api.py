@@ -34,6 +34,7 @@ from typing import Any
 from lib.contracts.contract import available_contracts, load_contract
 from lib.errors import LakeError
 from lib.lambdas.settings import Services, lake_paths, object_key, services
+from lib.ledger.base import Ledger
 from lib.ledger.records import UnknownUploadError, UploadRecord
 from lib.upload.checks import human_bytes, new_upload_id, safe_name, upload_limit
 
@@ -166,8 +167,13 @@ def upload_status(svc: Services, upload_id: str) -> dict:
         record = svc.ledger.get(upload_id)
     except UnknownUploadError:
         raise ApiError(404, "upload.unknown", f"no upload {upload_id!r}") from None
+    return with_history(svc.ledger, record)
+
+
+def with_history(ledger: Ledger, record: UploadRecord) -> dict:
+    """An upload's record and its status history, as the API answers them."""
     history = [{"at": h.at, "from": h.from_status, "to": h.to_status, "note": h.note}
-               for h in svc.ledger.history(upload_id)]
+               for h in ledger.history(record.upload_id)]
     return {**record.to_dict(), "history": history}
 
 

@@ -85,12 +85,9 @@ def test_the_size_limit_is_enforced_while_the_bytes_arrive(client, lake, tmp_pat
     big.write_bytes(GOOD.read_bytes() * 20)  # 22 KB against a 10,000-byte limit
     created = client.post("/uploads", headers=H, json={
         "dataset": "orders", "file_name": "big.csv", "size_bytes": 500})  # it lies
-    seen = []
-
     def chunks():
         data = big.read_bytes()
         for i in range(0, len(data), 1000):
-            seen.append(i)
             yield data[i:i + 1000]
     sent = client.put(created.json()["upload"]["url"], headers=H, content=chunks())
     assert sent.status_code == 413

@@ -46,7 +46,7 @@ from lib.contracts.contract import available_contracts, load_contract
 from lib.errors import LakeError
 from lib.jobs.report_html import RECENT_RUNS, past_runs
 from lib.lake.paths import LakePaths, local_path, to_uri
-from lib.lambdas.upload_api import unsafe_name_reason
+from lib.lambdas.upload_api import unsafe_name_reason, with_history
 from lib.ledger.records import (
     ARCHIVED,
     FAILED,
@@ -183,9 +183,7 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAP
         return open_ledger(lake_root)
 
     def view(record: UploadRecord) -> dict[str, Any]:
-        history = [{"at": h.at, "from": h.from_status, "to": h.to_status, "note": h.note}
-                   for h in ledger().history(record.upload_id)]
-        return {**record.to_dict(), "history": history}
+        return with_history(ledger(), record)
 
     def get(upload_id: str) -> UploadRecord:
         try:
@@ -278,7 +276,8 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAP
                                            paths, max_bytes=limit)
         finally:
             part.unlink(missing_ok=True)
-            folder.rmdir() if folder.exists() and not any(folder.iterdir()) else None
+            if folder.exists() and not any(folder.iterdir()):
+                folder.rmdir()
         return view(done)
 
     @app.get("/uploads/{upload_id}", response_model=UploadView,
