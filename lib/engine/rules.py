@@ -21,9 +21,11 @@ No Python UDFs: everything here is evaluated by the JVM in one pass.
 
 from __future__ import annotations
 
+import operator
 import re
 import unicodedata
 from decimal import Decimal
+from functools import reduce
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
@@ -64,7 +66,10 @@ INTEGER_BOUNDS = {"int": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
 
 def clean_string(raw: Column, normalize: tuple[str, ...] = ()) -> Column:
     """Trim, turn empty into null, then normalise case / whitespace."""
-    value = F.btrim(raw, F.lit(_ASCII_SPACE))
+    # Most values have nothing to trim: a test of the first and last byte is cheaper than
+    # the trim itself (which copies the value), so only values with a space at an end pay.
+    at_edge = reduce(operator.or_, [raw.startswith(ch) | raw.endswith(ch) for ch in _ASCII_SPACE])
+    value = F.when(at_edge, F.btrim(raw, F.lit(_ASCII_SPACE))).otherwise(raw)
     # Only a value with a non-ASCII character can hold more to trim (as many characters as
     # bytes: ASCII): the full set is searched for those alone.
     ascii_only = F.length(value) == F.octet_length(value)

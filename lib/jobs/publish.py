@@ -89,22 +89,22 @@ def plan_upload(fs: HadoopFs, plan: PublishPlan, staging_uri: str, target_uri: s
     earlier runs are deleted. Returns the partitions (``k=v/...``) touched, the number of
     files to delete, and the rows written per partition (from the files' footers)."""
     staged_root = join(staging_uri, f"{PUBLISH_KEY}={upload_id}")
-    staged = [e for e in fs.walk_files(staged_root) if e.name.endswith(".parquet")]
+    staged = fs.glob_paths(join(staged_root, *(["*"] * partition_depth), "*.parquet"))
     partitions = set()
     rows: dict[str, int] = {}
     with ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="footers") as pool:
-        counts = list(pool.map(lambda e: fs.parquet_rows(e.path), staged))
-    for n, (entry, count) in enumerate(zip(staged, counts, strict=True)):
-        parts = entry.path[len(staged_root):].strip("/").split("/")[:-1]
-        if len(parts) != partition_depth or not all(_PARTITION_DIR.match(p) for p in parts):
-            raise OSError(f"unexpected staged file layout: {entry.path}")
-        plan.moves.append((entry.path, join(target_uri, *parts,
-                                            f"{upload_id}_{plan.run_id}_{n:05d}.parquet")))
+        counts = list(pool.map(fs.parquet_rows, staged))
+    for n, (path, count) in enumerate(zip(staged, counts, strict=True)):
+        parts = path[len(staged_root):].strip("/").split("/")[:-1]
+        if not all(_PARTITION_DIR.match(p) for p in parts):
+            raise OSError(f"unexpected staged file layout: {path}")
+        plan.moves.append((path, join(target_uri, *parts,
+                                      f"{upload_id}_{plan.run_id}_{n:05d}.parquet")))
         partitions.add("/".join(parts))
         rows["/".join(parts)] = rows.get("/".join(parts), 0) + count
     current = f"{_upload_prefix(upload_id)}{plan.run_id}_"
     pattern = join(target_uri, *(["*"] * partition_depth), f"{_upload_prefix(upload_id)}*.parquet")
-    older = [e.path for e in fs.glob(pattern) if not e.name.startswith(current)]
+    older = [p for p in fs.glob_paths(pattern) if not p.rsplit("/", 1)[-1].startswith(current)]
     plan.deletes += older
     partitions.update(path[len(target_uri):].strip("/").rsplit("/", 1)[0] for path in older)
     return sorted(partitions), len(older), rows
@@ -128,11 +128,14 @@ def apply(fs: HadoopFs, plan: PublishPlan, after_move: Callable[[int], None] | N
     repeat after a crash: a file already moved or deleted is skipped."""
     def move(item: tuple[int, tuple[str, str]]) -> None:
         i, (src, dst) = item
-        if fs.exists(src):
+        try:
             fs.rename(src, dst)
-        elif not fs.exists(dst):
-            raise OSError(f"publish of run {plan.run_id}: {src} is gone and {dst} was never "
-                          f"written")
+        except Exception:  # moved by an earlier attempt, or really failed: the files say
+            if fs.exists(src):
+                raise
+            if not fs.exists(dst):
+                raise OSError(f"publish of run {plan.run_id}: {src} is gone and {dst} was "
+                              "never written") from None
         if after_move is not None:
             after_move(i)
 

@@ -639,7 +639,9 @@ def stage_batch(run: Run, enforced: Enforced, upload_ids: Sequence[str]) -> None
 # -- 7. commit -------------------------------------------------------------------------------
 
 def commit_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> PublishPlan:
-    """Plan every move and delete of the batch and write the journal: the commit point."""
+    """Plan every move and delete of the batch and write the journal: the commit point.
+    The rows in the staged files' footers (read for the report's rows per partition) must
+    be the rows counted for each zone, or nothing is committed."""
     ds, paths = run.dataset, run.paths
     plan = PublishPlan(ds, run.run_id)
     for upload, _ in batch:
@@ -652,6 +654,11 @@ def commit_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> Pu
         ):
             touched, replaced, rows = plan_upload(run.fs, plan, staging, target, u.upload_id,
                                                   depth)
+            counted = u.clean if zone == "clean" else u.quarantined
+            if sum(rows.values()) != counted:
+                raise ConservationError(
+                    f"{u.source_file}: the staged {zone} files hold {sum(rows.values())} rows "
+                    f"(their Parquet footers) but the run counted {counted}; nothing published")
             u.partitions += [f"{zone}/{ds}/{p}" for p in touched]
             u.partition_rows.update({f"{zone}/{ds}/{p}": n for p, n in sorted(rows.items())})
             u.files_replaced += replaced

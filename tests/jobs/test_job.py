@@ -273,6 +273,33 @@ def test_file_missing_a_required_column_fails_alone(spark, tmp_path) -> None:
     assert ok["status"] == "processed" and ok["rows_read"] == 14
 
 
+def test_a_staged_file_short_of_the_counted_rows_fails_before_the_commit(
+        spark, tmp_path, monkeypatch) -> None:
+    """A writer that drops a row (here: one clean row filtered out on its way to staging)
+    shows in the staged files' footers; the batch fails with ``run.conservation`` before its
+    journal is written, and the zones stay empty."""
+    import lib.jobs.run as run_module
+
+    real_stage = run_module.stage
+
+    def lossy_stage(df, staging_uri, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if "/clean/" in staging_uri:
+            df = df.where(F.col("order_id") != "O-1001")
+        return real_stage(df, staging_uri, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "stage", lossy_stage)
+    good = tmp_path / FILE1
+    shutil.copy(SAMPLES / FILE1, good)
+    lake = tmp_path / "lake"
+    assert run_job(lake, good) == 1
+    (u,) = last_report(lake)["uploads"]
+    assert u["status"] == "failed" and u["error_code"] == "run.conservation"
+    assert u["error"] == (f"{landed_uri(lake, good)}: the staged clean files hold 3 rows (their "
+                          "Parquet footers) but the run counted 4; nothing published")
+    assert parquet_files(lake / "clean") == [] and parquet_files(lake / "quarantine") == []
+    assert not list((lake / "clean" / "_commits").rglob("*.json"))
+
+
 def test_corrupt_gzip_fails_alone_and_the_batch_goes_on(spark, tmp_path) -> None:
     good_bytes = (SAMPLES / FILE2).read_bytes()
     corrupt = tmp_path / "broken.csv.gz"
