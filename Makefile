@@ -17,7 +17,7 @@ CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 COMPOSE   := docker compose -f docker/compose.yaml
 
-.PHONY: help run test bench lint lock lock-checkov clean prereqs infra package deploy docker-build docker-test docker-run
+.PHONY: help run test bench bench-catalog lint lock lock-checkov clean prereqs infra package deploy docker-build docker-test docker-run
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,6 +42,9 @@ test: prereqs $(STAMP) $(CHECKOV_STAMP) ## Run all tests (unit, job-level, CLI, 
 
 bench: prereqs $(STAMP) ## Benchmark the orders job against bare CSV->Parquet conversions, at local[1]/[2], memory at ROWS and BIG_ROWS
 	$(PY) bench/orders_bench.py --rows $(ROWS) --big-rows $(BIG_ROWS) --work-dir $(BENCH_DIR)
+
+bench-catalog: prereqs $(STAMP) ## Benchmark lake query and lake crawl on the sample lake (median of 5, process start included)
+	$(PY) bench/catalog_bench.py --work-dir $(BENCH_DIR)
 
 infra: $(STAMP) ## Regenerate infra/pipelines.yaml from glue_jobs/, crawlers/ and infra/athena/
 	$(LAKE) infra generate

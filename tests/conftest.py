@@ -34,11 +34,10 @@ def _uses_moto(module: object) -> bool:
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
-    """One local SparkSession for the whole run, with its own Derby/warehouse/temp dirs
-    (so parallel runs never share a metastore)."""
+    """One local SparkSession for the whole run, with its own warehouse/temp dirs."""
     work = tmp_path_factory.mktemp("spark")
     os.environ["LAKE_SPARK_DIR"] = str(work)
-    session = local_spark_session(work, app_name="lake-tests", shuffle_partitions=2, hive=True)
+    session = local_spark_session(work, app_name="lake-tests", shuffle_partitions=2)
     yield session
     session.stop()
 

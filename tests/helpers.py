@@ -21,6 +21,7 @@ from lib.lake.paths import LakePaths, to_uri
 from lib.ledger.base import Ledger
 from lib.ledger.records import ACCEPTED, UploadRecord
 from lib.ledger.sqlite import open_ledger
+from lib.tools.catalog import LocalCatalog, catalog_file
 from lib.tools.crawl import crawl
 from lib.tools.crawlers import load_crawlers
 
@@ -102,11 +103,15 @@ def landed_uri(lake: Path, src: Path, upload_id: str | None = None,
 
 # -- catalog ---------------------------------------------------------------------------------
 
-def reset_catalog(spark: SparkSession) -> None:
-    """One metastore serves the whole test session: start each lake from an empty catalog.
-    The tables are EXTERNAL, so dropping them never touches data."""
-    for db in ("clean", "quarantine"):
-        spark.sql(f"DROP DATABASE IF EXISTS {db} CASCADE")
+def reset_catalog(lake: Path) -> None:
+    """Start ``lake`` from an empty catalog: its catalog file goes, its data stays."""
+    path = catalog_file(lake)
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def catalog_of(lake: Path) -> LocalCatalog:
+    return LocalCatalog.for_lake(lake)
 
 
 def run(job: Any, name: str, lake: Path, *files: Path, dataset: str = "orders") -> None:
@@ -115,10 +120,10 @@ def run(job: Any, name: str, lake: Path, *files: Path, dataset: str = "orders") 
                      "--upload_ids", json.dumps(ids)]) == 0
 
 
-def crawl_all(spark: SparkSession, lake: Path, crawlers: dict | None = None) -> dict:
+def crawl_all(lake: Path, crawlers: dict | None = None) -> dict:
     out = {}
     for c in (crawlers or load_crawlers()).values():
-        for r in crawl(spark, c, LakePaths.from_root(lake)):
+        for r in crawl(c, LakePaths.from_root(lake), catalog_of(lake)):
             out[r.table] = r
     return out
 

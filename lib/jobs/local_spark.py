@@ -1,6 +1,7 @@
 """A local SparkSession configured like the Glue 5.0 runtime (Spark 3.5.4), with every
-working folder (warehouse, Derby metastore, spill, temp) kept under one directory so nothing
-litters the working tree."""
+working folder (warehouse, spill, temp) kept under one directory so nothing litters the
+working tree. The catalog is Spark's in-memory one: the local Glue Data Catalog is
+:mod:`lib.tools.catalog`, which needs no JVM."""
 
 from __future__ import annotations
 
@@ -38,13 +39,10 @@ def local_spark_session(
     master: str | None = None,
     driver_memory: str | None = None,
     shuffle_partitions: int | None = None,
-    hive: bool = False,
 ) -> SparkSession:
-    """Get or create the process's local SparkSession, rooted at ``work_dir``. With ``hive``
-    its catalog is an embedded Hive metastore (Derby, ``<work_dir>/derby``) that stands in
-    for the Glue Data Catalog; one process at a time may open it."""
+    """Get or create the process's local SparkSession, rooted at ``work_dir``."""
     work = Path(work_dir).resolve()
-    for sub in ("warehouse", "tmp", "local", "derby"):
+    for sub in ("warehouse", "tmp", "local"):
         (work / sub).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -56,7 +54,6 @@ def local_spark_session(
     java_opts = " ".join([
         f"-Dlog4j.configurationFile=file:{log4j}",
         f"-Djava.io.tmpdir={work / 'tmp'}",
-        f"-Dderby.system.home={work / 'derby'}",
     ])
     builder = (
         SparkSession.builder.appName(app_name)
@@ -72,14 +69,7 @@ def local_spark_session(
         .config("spark.sql.adaptive.enabled", "true")
         .config("spark.sql.warehouse.dir", (work / "warehouse").as_uri())
         .config("spark.local.dir", str(work / "local"))
-        .config("spark.hadoop.javax.jdo.option.ConnectionURL",
-                f"jdbc:derby:;databaseName={work / 'derby' / 'metastore_db'};create=true")
     )
     for key, value in SESSION_CONF.items():
         builder = builder.config(key, value)
-    if hive:
-        # Registering a partition must not list its files for statistics (the crawl already
-        # knows them, and a large partition would make it slow).
-        builder = builder.enableHiveSupport().config("spark.hadoop.hive.stats.autogather",
-                                                     "false")
     return builder.getOrCreate()

@@ -109,8 +109,8 @@ def _logger(name: str) -> logging.Logger:
 
 
 def local_work_dir(lake_root: str | None) -> Path:
-    """Where a local session keeps its warehouse, metastore and temp files:
-    ``$LAKE_SPARK_DIR``, else ``<lake root>/_local/spark`` (the catalog belongs to its lake)."""
+    """Where a local session keeps its warehouse, spill and temp files: ``$LAKE_SPARK_DIR``,
+    else ``<lake root>/_local/spark``."""
     explicit = os.environ.get("LAKE_SPARK_DIR")
     if explicit:
         return Path(explicit)

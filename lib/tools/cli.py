@@ -6,6 +6,7 @@
     lake [--lake-root DIR] reprocess UPLOAD_ID [--version N]
     lake contract check [DATASET] [--file CONTRACT.yaml]
     lake [--lake-root DIR] crawl [NAME]
+    lake [--lake-root DIR] catalog [--format text|json]
     lake [--lake-root DIR] query "SQL" | --named NAME [--param V ...] [--format table|csv|json]
     lake [--lake-root DIR] queries [--run] [--param NAME=VALUE ...] [--format ...]
     lake [--lake-root DIR] pipeline
@@ -17,8 +18,9 @@
 
 ``--lake-root`` defaults to ``$LAKE_ROOT`` or ``.lake``. ``run`` and ``reprocess`` call the
 job's entry point in ``glue_jobs/<job>/v<N>/job.py`` in-process with the same Glue-style
-arguments the job gets on AWS. ``crawl``, ``query`` and ``pipeline`` open the lake's
-embedded Hive metastore (``<lake root>/_local/spark``), the local Glue Data Catalog.
+arguments the job gets on AWS. ``crawl``, ``catalog``, ``query`` and ``pipeline`` use the
+lake's local catalog (``<lake root>/_local/catalog.sqlite``), the local Glue Data Catalog;
+``query`` runs on DuckDB. Neither starts a JVM, and any number may run at once.
 
 Exit codes: 0 success; 1 some upload was rejected or failed, a breaking contract change, or
 a crawl conflict; 2 the command could not run (usage, unknown dataset / upload / table, a
@@ -35,36 +37,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import boto3
-from pyspark.sql import SparkSession
-
 from lib.contracts.contract import available_contracts, load_contract, load_contract_file
-from lib.contracts.evolution import check_compatible, check_dataset
 from lib.contracts.header import printable
 from lib.errors import LakeError
-from lib.jobs.local_spark import local_spark_session
-from lib.jobs.runtime import local_work_dir
 from lib.lake.paths import LakePaths, local_path, to_uri
 from lib.ledger.base import Ledger
-from lib.ledger.dynamo import DynamoLedger
 from lib.ledger.records import ACCEPTED, PENDING, STATUSES, UploadRecord
 from lib.ledger.sqlite import open_ledger
-from lib.tools.console.app import serve
-from lib.tools.crawl import crawl
-from lib.tools.crawlers import load_crawlers
-from lib.tools.deploy import deploy, load_env
-from lib.tools.dlq import plan_redrive, redrive
-from lib.tools.expressions import expression_problems
-from lib.tools.infra import TEMPLATE_PATH, check, generate
-from lib.tools.job_versions import job_versions, resolve_job
-from lib.tools.packaging import build
+from lib.tools.catalog import LocalCatalog
 from lib.tools.progress import tracking
-from lib.tools.push import UploadApi, push
 from lib.tools.query import FORMATS as QUERY_FORMATS
-from lib.tools.query import format_result, load_named_queries, run_query
 from lib.upload.checks import human_bytes, max_upload_bytes, upload_limit
-from lib.upload.landing import upload_file
 
+# What only some commands need (Spark, boto3, the console, the AWS tooling) is imported by
+# those commands: `lake query` and `lake crawl` start without a JVM in a fraction of a second.
 
 class CliError(LakeError):
     """A command cannot run as given (an unknown job, dataset or crawler; bad options)."""
@@ -85,6 +71,8 @@ def _ledger(args: argparse.Namespace) -> Ledger:
 
 def _upload(args: argparse.Namespace, dataset: str, files: Sequence[str]) -> list[UploadRecord]:
     """Check and land files, printing one line per file."""
+    from lib.upload.landing import upload_file
+
     known = available_contracts()
     if dataset not in known:
         raise CliError(f"unknown dataset {dataset!r}; known datasets: "
@@ -121,6 +109,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 def _run_job(args: argparse.Namespace, job: str, version: int | None,
              upload_ids: Sequence[str] | None) -> int:
+    from lib.tools.job_versions import resolve_job
+
     version, module = resolve_job(job, version)
     argv = ["--JOB_NAME", f"{job}_v{version}", "--lake_root", to_uri(args.lake_root)]
     if upload_ids is not None:
@@ -131,6 +121,8 @@ def _run_job(args: argparse.Namespace, job: str, version: int | None,
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from lib.tools.job_versions import resolve_job
+
     if not args.input:
         return _run_job(args, args.job, args.version, None)
     _, module = resolve_job(args.job, args.version)  # fail on a bad job before landing files
@@ -149,29 +141,27 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     return _run_job(args, record.dataset, args.version, [record.upload_id])
 
 
-def _catalog_spark(args: argparse.Namespace):  # noqa: ANN202 - pyspark SparkSession
-    """The local SparkSession with the lake's Hive metastore (the local Glue Data Catalog)."""
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    root = _lake_dir(args)
-    root.mkdir(parents=True, exist_ok=True)
-    return local_spark_session(local_work_dir(to_uri(root)), app_name="lake", hive=True)
+def _catalog(args: argparse.Namespace) -> LocalCatalog:
+    """The lake's local catalog (the local Glue Data Catalog), ``<lake root>/_local``."""
+    return LocalCatalog.for_lake(_lake_dir(args))
 
 
 def _crawl(args: argparse.Namespace, names: Sequence[str] | None) -> int:
+    from lib.tools.crawl import crawl
+    from lib.tools.crawlers import load_crawlers
+
     crawlers = load_crawlers()
     if names:
         unknown = [n for n in names if n not in crawlers]
         if unknown:
             raise CliError(f"unknown crawler {unknown[0]!r}; crawlers: "
                            f"{', '.join(sorted(crawlers))}")
-    spark = _catalog_spark(args)
+    catalog = _catalog(args)
     paths = LakePaths.from_root(_lake_dir(args))
     conflicts = 0
     for name in names or sorted(crawlers):
         print(f"crawler {name} -> database {crawlers[name].database}", flush=True)
-        for result in crawl(spark, crawlers[name], paths):
+        for result in crawl(crawlers[name], paths, catalog):
             print("  " + result.describe().replace("\n", "\n  "), flush=True)
             conflicts += len(result.conflicts)
     return 1 if conflicts else 0
@@ -179,6 +169,17 @@ def _crawl(args: argparse.Namespace, names: Sequence[str] | None) -> int:
 
 def cmd_crawl(args: argparse.Namespace) -> int:
     return _crawl(args, [args.name] if args.name else None)
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    """What the local catalog holds: databases, tables with their columns, partitions."""
+    catalog = _catalog(args)
+    if args.format == "json":
+        print(json.dumps([catalog.get_table(t.database, t.name) for t in catalog.tables()],
+                         indent=2))
+    else:
+        print(catalog.describe())
+    return 0
 
 
 def _named_params(values: Sequence[str]) -> dict[str, str]:
@@ -192,6 +193,8 @@ def _named_params(values: Sequence[str]) -> dict[str, str]:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    from lib.tools.query import format_result, load_named_queries, run_query
+
     if bool(args.sql) == bool(args.named):
         raise CliError("give either a SQL query or --named NAME")
     if args.named:
@@ -203,7 +206,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         sql, params = q.sql, q.bind(_named_params(args.param))
     else:
         sql, params = args.sql, list(args.param)
-    result = run_query(_catalog_spark(args), sql, params, max_rows=args.max_rows)
+    result = run_query(_catalog(args), sql, params, max_rows=args.max_rows)
     print(format_result(result, args.format))
     if result.truncated:
         print(f"lake: only the first {args.max_rows} rows are shown (--max-rows)",
@@ -212,6 +215,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_queries(args: argparse.Namespace) -> int:
+    from lib.tools.query import format_result, load_named_queries, run_query
+
     queries = load_named_queries()
     if not args.run:
         for q in queries.values():
@@ -219,10 +224,10 @@ def cmd_queries(args: argparse.Namespace) -> int:
             print(f"{q.name}{params}\n    {q.description}")
         return 0
     values = _named_params(args.param)
-    spark = _catalog_spark(args)
+    catalog = _catalog(args)
     for q in queries.values():
         print(f"== {q.name}: {q.description}")
-        result = run_query(spark, q.sql, q.bind(values), max_rows=args.max_rows)
+        result = run_query(catalog, q.sql, q.bind(values), max_rows=args.max_rows)
         print(format_result(result, args.format) + "\n", flush=True)
     return 0
 
@@ -230,7 +235,8 @@ def cmd_queries(args: argparse.Namespace) -> int:
 def cmd_pipeline(args: argparse.Namespace) -> int:
     """What the scheduled workflow does on AWS: each dataset with pending uploads runs its
     current job version, then the crawlers run, then a summary."""
-    _catalog_spark(args)  # first: the jobs below run in this (Hive) session
+    from lib.tools.job_versions import job_versions
+
     ledger = _ledger(args)
     jobs = job_versions()
     ran: list[tuple[str, str, int, list[str]]] = []
@@ -272,6 +278,9 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 def cmd_contract_check(args: argparse.Namespace) -> int:
     """Compatibility of consecutive contract versions (or of a candidate file against the
     bundled version before it). Exit 1 when a change breaks the shared tables."""
+    from lib.contracts.evolution import check_compatible, check_dataset
+    from lib.tools.expressions import expression_problems
+
     known = available_contracts()
     results = []
     if args.file:
@@ -335,6 +344,8 @@ def format_table(rows: list[dict[str, str]], columns: Sequence[str]) -> str:
 
 
 def cmd_infra_generate(args: argparse.Namespace) -> int:
+    from lib.tools.infra import TEMPLATE_PATH, check, generate
+
     if args.check:
         stale = check()
         print(stale or f"{TEMPLATE_PATH.name} is current")
@@ -347,6 +358,8 @@ def cmd_infra_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
+    from lib.tools.packaging import build
+
     package = build(Path(args.dist).resolve())
     print(f"release {package.release}: {len(package.artifacts)} artifacts in {package.dist}")
     for art in package.artifacts:
@@ -355,11 +368,17 @@ def cmd_package(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    from lib.tools.deploy import deploy, load_env
+
     cfg = load_env(args.env, region=args.region)
     return deploy(cfg, Path(args.dist).resolve(), args.dry_run, sys.stdout)
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    import boto3
+
+    from lib.tools.push import UploadApi, push
+
     api = UploadApi(args.api, boto3.session.Session(region_name=args.region))
     worst = 0
     for name in args.files:
@@ -377,6 +396,11 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_dlq_redrive(args: argparse.Namespace) -> int:
+    import boto3
+
+    from lib.tools.deploy import load_env
+    from lib.tools.dlq import plan_redrive, redrive
+
     queue = args.queue
     if queue is None:
         cfg = load_env(args.env, region=args.region)
@@ -399,12 +423,16 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from lib.tools.console.app import serve
+
     serve(Path(args.lake_root), host=args.host, port=args.port, max_bytes=args.max_bytes)
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     if args.ledger_table:
+        from lib.ledger.dynamo import DynamoLedger
+
         ledger: Ledger = DynamoLedger(args.ledger_table)
     else:
         ledger = _ledger(args)
@@ -498,6 +526,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "catalog: tables, new columns, new partitions")
     cr.add_argument("name", nargs="?", help="one crawler (default: all)")
     cr.set_defaults(func=cmd_crawl)
+
+    cg = sub.add_parser("catalog", help="show what the local catalog holds: databases, "
+                        "tables, columns and their types, partitions")
+    cg.add_argument("--format", choices=("text", "json"), default="text",
+                    help="json: each table as the Glue API's GetTable describes it")
+    cg.set_defaults(func=cmd_catalog)
 
     def query_output(p: argparse.ArgumentParser) -> None:
         p.add_argument("--format", choices=QUERY_FORMATS, default="table")

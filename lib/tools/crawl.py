@@ -1,5 +1,6 @@
 """The local crawl: apply a crawler definition (:mod:`lib.tools.crawlers`) to a local lake, into
-the embedded Hive metastore, the way the Glue crawler fills the Glue Data Catalog.
+the local catalog (:mod:`lib.tools.catalog`), the way the Glue crawler fills the Glue Data
+Catalog. No Spark: footers are read with pyarrow.
 
 For each target (one dataset folder of the crawler's zone):
 
@@ -9,7 +10,7 @@ For each target (one dataset folder of the crawler's zone):
    ``bigint``, ``decimal(p,s)``, ``timestamp``, ``date``, ``array<string>``...). Partition
    keys are ``string``, as the crawler types ``key=value`` folders such as
    ``order_date=2026-11-01``.
-2. **Create or update** the EXTERNAL table (dropping it never deletes data): new columns are
+2. **Create or update** the EXTERNAL table (removing it never deletes data): new columns are
    added with UPDATE_IN_DATABASE or only logged with LOG; columns no file carries any more
    are logged and kept; a column whose type changed is reported as a conflict and keeps its
    type (a breaking change belongs in a new table, see :mod:`lib.contracts.evolution`).
@@ -18,7 +19,8 @@ For each target (one dataset folder of the crawler's zone):
    whose folder is gone is dropped with DELETE_FROM_DATABASE, else logged.
 
 A crawl with nothing new changes nothing: it is idempotent. CRAWL_NEW_FOLDERS_ONLY reads
-footers of new partition folders only.
+footers of new partition folders only. Each target is crawled in one catalog transaction:
+two crawls at once serialise per table, and the second finds the first's work done.
 """
 
 from __future__ import annotations
@@ -33,21 +35,14 @@ from urllib.parse import quote, unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyspark.sql import SparkSession
 
-from lib.errors import LakeError
-from lib.lake.fs import normalise_uri
 from lib.lake.paths import LakePaths, join, local_path, to_uri
+from lib.tools.catalog import CatalogError, LocalCatalog, TableInfo
 from lib.tools.crawlers import CrawlerDefinition
 
-PARTITION_TYPE = "string"
+__all__ = ["CatalogError", "TableResult", "crawl", "hive_type", "scan_target"]
+
 _PARTITION_DIR = re.compile(r"^([^=]+)=(.*)$")
-
-
-class CatalogError(LakeError):
-    """The local catalog cannot be read or changed as the crawler asks."""
-
-    default_code = "catalog.error"
 
 
 # -- Parquet -> Hive types -------------------------------------------------------------------
@@ -165,92 +160,6 @@ def _merge_schema(scan: TableScan, path: Path, rel: str, partition_keys: set[str
                                   "files; kept as " + before)
 
 
-# -- the Hive metastore ----------------------------------------------------------------------
-
-def _ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-@dataclass
-class TableInfo:
-    columns: dict[str, str]
-    partition_keys: tuple[str, ...]
-    location: str
-
-
-class HiveCatalog:
-    """Databases, EXTERNAL tables and partitions in the session's Hive metastore."""
-
-    def __init__(self, spark: SparkSession) -> None:
-        if spark.conf.get("spark.sql.catalogImplementation", "in-memory") != "hive":
-            raise CatalogError("the local catalog needs a SparkSession with Hive support "
-                               "(lib.jobs.local_spark.local_spark_session(..., hive=True))")
-        self.spark = spark
-
-    def sql(self, statement: str) -> list:
-        return self.spark.sql(statement).collect()
-
-    def create_database(self, name: str, description: str) -> None:
-        self.sql(f"CREATE DATABASE IF NOT EXISTS {_ident(name)} COMMENT {_literal(description)}")
-
-    def table(self, db: str, name: str) -> TableInfo | None:
-        qualified = f"{_ident(db)}.{_ident(name)}"
-        if not self.spark.catalog.tableExists(qualified):
-            return None
-        cols = self.spark.catalog.listColumns(qualified)
-        rows = self.sql(f"DESCRIBE TABLE EXTENDED {_ident(db)}.{_ident(name)}")
-        location = next((r[1] for r in rows if r[0] == "Location"), "")
-        return TableInfo(columns={c.name: c.dataType for c in cols if not c.isPartition},
-                         partition_keys=tuple(c.name for c in cols if c.isPartition),
-                         location=normalise_uri(location).rstrip("/"))
-
-    def create_table(self, db: str, name: str, columns: dict[str, str],
-                     partition_keys: tuple[str, ...], location: str,
-                     properties: dict[str, str]) -> None:
-        cols = ", ".join(f"{_ident(c)} {t}" for c, t in columns.items())
-        parts = ", ".join(f"{_ident(k)} {PARTITION_TYPE}" for k in partition_keys)
-        props = ", ".join(f"{_literal(k)}={_literal(v)}" for k, v in properties.items())
-        self.sql(f"CREATE EXTERNAL TABLE {_ident(db)}.{_ident(name)} ({cols}) "
-                 + (f"PARTITIONED BY ({parts}) " if parts else "")
-                 + f"STORED AS PARQUET LOCATION {_literal(location)} TBLPROPERTIES ({props})")
-
-    def drop_table(self, db: str, name: str) -> None:
-        self.sql(f"DROP TABLE IF EXISTS {_ident(db)}.{_ident(name)}")  # EXTERNAL: data stays
-
-    def add_columns(self, db: str, name: str, columns: dict[str, str]) -> None:
-        cols = ", ".join(f"{_ident(c)} {t}" for c, t in columns.items())
-        self.sql(f"ALTER TABLE {_ident(db)}.{_ident(name)} ADD COLUMNS ({cols})")
-
-    def partitions(self, db: str, name: str) -> set[tuple[str, ...]]:
-        out = set()
-        for row in self.sql(f"SHOW PARTITIONS {_ident(db)}.{_ident(name)}"):
-            out.add(tuple(unquote(kv.split("=", 1)[1]) for kv in row[0].split("/")))
-        return out
-
-    @staticmethod
-    def _spec(keys: tuple[str, ...], values: tuple[str, ...]) -> str:
-        return ", ".join(f"{_ident(k)}={_literal(v)}" for k, v in zip(keys, values, strict=True))
-
-    def add_partitions(self, db: str, name: str, keys: tuple[str, ...],
-                       partitions: dict[tuple[str, ...], str]) -> None:
-        if not partitions:
-            return
-        specs = " ".join(f"PARTITION ({self._spec(keys, v)}) LOCATION {_literal(loc)}"
-                         for v, loc in sorted(partitions.items()))
-        self.sql(f"ALTER TABLE {_ident(db)}.{_ident(name)} ADD IF NOT EXISTS {specs}")
-
-    def drop_partitions(self, db: str, name: str, keys: tuple[str, ...],
-                        values: Iterable[tuple[str, ...]]) -> None:
-        specs = ", ".join(f"PARTITION ({self._spec(keys, v)})" for v in sorted(values))
-        if specs:
-            self.sql(f"ALTER TABLE {_ident(db)}.{_ident(name)} DROP IF EXISTS {specs}")
-
-
-
 # -- the crawl -------------------------------------------------------------------------------
 
 @dataclass
@@ -284,11 +193,11 @@ def _partition_name(keys: tuple[str, ...], values: tuple[str, ...]) -> str:
     return "/".join(f"{k}={quote(v, safe='')}" for k, v in zip(keys, values, strict=True))
 
 
-def crawl(spark: SparkSession, crawler: CrawlerDefinition, paths: LakePaths,
+def crawl(crawler: CrawlerDefinition, paths: LakePaths, catalog: LocalCatalog,
           logger: logging.Logger | None = None) -> list[TableResult]:
-    """Apply ``crawler`` to the local lake ``paths`` (see the module docstring)."""
+    """Apply ``crawler`` to the local lake ``paths`` into ``catalog`` (see the module
+    docstring)."""
     log = logger or logging.getLogger(f"lake.crawl.{crawler.name}")
-    catalog = HiveCatalog(spark)
     zone_uri = getattr(paths, crawler.zone)
     zone = local_path(zone_uri)
     if zone is None:
@@ -297,14 +206,15 @@ def crawl(spark: SparkSession, crawler: CrawlerDefinition, paths: LakePaths,
     catalog.create_database(crawler.database, crawler.description)
     results = []
     for dataset in crawler.targets:
-        result = _crawl_target(catalog, crawler, dataset, zone / dataset)
+        with catalog.transaction():
+            result = _crawl_target(catalog, crawler, dataset, zone / dataset)
         for line in result.describe().splitlines():
             log.info("%s", line.strip())
         results.append(result)
     return results
 
 
-def _crawl_target(catalog: HiveCatalog, crawler: CrawlerDefinition, dataset: str,
+def _crawl_target(catalog: LocalCatalog, crawler: CrawlerDefinition, dataset: str,
                   folder: Path) -> TableResult:
     db, name = crawler.database, crawler.table(dataset)
     result = TableResult(f"{db}.{name}", "unchanged")
@@ -348,7 +258,7 @@ def _crawl_target(catalog: HiveCatalog, crawler: CrawlerDefinition, dataset: str
     if gone:
         names = [_partition_name(scan.partition_keys, v) for v in sorted(gone)]
         if crawler.delete_behavior == "DELETE_FROM_DATABASE":
-            catalog.drop_partitions(db, name, scan.partition_keys, gone)
+            catalog.drop_partitions(db, name, gone)
             result.partitions_removed = names
         else:
             result.logged.append(f"partition folder(s) gone, kept in the catalog "
@@ -358,7 +268,7 @@ def _crawl_target(catalog: HiveCatalog, crawler: CrawlerDefinition, dataset: str
     return result
 
 
-def _update_columns(catalog: HiveCatalog, crawler: CrawlerDefinition, db: str, name: str,
+def _update_columns(catalog: LocalCatalog, crawler: CrawlerDefinition, db: str, name: str,
                     existing: TableInfo, scan: TableScan, result: TableResult) -> None:
     added = {c: t for c, t in scan.columns.items() if c not in existing.columns}
     for c, t in scan.columns.items():

@@ -1,11 +1,20 @@
-"""Athena locally: Athena (Trino) SQL transpiled by sqlglot to Spark SQL and run on the
-tables the local crawl catalogued; and the named queries of ``infra/athena/``.
+"""Athena locally: Athena (Trino) SQL transpiled by sqlglot to DuckDB's dialect and run by an
+embedded DuckDB on the tables the local crawl catalogued (:mod:`lib.tools.catalog`); and
+the named queries of ``infra/athena/``. No JVM: a query answers in well under a second, and
+any number of processes may query while a pipeline or a crawl runs.
 
-Queries are read-only (SELECT / WITH / set operations, SHOW, DESCRIBE) and read catalogued
-tables only, by construction: :mod:`lib.tools.sql_guard` refuses any construct, function or
-relation outside its allow-list. The catalog is the crawlers' business. ``?`` placeholders
-(Athena execution parameters) are bound in order to string literals by sqlglot, never by
-pasting text into SQL.
+Only catalogued tables and their registered partitions are visible, as on Athena: each
+table the query names becomes a view over the Parquet files of its registered partitions
+(a folder the crawl has not registered is not read), typed as the catalog says (partition
+keys included). Where DuckDB's semantics differ from Trino's, it is made to answer as
+Athena does: ``/`` on integers is integer division, timestamps print as Athena prints them
+(``2026-11-01 09:15:00.000``, UTC).
+
+Queries are read-only and read catalogued tables only, by construction: :mod:`lib.tools.sql_guard`
+refuses any construct, function or relation outside its allow-list, and the DuckDB session
+itself can reach no file outside the catalogued tables' folders, loads no extension, and
+cannot change its settings. ``?`` placeholders (Athena execution parameters) are bound in
+order to string literals by sqlglot, never by pasting text into SQL.
 
 A named query file is Athena SQL with a comment header::
 
@@ -24,26 +33,29 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import sqlglot
-from pyspark.errors import AnalysisException, ParseException
-from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql import types as T
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
+from lib.lake.paths import local_path
+from lib.tools.catalog import LocalCatalog, TableInfo
 from lib.tools.repo import REPO_ROOT
 from lib.tools.sql_guard import QueryError, check_read_only
 
 FORMATS = ("table", "csv", "json")
+HIVE_DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 NAMED_QUERIES_ENV = "LAKE_NAMED_QUERIES_DIR"
 _READ_ONLY = (exp.Query, exp.Describe)
 _HEADER_RE = re.compile(r"^--\s*(name|description|parameters)\s*:\s*(.*?)\s*$")
+_SHOW_RE = re.compile(
+    r"^SHOW\s+(?:(?P<dbs>DATABASES|SCHEMAS)|TABLES(?:\s+(?:IN|FROM)\s+(?P<db>\w+))?"
+    r"|PARTITIONS\s+(?P<pt>\w+\.\w+)|COLUMNS\s+(?:IN|FROM)\s+(?P<ct>\w+\.\w+))\s*;?\s*$",
+    re.IGNORECASE)
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # "falling back to Command" notices
 
@@ -55,11 +67,11 @@ class QueryResult:
     truncated: bool = False
 
 
-def to_spark_sql(sql: str, params: Sequence[str] = (),
-                 tables: Sequence[str] | None = None) -> str:
-    """One Athena (Trino) statement -> Spark SQL, with ``?`` bound to ``params``. It must
-    pass :func:`lib.tools.sql_guard.check_read_only` (relations checked against ``tables``,
-    the catalogued ``db.table`` names, when given)."""
+def parse(sql: str, params: Sequence[str] = (),
+          tables: Sequence[str] | None = None) -> exp.Expression:
+    """One Athena (Trino) statement, checked by :func:`lib.tools.sql_guard.check_read_only`
+    (relations against ``tables``, the catalogued ``db.table`` names, when given), with
+    ``?`` bound to ``params``. A ``SHOW`` statement comes back as an ``exp.Command``."""
     try:
         statements = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
     except ParseError as exc:
@@ -80,9 +92,16 @@ def to_spark_sql(sql: str, params: Sequence[str] = (),
                          "value(s) were given")
     for hole, value in zip(holes, params, strict=True):
         hole.replace(exp.Literal.string(value))
-    if is_show:
-        return tree.sql(dialect="trino")  # passed through as written
-    return tree.sql(dialect="spark")
+    return tree
+
+
+def to_duckdb_sql(sql: str, params: Sequence[str] = (),
+                  tables: Sequence[str] | None = None) -> str:
+    """One Athena (Trino) statement -> DuckDB SQL (see :func:`parse`)."""
+    tree = parse(sql, params, tables)
+    if isinstance(tree, exp.Command):
+        raise QueryError("SHOW statements are answered from the catalog, not transpiled")
+    return tree.sql(dialect="duckdb")
 
 
 def _parse_error(exc: ParseError) -> str:
@@ -94,42 +113,222 @@ def _parse_error(exc: ParseError) -> str:
             f"{e.get('line')}, column {e.get('col')}, near: {near}")
 
 
-def _tables(spark: SparkSession) -> list[str]:
-    return sorted(f"{db.name}.{t.name}" for db in spark.catalog.listDatabases()
-                  for t in spark.catalog.listTables(db.name) if not t.isTemporary)
+# -- the engine ------------------------------------------------------------------------------
+
+# Hive type (as catalogued) -> DuckDB type.
+_DUCKDB_TYPES = {
+    "string": "VARCHAR", "varchar": "VARCHAR", "char": "VARCHAR", "boolean": "BOOLEAN",
+    "tinyint": "TINYINT", "smallint": "SMALLINT", "int": "INTEGER", "integer": "INTEGER",
+    "bigint": "BIGINT", "float": "FLOAT", "double": "DOUBLE", "date": "DATE",
+    "timestamp": "TIMESTAMP", "binary": "BLOB",
+}
 
 
-def run_query(spark: SparkSession, sql: str, params: Sequence[str] = (),
+def duckdb_type(hive: str) -> str:
+    """The DuckDB type of a catalogued Hive type (``decimal(12,2)``, ``array<string>``,
+    ``struct<a:int,b:string>`` ...)."""
+    t = hive.strip()
+    low = t.lower()
+    if low in _DUCKDB_TYPES:
+        return _DUCKDB_TYPES[low]
+    if re.fullmatch(r"(?:decimal|numeric)\(\s*\d+\s*,\s*\d+\s*\)", low):
+        return low.replace("numeric", "decimal").upper().replace(" ", "")
+    if low.startswith("array<") and low.endswith(">"):
+        return duckdb_type(t[6:-1]) + "[]"
+    if low.startswith("struct<") and low.endswith(">"):
+        fields = []
+        for part in _split_top(t[7:-1]):
+            name, _, typ = part.partition(":")
+            fields.append(f'"{name.strip()}" {duckdb_type(typ)}')
+        return f"STRUCT({', '.join(fields)})"
+    if low.startswith("map<") and low.endswith(">"):
+        key, value = _split_top(t[4:-1])
+        return f"MAP({duckdb_type(key)}, {duckdb_type(value)})"
+    raise QueryError(f"catalogued type {hive!r} has no DuckDB equivalent")
+
+
+def _split_top(text: str) -> list[str]:
+    """``a:int,b:array<string>`` -> the comma-separated parts at nesting depth 0."""
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        if ch in "<(":
+            depth += 1
+        elif ch in ">)":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    return [*parts, current]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def data_files(folder: Path) -> list[Path]:
+    """The files a reader of a partition (or unpartitioned table) folder reads: every file
+    under it but hidden ones (a name starting with ``.`` or ``_``, in any folder on the way:
+    ``_SUCCESS``, ``_staging``, ``.crc`` files), as Athena and the Hive readers skip them."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+        out += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith((".", "_"))]
+    return out
+
+
+def table_view(con: Any, table: TableInfo, catalog: LocalCatalog) -> None:
+    """``<db>.<table>`` in the DuckDB session: the files of the table's registered partitions,
+    each catalogued column with its catalogued type (null where no file has it), partition
+    keys from the registered partitions' folders."""
+    root = local_path(table.location)
+    if table.partition_keys:
+        folders = [local_path(loc) for loc in
+                   catalog.partition_locations(table.database, table.name).values()]
+    else:
+        folders = [root]
+    files = [str(f) for folder in folders if folder is not None and folder.is_dir()
+             for f in data_files(folder)]
+    typed = {**table.columns, **{k: "string" for k in table.partition_keys}}
+    name = f"{_quote(table.database)}.{_quote(table.name)}"
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(table.database)}")
+    if not files:
+        cols = ", ".join(f"CAST(NULL AS {duckdb_type(t)}) AS {_quote(c)}" for c, t in typed.items())
+        con.execute(f"CREATE VIEW {name} AS SELECT {cols} WHERE false")
+        return
+    hive_types = ", ".join(f"{_literal(k)}: 'VARCHAR'" for k in table.partition_keys)
+    source = (f"read_parquet([{', '.join(_literal(f) for f in files)}], union_by_name = true"
+              + (f", hive_partitioning = true, hive_types = {{{hive_types}}}"
+                 if table.partition_keys else ", hive_partitioning = false") + ")")
+    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    def value(c: str) -> str:
+        if c in table.partition_keys:  # Hive's folder for null reads as null
+            return f"NULLIF({_quote(c)}, {_literal(HIVE_DEFAULT_PARTITION)})"
+        return _quote(c) if c in present else "NULL"
+
+    cols = ", ".join(f"CAST({value(c)} AS {duckdb_type(t)}) AS {_quote(c)}"
+                     for c, t in typed.items())
+    con.execute(f"CREATE VIEW {name} AS SELECT {cols} FROM {source}")
+
+
+def connect(catalog: LocalCatalog, tables: Sequence[TableInfo]) -> Any:
+    """A DuckDB session holding ``tables`` as views, locked down: it reads files in the
+    tables' folders only, writes nothing but its own spill files, loads no extension and
+    cannot change its settings. ``/`` on integers divides as Trino does."""
+    import duckdb
+
+    allowed = sorted({str(p) + "/" for p in (local_path(t.location) for t in tables) if p})
+    spill = catalog.path.parent / "duckdb-tmp"
+    con = duckdb.connect(":memory:", config={
+        "temp_directory": str(spill),
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "integer_division": True,
+    })
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET allowed_directories = $dirs", {"dirs": allowed})
+    con.execute("SET enable_external_access = false")
+    for table in tables:
+        table_view(con, table, catalog)
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def _named_tables(tree: exp.Expression, catalog: LocalCatalog) -> list[TableInfo]:
+    """The catalogued tables ``tree`` reads (its own WITH names aside)."""
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    wanted = {f"{t.db}.{t.name}".lower() for t in tree.find_all(exp.Table)
+              if t.db or t.name.lower() not in ctes}
+    return [t for t in catalog.tables() if t.qualified.lower() in wanted]
+
+
+def run_query(catalog: LocalCatalog, sql: str, params: Sequence[str] = (),
               max_rows: int | None = None) -> QueryResult:
     """Run Athena SQL on the local catalog; at most ``max_rows`` rows are fetched."""
-    spark_sql = to_spark_sql(sql, params, _tables(spark))
+    import duckdb
+
+    tree = parse(sql, params, catalog.table_names())
+    if isinstance(tree, exp.Command):
+        return _show(catalog, sql)
+    if isinstance(tree, exp.Describe):
+        return _describe(catalog, tree)
+    engine_sql = tree.sql(dialect="duckdb")
+    con = connect(catalog, _named_tables(tree, catalog))
     try:
-        df = spark.sql(spark_sql)
-        # Timestamps as Athena prints them, in UTC whatever the local time zone.
-        df = df.select(*[
-            F.date_format(F.col(f"`{f.name}`"), "yyyy-MM-dd HH:mm:ss.SSS").alias(f.name)
-            if isinstance(f.dataType, T.TimestampType) else F.col(f"`{f.name}`")
-            for f in df.schema.fields])
-        rows = df.limit(max_rows + 1).collect() if max_rows is not None else df.collect()
-    except AnalysisException as exc:
-        raise QueryError(_analysis_error(spark, exc, spark_sql)) from None
-    except ParseException as exc:
-        raise QueryError(f"Spark cannot parse the transpiled query ({spark_sql}): "
-                         f"{str(exc).splitlines()[0]}") from None
+        cursor = con.execute(engine_sql)
+        rows = cursor.fetchmany(max_rows + 1) if max_rows is not None else cursor.fetchall()
+        columns = tuple(d[0] for d in cursor.description)
+        types = [str(d[1]) for d in cursor.description]
+    except duckdb.Error as exc:
+        raise QueryError(f"{_engine_error(exc)} (DuckDB SQL: {engine_sql})") from None
+    finally:
+        con.close()
     truncated = max_rows is not None and len(rows) > max_rows
     rows = rows[:max_rows] if truncated else rows
-    return QueryResult(tuple(df.columns), [tuple(r) for r in rows], truncated)
+    return QueryResult(columns, [tuple(_athena_value(v, t) for v, t in zip(r, types, strict=True))
+                                 for r in rows], truncated)
 
 
-def _analysis_error(spark: SparkSession, exc: AnalysisException, spark_sql: str) -> str:
-    first = str(exc).splitlines()[0]
-    if exc.getErrorClass() in ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND"):
-        name = (exc.getMessageParameters() or {}).get("relationName") or \
-            (exc.getMessageParameters() or {}).get("schemaName", "?")
-        tables = _tables(spark)
-        known = ", ".join(tables) if tables else "(none: run `lake crawl` first)"
-        return f"table {name.replace('`', '')} does not exist; tables: {known}"
-    return f"{first} (Spark SQL: {spark_sql})"
+def _engine_error(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]
+
+
+def _athena_value(value: Any, type_name: str) -> Any:
+    """Timestamps as Athena prints them (UTC, milliseconds; a zoned one with ``UTC``)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    if isinstance(value, list):
+        return [_athena_value(v, type_name) for v in value]
+    return value
+
+
+def _table_named(catalog: LocalCatalog, qualified: str) -> TableInfo:
+    db, _, name = qualified.partition(".")
+    table = catalog.table(db, name)
+    if table is None:
+        listed = ", ".join(catalog.table_names()) or "(none: run `lake crawl` first)"
+        raise QueryError(f"table {qualified} does not exist; tables: {listed}")
+    return table
+
+
+def _describe(catalog: LocalCatalog, tree: exp.Describe) -> QueryResult:
+    """``DESCRIBE db.table``: its columns and types, partition keys last, from the catalog."""
+    target = tree.this
+    qualified = ".".join(p for p in (target.db, target.name) if p) \
+        if isinstance(target, exp.Table) else target.sql("trino")
+    table = _table_named(catalog, qualified)
+    rows = [(c, t, "") for c, t in table.columns.items()]
+    rows += [(k, "string", "partition key") for k in table.partition_keys]
+    return QueryResult(("col_name", "data_type", "comment"), rows)
+
+
+def _show(catalog: LocalCatalog, sql: str) -> QueryResult:
+    """``SHOW DATABASES``, ``SHOW TABLES [IN db]``, ``SHOW PARTITIONS db.t`` and ``SHOW COLUMNS
+    IN db.t``, answered from the catalog."""
+    m = _SHOW_RE.match(sql.strip())
+    if m is None:
+        raise QueryError("lake query answers SHOW DATABASES, SHOW TABLES [IN db], SHOW "
+                         "PARTITIONS db.table and SHOW COLUMNS IN db.table")
+    if m.group("dbs"):
+        return QueryResult(("database_name",), [(d,) for d in catalog.databases()])
+    if m.group("pt"):
+        table = _table_named(catalog, m.group("pt"))
+        return QueryResult(("partition",), [
+            ("/".join(f"{k}={v}" for k, v in zip(table.partition_keys, values, strict=True)),)
+            for values in sorted(catalog.partitions(table.database, table.name))])
+    if m.group("ct"):
+        table = _table_named(catalog, m.group("ct"))
+        return QueryResult(("field",), [(c,) for c in [*table.columns, *table.partition_keys]])
+    db = m.group("db")
+    return QueryResult(("tab_name",), [(t.name,) for t in catalog.tables()
+                                       if db is None or t.database == db])
 
 
 # -- output ----------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ _FUNCTIONS = (
     exp.TimestampAdd, exp.TimestampDiff, exp.TimeToStr, exp.StrToTime, exp.StrToDate,
     exp.TsOrDsToDate, exp.CurrentDate, exp.CurrentTimestamp, exp.Extract, exp.Year,
     exp.Month, exp.Day, exp.DayOfWeek, exp.DayOfMonth, exp.DayOfYear, exp.WeekOfYear,
-    exp.UnixToTime, exp.TimeToUnix, exp.AtTimeZone, exp.FromTimeZone,
+    exp.UnixToTime, exp.TimeToUnix, exp.AtTimeZone, exp.FromTimeZone, exp.FromISO8601Timestamp,
     # arrays and maps
     exp.ArrayContains, exp.ArrayToString, exp.ArraySize, exp.Explode,
     exp.Filter, exp.Transform, exp.ArraySort, exp.ArrayDistinct,

@@ -1,6 +1,6 @@
-"""The local crawl (crawler definitions applied to the lake's Hive metastore) and what it
-catalogues: Glue-crawler Hive types, partitions, schema change and delete policies,
-idempotency, and old and new contract versions read through one table."""
+"""The local crawl (crawler definitions applied to the lake's local catalog) and what it
+catalogues: Glue-crawler Hive types and table definitions, partitions, schema change and
+delete policies, idempotency, and old and new contract versions read through one table."""
 
 from __future__ import annotations
 
@@ -20,27 +20,34 @@ from lib.lake.paths import LakePaths
 from lib.tools.crawl import _glob_regex, crawl, hive_type
 from lib.tools.crawlers import CrawlerDefinitionError, load_crawlers, parse_crawler
 from lib.tools.query import run_query
-from tests.helpers import REPO, SAMPLES, crawl_all, reset_catalog, run
+from tests.helpers import REPO, SAMPLES, catalog_of, crawl_all, reset_catalog, run
 
 
-def columns(spark, table: str) -> list[tuple[str, str, bool]]:
-    return [(c.name, c.dataType, c.isPartition) for c in spark.catalog.listColumns(table)]
+def columns(lake: Path, table: str) -> list[tuple[str, str, bool]]:
+    info = catalog_of(lake).table(*table.split("."))
+    assert info is not None, f"{table} is not catalogued"
+    return [(c, t, False) for c, t in info.columns.items()] + [
+        (k, "string", True) for k in info.partition_keys]
+
+
+def partitions(lake: Path, table: str) -> list[str]:
+    return [r[0] for r in run_query(catalog_of(lake), f"SHOW PARTITIONS {table}").rows]
 
 
 @pytest.fixture(scope="module")
-def lake(spark, processed_lake) -> Path:
+def lake(processed_lake) -> Path:
     """The processed lake, crawled once from an empty catalog."""
     lake = processed_lake
-    reset_catalog(spark)
-    first = crawl_all(spark, lake)
+    reset_catalog(lake)
+    first = crawl_all(lake)
     assert {t: r.action for t, r in first.items()} == {
         "clean.orders": "created", "clean.customers": "created",
         "quarantine.orders": "created", "quarantine.customers": "created"}
     return lake
 
 
-def test_tables_get_the_hive_types_a_glue_crawler_gives_parquet(spark, lake) -> None:
-    assert columns(spark, "clean.orders") == [
+def test_tables_get_the_hive_types_a_glue_crawler_gives_parquet(lake) -> None:
+    assert columns(lake, "clean.orders") == [
         ("order_id", "string", False), ("customer_id", "string", False),
         ("customer_email", "string", False), ("product_sku", "string", False),
         ("quantity", "int", False), ("unit_price", "decimal(12,2)", False),
@@ -50,7 +57,7 @@ def test_tables_get_the_hive_types_a_glue_crawler_gives_parquet(spark, lake) -> 
         ("_ingested_at", "timestamp", False), ("_contract_version", "string", False),
         ("order_date", "string", True),  # partition keys: string, as the crawler types them
     ]
-    assert columns(spark, "quarantine.customers") == [
+    assert columns(lake, "quarantine.customers") == [
         ("customer_id", "string", False), ("full_name", "string", False),
         ("email", "string", False), ("signup_date", "string", False),
         ("country", "string", False), ("loyalty_tier", "string", False),
@@ -59,12 +66,50 @@ def test_tables_get_the_hive_types_a_glue_crawler_gives_parquet(spark, lake) -> 
         ("_source_file", "string", False), ("_ingested_at", "timestamp", False),
         ("_contract_version", "string", False), ("ingest_date", "string", True),
     ]
-    assert [c[:2] for c in columns(spark, "clean.customers") if c[0] == "signup_date"] == [
+    assert [c[:2] for c in columns(lake, "clean.customers") if c[0] == "signup_date"] == [
         ("signup_date", "date")]
 
 
-def test_every_partition_folder_is_registered(spark, lake) -> None:
-    parts = {t: sorted(r[0] for r in spark.sql(f"SHOW PARTITIONS {t}").collect())
+def test_a_table_is_described_as_the_glue_api_describes_a_crawled_parquet_table(lake) -> None:
+    table = catalog_of(lake).get_table("clean", "orders")
+    assert {k: v for k, v in table.items() if k not in ("CreateTime", "UpdateTime")} == {
+        "Name": "orders",
+        "DatabaseName": "clean",
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": {"classification": "parquet", "lake.crawler": "clean",
+                       "lake.dataset": "orders"},
+        "StorageDescriptor": {
+            "Columns": [{"Name": c, "Type": t} for c, t, part in columns(lake, "clean.orders")
+                        if not part],
+            "Location": (lake / "clean" / "orders").as_uri(),
+            "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+            "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+            "SerdeInfo": {"SerializationLibrary":
+                          "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+                          "Parameters": {"serialization.format": "1"}},
+        },
+        "PartitionKeys": [{"Name": "order_date", "Type": "string"}],
+    }
+
+
+def test_lake_catalog_prints_what_is_catalogued(lake, capsys) -> None:
+    from lib.tools import cli
+
+    assert cli.main(["--lake-root", str(lake), "catalog"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("database clean: ")
+    assert (f"  table clean.orders  {(lake / 'clean' / 'orders').as_uri()}\n"
+            "    14 columns, 2 partition(s) by (order_date string)\n"
+            "      order_id  string\n") in out
+    assert "  table quarantine.customers  " in out
+    assert cli.main(["--lake-root", str(lake), "catalog", "--format", "json"]) == 0
+    tables = json.loads(capsys.readouterr().out)
+    assert [f"{t['DatabaseName']}.{t['Name']}" for t in tables] == [
+        "clean.customers", "clean.orders", "quarantine.customers", "quarantine.orders"]
+
+
+def test_every_partition_folder_is_registered(lake) -> None:
+    parts = {t: partitions(lake, t)
              for t in ("clean.orders", "clean.customers", "quarantine.orders")}
     assert parts == {
         "clean.orders": ["order_date=2026-11-01", "order_date=2026-11-02"],
@@ -72,15 +117,15 @@ def test_every_partition_folder_is_registered(spark, lake) -> None:
                             "signup_month=__HIVE_DEFAULT_PARTITION__"],
         "quarantine.orders": ["ingest_date=2026-11-21"],
     }
-    counts = run_query(spark, "SELECT count(*) AS n FROM clean.orders").rows
+    counts = run_query(catalog_of(lake), "SELECT count(*) AS n FROM clean.orders").rows
     assert counts == [(6,)]
-    nulls = run_query(spark, "SELECT customer_id FROM clean.customers "
-                             "WHERE signup_month IS NULL").rows
+    nulls = run_query(catalog_of(lake), "SELECT customer_id FROM clean.customers "
+                                        "WHERE signup_month IS NULL").rows
     assert nulls == [("C-3",)]  # the default partition reads as null
 
 
-def test_a_second_crawl_changes_nothing(spark, lake) -> None:
-    again = crawl_all(spark, lake)
+def test_a_second_crawl_changes_nothing(lake) -> None:
+    again = crawl_all(lake)
     assert {t: (r.action, r.columns_added, r.partitions_added, r.logged, r.conflicts)
             for t, r in again.items()} == {
         t: ("unchanged", [], [], [], []) for t in again}
@@ -111,16 +156,15 @@ def test_v1_then_v2_then_a_crawl_reads_old_and_new_partitions_in_one_query(spark
                                                                              tmp_path) -> None:
     lake = tmp_path / "lake"
     run(orders_v1, "orders_v1", lake, SAMPLES / "orders_2026-11-01.csv")
-    reset_catalog(spark)
-    crawl_all(spark, lake)
+    crawl_all(lake)
     run(orders_v2, "orders_v2", lake, REPO / "samples" / "orders" /
         "orders_2026-11-04_discounts.csv")
-    results = crawl_all(spark, lake)
+    results = crawl_all(lake)
     clean = results["clean.orders"]
     assert (clean.action, clean.columns_added, clean.partitions_added) == (
         "updated", ["discount_pct"], ["order_date=2026-11-04"])
     assert results["quarantine.orders"].columns_added == ["discount_pct"]
-    got = run_query(spark, """
+    got = run_query(catalog_of(lake), """
         SELECT order_id, _contract_version AS v, discount_pct, total_amount
         FROM clean.orders ORDER BY order_id""").rows
     assert got == [
@@ -139,35 +183,33 @@ def test_update_behavior_log_only_logs_new_columns_and_delete_policies_apply(spa
     lake = tmp_path / "lake"
     run(orders_v1, "orders_v1", lake, SAMPLES / "orders_2026-11-01.csv",
         SAMPLES / "orders_2026-11-02.csv.gz")
-    reset_catalog(spark)
     clean = load_crawlers()["clean"]
-    crawl(spark, clean, LakePaths.from_root(lake))
+    catalog = catalog_of(lake)
+    crawl(clean, LakePaths.from_root(lake), catalog)
     run(orders_v2, "orders_v2", lake, REPO / "samples" / "orders" /
         "orders_2026-11-04_discounts.csv")
     log_only = replace(clean, update_behavior="LOG")
-    r = crawl(spark, log_only, LakePaths.from_root(lake))[0]
+    r = crawl(log_only, LakePaths.from_root(lake), catalog)[0]
     assert r.columns_added == [] and r.logged == [
         "new column(s) not added (update_behavior LOG): discount_pct"]
-    assert "discount_pct" not in [c[0] for c in columns(spark, "clean.orders")]
+    assert "discount_pct" not in [c[0] for c in columns(lake, "clean.orders")]
     assert r.partitions_added == ["order_date=2026-11-04"]  # partitions are always registered
 
     shutil.rmtree(lake / "clean" / "orders" / "order_date=2026-11-02")
-    r = crawl(spark, log_only, LakePaths.from_root(lake))[0]
+    r = crawl(log_only, LakePaths.from_root(lake), catalog)[0]
     assert r.logged[-1] == ("partition folder(s) gone, kept in the catalog (LOG): "
                             "order_date=2026-11-02")
-    r = crawl(spark, replace(clean, delete_behavior="DELETE_FROM_DATABASE"),
-              LakePaths.from_root(lake))[0]
+    r = crawl(replace(clean, delete_behavior="DELETE_FROM_DATABASE"),
+              LakePaths.from_root(lake), catalog)[0]
     assert (r.columns_added, r.partitions_removed) == (["discount_pct"],
                                                        ["order_date=2026-11-02"])
-    shown = sorted(x[0] for x in spark.sql("SHOW PARTITIONS clean.orders").collect())
-    assert shown == ["order_date=2026-11-01", "order_date=2026-11-04"]
+    assert partitions(lake, "clean.orders") == ["order_date=2026-11-01", "order_date=2026-11-04"]
 
 
-def test_a_dataset_without_data_yet_is_skipped(spark, tmp_path) -> None:
-    reset_catalog(spark)
-    results = crawl_all(spark, tmp_path / "empty-lake")
+def test_a_dataset_without_data_yet_is_skipped(tmp_path) -> None:
+    results = crawl_all(tmp_path / "empty-lake")
     assert {r.action for r in results.values()} == {"no data yet"}
-    assert spark.sql("SHOW TABLES IN clean").count() == 0
+    assert run_query(catalog_of(tmp_path / "empty-lake"), "SHOW TABLES IN clean").rows == []
 
 
 @pytest.mark.parametrize(("arrow", "hive"), [
@@ -216,8 +258,7 @@ def test_a_type_change_in_the_files_is_a_conflict_and_the_table_keeps_its_type(
 
     lake = tmp_path / "lake"
     run(orders_v1, "orders_v1", lake, SAMPLES / "orders_2026-11-01.csv")
-    reset_catalog(spark)
-    crawl_all(spark, lake)
+    crawl_all(lake)
     clean = lake / "clean" / "orders"
     (spark.read.parquet(str(clean / "order_date=2026-11-01"))
      .withColumn("quantity", F.col("quantity").cast("bigint"))
@@ -235,4 +276,4 @@ def test_a_type_change_in_the_files_is_a_conflict_and_the_table_keeps_its_type(
     assert "    log: README.txt: not a Parquet file" in out  # and no partition-key conflict
     assert "differ from" not in out
     assert "    log: order_date=2026-12-01/notes.txt: not a Parquet file" in out
-    assert ("quantity", "int", False) in columns(spark, "clean.orders")
+    assert ("quantity", "int", False) in columns(lake, "clean.orders")

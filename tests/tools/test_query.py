@@ -1,10 +1,12 @@
-"""`lake query`: Athena SQL transpiled to Spark SQL, parameters, clear errors, the output
-formats, the named queries of infra/athena/ with their expected results, and `lake
-pipeline` from uploads to queryable tables."""
+"""`lake query`: Athena SQL transpiled to DuckDB's dialect and run on the catalogued tables,
+parameters, clear errors, Athena's semantics where DuckDB's differ, the output formats, the
+named queries of infra/athena/ with their expected results, and `lake pipeline` from
+uploads to queryable tables."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,36 +19,42 @@ from lib.tools.query import (
     format_result,
     load_named_queries,
     run_query,
-    to_spark_sql,
+    to_duckdb_sql,
 )
-from tests.helpers import CUSTOMERS, SAMPLES, crawl_all, reset_catalog
+from tests.helpers import CUSTOMERS, SAMPLES, catalog_of, crawl_all, reset_catalog
 
 
 @pytest.fixture(scope="module")
-def lake(spark, processed_lake) -> Path:
-    reset_catalog(spark)
-    crawl_all(spark, processed_lake)
+def lake(processed_lake) -> Path:
+    reset_catalog(processed_lake)
+    crawl_all(processed_lake)
     return processed_lake
 
 
-def named(spark, name: str, **params: str) -> list[tuple]:
+def query(lake: Path, sql: str, *params: str) -> list[tuple]:
+    return run_query(catalog_of(lake), sql, params).rows
+
+
+def named(lake: Path, name: str, **params: str) -> list[tuple]:
     q = load_named_queries()[name]
-    return run_query(spark, q.sql, q.bind(params)).rows
+    return run_query(catalog_of(lake), q.sql, q.bind(params)).rows
 
 
 # -- transpiling -----------------------------------------------------------------------------
 
-def test_athena_functions_become_spark_ones() -> None:
+def test_athena_functions_become_duckdb_ones() -> None:
     sql = ("SELECT date_format(order_ts, '%Y-%m') AS m, approx_distinct(order_id) AS n, "
-           "CAST(quantity AS varchar) AS q FROM clean.orders")
-    assert to_spark_sql(sql) == (
-        "SELECT DATE_FORMAT(order_ts, 'yyyy-MM') AS m, APPROX_COUNT_DISTINCT(order_id) AS n, "
-        "CAST(quantity AS STRING) AS q FROM clean.orders")
+           "CAST(quantity AS varchar) AS q, array_join(_errors, ',') AS e FROM clean.orders")
+    assert to_duckdb_sql(sql) == (
+        "SELECT STRFTIME(order_ts, '%Y-%m') AS m, APPROX_COUNT_DISTINCT(order_id) AS n, "
+        "CAST(quantity AS TEXT) AS q, ARRAY_TO_STRING(_errors, ',') AS e FROM clean.orders")
 
 
-def test_parameters_are_bound_as_literals_never_as_sql() -> None:
-    assert to_spark_sql("SELECT * FROM clean.orders WHERE _upload_id = ?", ["x' OR '1'='1"]) \
-        == "SELECT * FROM clean.orders WHERE _upload_id = 'x\\' OR \\'1\\'=\\'1'"
+def test_parameters_are_bound_as_literals_never_as_sql(lake) -> None:
+    assert to_duckdb_sql("SELECT * FROM clean.orders WHERE _upload_id = ?", ["x' OR '1'='1"]) \
+        == "SELECT * FROM clean.orders WHERE _upload_id = 'x'' OR ''1''=''1'"
+    assert query(lake, "SELECT count(*) FROM clean.orders WHERE _upload_id = ?",
+                 "x' OR '1'='1") == [(0,)]
 
 
 @pytest.mark.parametrize(("sql", "params", "message"), [
@@ -62,23 +70,73 @@ def test_parameters_are_bound_as_literals_never_as_sql() -> None:
 ])
 def test_bad_queries_are_refused_before_running(sql, params, message) -> None:
     with pytest.raises(QueryError) as err:
-        to_spark_sql(sql, params)
+        to_duckdb_sql(sql, params)
     assert str(err.value) == message
 
 
-def test_an_unknown_table_lists_the_tables_that_exist(spark, lake) -> None:
+def test_an_unknown_table_lists_the_tables_that_exist(lake) -> None:
     with pytest.raises(QueryError) as err:
-        run_query(spark, "SELECT * FROM clean.invoices")
+        query(lake, "SELECT * FROM clean.invoices")
     assert str(err.value) == ("table clean.invoices does not exist; tables: clean.customers, "
                               "clean.orders, quarantine.customers, quarantine.orders")
 
 
-def test_a_file_path_never_reaches_spark(spark, lake) -> None:
-    # On Spark, a quoted path on a file-source prefix would read any file on the machine.
+def test_a_file_path_never_reaches_the_engine(lake) -> None:
+    # On Spark, a quoted path on a file-source prefix would read any file on the machine;
+    # on DuckDB a quoted path is a file read.
     with pytest.raises(QueryError, match=r"table parquet\./etc/passwd does not exist"):
-        run_query(spark, 'SELECT * FROM "parquet"."/etc/passwd"')
+        query(lake, 'SELECT * FROM "parquet"."/etc/passwd"')
+    with pytest.raises(QueryError, match=r"table /etc/passwd does not exist"):
+        query(lake, 'SELECT * FROM "/etc/passwd"')
     with pytest.raises(QueryError, match=r"function reflect\(\) is not allowed"):
-        run_query(spark, "SELECT reflect('java.lang.System', 'getenv', 'HOME')")
+        query(lake, "SELECT reflect('java.lang.System', 'getenv', 'HOME')")
+
+
+# -- Athena's semantics on DuckDB -------------------------------------------------------------
+
+def test_integer_division_truncates_as_on_athena(lake) -> None:
+    assert query(lake, "SELECT 7 / 2, -7 / 2, 7.0 / 2, CAST(7 AS double) / 2") == [
+        (3, -3, 3.5, 3.5)]
+    assert query(lake, "SELECT sum(quantity) / count(*) FROM clean.orders") == [(3,)]  # 22 / 6, not 3.67
+
+
+def test_division_by_zero_is_an_error_as_on_athena(lake) -> None:
+    with pytest.raises(QueryError, match="Division by zero"):
+        query(lake, "SELECT quantity / 0 FROM clean.orders")
+
+
+def test_nulls_sort_last_both_ways_as_on_athena(lake) -> None:
+    sql = ("SELECT customer_id FROM clean.customers WHERE country = 'GB' "
+           "ORDER BY signup_date {}, customer_id")
+    assert query(lake, sql.format("ASC")) == [("C-1",), ("C-3",)]   # C-3: no signup date
+    assert query(lake, sql.format("DESC")) == [("C-1",), ("C-3",)]
+
+
+def test_timestamps_print_as_athena_prints_them(lake) -> None:
+    assert query(lake, "SELECT order_ts FROM clean.orders WHERE order_id = 'O-1002'") == [
+        ("2026-11-01 09:00:00.000",)]  # 10:00+01:00 in UTC
+    assert query(lake, "SELECT from_iso8601_timestamp('2026-11-01T10:00:00+01:00')") == [
+        ("2026-11-01 09:00:00.000 UTC",)]
+
+
+def test_decimal_sums_keep_their_scale(lake) -> None:
+    (total,) = query(lake, "SELECT sum(total_amount) FROM clean.orders")[0]
+    assert total == Decimal("172.63") and str(total) == "172.63"
+
+
+def test_partition_keys_are_strings_and_unregistered_folders_are_invisible(
+        lake, tmp_path) -> None:
+    assert query(lake, "SELECT DISTINCT order_date FROM clean.orders ORDER BY 1") == [
+        ("2026-11-01",), ("2026-11-02",)]
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy, ignore=shutil.ignore_patterns("_local"))
+    crawl_all(copy)
+    orders = copy / "clean" / "orders"
+    shutil.copytree(orders / "order_date=2026-11-01", orders / "order_date=2026-12-31")
+    sql = "SELECT order_date, count(*) FROM clean.orders GROUP BY 1 ORDER BY 1"
+    assert query(copy, sql) == [("2026-11-01", 4), ("2026-11-02", 2)]  # as on Athena
+    crawl_all(copy)
+    assert query(copy, sql) == [("2026-11-01", 4), ("2026-11-02", 2), ("2026-12-31", 4)]
 
 
 # -- output ----------------------------------------------------------------------------------
@@ -99,8 +157,8 @@ def test_output_formats() -> None:
         "(2 rows)")
 
 
-def test_lake_query_prints_a_json_array_of_row_objects(spark, lake, capsys) -> None:
-    ingested = athena_timestamp(spark)
+def test_lake_query_prints_a_json_array_of_row_objects(lake, capsys) -> None:
+    ingested = athena_timestamp(lake)
     code = cli.main(["--lake-root", str(lake), "query", "--format", "json",
                      "SELECT customer_id, loyalty_tier, signup_date, _ingested_at "
                      "FROM clean.customers WHERE country = 'GB' ORDER BY customer_id"])
@@ -116,13 +174,17 @@ def test_lake_query_prints_a_json_array_of_row_objects(spark, lake, capsys) -> N
                                               "tables: clean.customers")
 
 
-def athena_timestamp(spark) -> str:
+def athena_timestamp(lake: Path) -> str:
     """The run's _ingested_at as Athena prints a timestamp (UTC, milliseconds), read
-    independently of lake query."""
-    value = spark.sql("SELECT date_format(max(_ingested_at), 'yyyy-MM-dd HH:mm:ss.SSS') AS t "
-                      "FROM clean.customers").collect()[0]["t"]
-    assert len(value) == 23
-    return value
+    independently of lake query (pyarrow, from the files)."""
+    import pyarrow.parquet as pq
+
+    files = sorted((lake / "clean" / "customers").rglob("*.parquet"))
+    values = {v for f in files for v in pq.read_table(f).column("_ingested_at").to_pylist()}
+    (value,) = values  # one run wrote them all
+    text = value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    assert len(text) == 23
+    return text
 
 
 # -- named queries ---------------------------------------------------------------------------
@@ -137,9 +199,9 @@ def test_the_named_queries_are_the_expected_set() -> None:
         queries["upload_lineage"].bind({})
 
 
-def test_daily_revenue_by_currency(spark, lake) -> None:
+def test_daily_revenue_by_currency(lake) -> None:
     # O-1002 at 10:00+01:00 and O-1003 at 23:30-02:00 fall on 2026-11-01 in UTC
-    assert named(spark, "daily_revenue_by_currency") == [
+    assert named(lake, "daily_revenue_by_currency") == [
         ("2026-11-01", "EUR", 1, 1, Decimal("5.00")),     # O-1002
         ("2026-11-01", "GBP", 1, 10, Decimal("15.00")),   # O-1003: 10 x 1.5
         ("2026-11-01", "USD", 2, 7, Decimal("51.23")),    # O-1001 39.98 + O-2001 11.25
@@ -148,14 +210,14 @@ def test_daily_revenue_by_currency(spark, lake) -> None:
     ]
 
 
-def test_top_skus(spark, lake) -> None:
-    assert named(spark, "top_skus") == [
+def test_top_skus(lake) -> None:
+    assert named(lake, "top_skus") == [
         ("SKU-003", 10, 1, 1), ("SKU-201", 5, 1, 1), ("SKU-012", 3, 1, 1),
         ("SKU-001", 2, 1, 1), ("SKU-002", 1, 1, 1), ("SKU-202", 1, 1, 1),
     ]
 
 
-def test_quarantine_reasons_by_day(spark, lake) -> None:
+def test_quarantine_reasons_by_day(lake) -> None:
     day = "2026-11-21"
     customers = [("country.format", 1), ("customer_id.conflict", 2),
                  ("customer_id.required", 1), ("email.format", 1), ("full_name.type", 1),
@@ -168,13 +230,13 @@ def test_quarantine_reasons_by_day(spark, lake) -> None:
               ("product_sku.format", 2), ("quantity.range", 2), ("quantity.required", 1),
               ("quantity.type", 1), ("row.malformed", 1), ("unit_price.precision", 1),
               ("unit_price.range", 1), ("unit_price.required", 1), ("unit_price.type", 1)]
-    assert named(spark, "quarantine_reasons_by_day") == (
+    assert named(lake, "quarantine_reasons_by_day") == (
         [("customers", day, code, n) for code, n in customers]
         + [("orders", day, code, n) for code, n in orders])
 
 
-def test_upload_lineage_lists_every_row_of_one_upload(spark, lake) -> None:
-    assert named(spark, "upload_lineage", upload_id="t-orders-2026-11-02") == [
+def test_upload_lineage_lists_every_row_of_one_upload(lake) -> None:
+    assert named(lake, "upload_lineage", upload_id="t-orders-2026-11-02") == [
         ("clean", "O-2001", None, None, "orders/1"),
         ("clean", "O-2002", None, None, "orders/1"),
         ("quarantine", "O-2004", 4, "order_ts.format", "orders/1"),    # 2026-02-30
@@ -187,7 +249,6 @@ def test_upload_lineage_lists_every_row_of_one_upload(spark, lake) -> None:
 
 def test_lake_pipeline_processes_every_dataset_then_crawls(spark, tmp_path, capsys) -> None:
     lake = str(tmp_path / "lake")
-    reset_catalog(spark)
     assert cli.main(["--lake-root", lake, "upload", "--dataset", "orders",
                      str(SAMPLES / "orders_2026-11-01.csv")]) == 0
     assert cli.main(["--lake-root", lake, "upload", "--dataset", "customers",
@@ -203,9 +264,9 @@ def test_lake_pipeline_processes_every_dataset_then_crawls(spark, tmp_path, caps
         "customers  customers_v1  1        2     2      0            0           ok\n"
         "orders     orders_v2     1        14    4      9            1           ok\n"
         "crawlers: ok\n")
-    assert run_query(spark, "SELECT count(*) FROM clean.orders").rows == [(4,)]
-    assert run_query(spark, "SELECT count(*) FROM quarantine.orders").rows == [(9,)]
-    assert run_query(spark, "SELECT count(*) FROM clean.customers").rows == [(2,)]
+    assert query(tmp_path / "lake", "SELECT count(*) FROM clean.orders") == [(4,)]
+    assert query(tmp_path / "lake", "SELECT count(*) FROM quarantine.orders") == [(9,)]
+    assert query(tmp_path / "lake", "SELECT count(*) FROM clean.customers") == [(2,)]
 
     assert cli.main(["--lake-root", lake, "pipeline"]) == 0  # nothing pending: crawl only
     out = capsys.readouterr().out

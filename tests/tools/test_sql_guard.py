@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import sqlglot
 
-from lib.tools.query import QueryError, load_named_queries, to_spark_sql
+from lib.tools.query import QueryError, load_named_queries, to_duckdb_sql
 from lib.tools.sql_guard import UnsafeQueryError, check_read_only
 
 TABLES = ["clean.orders", "clean.customers", "quarantine.orders", "quarantine.customers"]
@@ -35,6 +35,13 @@ def guard(sql: str) -> None:
     ("SELECT * FROM clean.orders o JOIN other.secrets s ON o.order_id = s.id",
      "table other.secrets does not exist"),
     ("WITH x AS (SELECT 1 AS a) SELECT * FROM y", "table y does not exist"),
+    # DuckDB reads a quoted path as a file and has functions that reach the host
+    ('SELECT * FROM "/etc/passwd"', "table /etc/passwd does not exist"),
+    ("SELECT getenv('HOME')", "function getenv() is not allowed in lake query"),
+    ("SELECT current_setting('allowed_directories')",
+     "function current_setting() is not allowed in lake query"),
+    ("SELECT count(*) FROM read_parquet('/home/*/*.parquet')",
+     "lake query reads catalogued tables only, not READ_PARQUET("),
 ])
 def test_refusals_name_what_is_refused(sql: str, message: str) -> None:
     with pytest.raises(UnsafeQueryError) as err:
@@ -63,11 +70,26 @@ def test_every_named_query_passes() -> None:
     queries = load_named_queries()
     assert queries
     for q in queries.values():
-        to_spark_sql(q.sql, ["x"] * q.sql.count("?"), TABLES)
+        to_duckdb_sql(q.sql, ["x"] * q.sql.count("?"), TABLES)
 
 
-def test_only_one_read_only_statement() -> None:
-    with pytest.raises(QueryError, match="lake query runs read-only queries"):
-        to_spark_sql("INSERT INTO clean.orders SELECT * FROM clean.orders", (), TABLES)
+@pytest.mark.parametrize("sql", [
+    "INSERT INTO clean.orders SELECT * FROM clean.orders",
+    "SET enable_external_access = true",
+    "PRAGMA enable_external_access",
+    "ATTACH '/tmp/x.db' AS x",
+    "COPY clean.orders TO '/tmp/x.csv'",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "CREATE TABLE x AS SELECT 1",
+])
+def test_only_read_only_statements(sql: str) -> None:
+    """Refused before any engine sees them: not a read-only statement, or not Athena SQL."""
+    with pytest.raises(QueryError,
+                       match=r"^(lake query runs read-only queries|cannot parse the query)"):
+        to_duckdb_sql(sql, (), TABLES)
+
+
+def test_only_one_statement() -> None:
     with pytest.raises(QueryError, match="expected one SQL statement, got 2"):
-        to_spark_sql("SELECT 1; SELECT 2", (), TABLES)
+        to_duckdb_sql("SELECT 1; SELECT 2", (), TABLES)
