@@ -39,7 +39,7 @@ def copy_code(dest: Path) -> Path:
 def test_the_import_linter_contracts_hold() -> None:
     out = lint_imports(REPO)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "Contracts: 6 kept, 0 broken." in out.stdout
+    assert "Contracts: 7 kept, 0 broken." in out.stdout
     assert "BROKEN" not in out.stdout
 
 
@@ -72,11 +72,20 @@ def _lib_modules() -> list[Path]:
     return sorted((REPO / "lib").rglob("*.py"))
 
 
+# The `lake` command line is the one exception: each command imports what it needs when it
+# runs, so `lake query` and `lake crawl` start without loading Spark, boto3 or the console
+# (0.3 s instead of 0.9 s). import-linter still sees those imports (grimp reads imports inside
+# functions too), so the layers and the cycle check cover them.
+LAZY_IMPORTS_ALLOWED = {"lib/tools/cli.py"}
+
+
 def test_no_module_of_lib_imports_lib_inside_a_function() -> None:
-    """An import placed in a function hides a dependency from the layer check (and is how
-    import circles used to be dodged)."""
+    """An import placed in a function is a dependency a reader of the module's head does not
+    see (and is how import circles used to be dodged)."""
     hidden = []
     for path in _lib_modules():
+        if str(path.relative_to(REPO)) in LAZY_IMPORTS_ALLOWED:
+            continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for fn in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)):
             for node in ast.walk(fn):

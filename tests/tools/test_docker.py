@@ -39,7 +39,7 @@ def test_the_image_adds_the_projects_pins_and_leaves_the_glue_runtime_alone() ->
     wanted = dict(ln.split("==") for ln in (DOCKER / "requirements.txt").read_text().splitlines()
                   if ln and not ln.startswith("#"))
     assert wanted == {"PyYAML": pins["PyYAML"], "sqlglot": pins["sqlglot"],
-                      "chispa": pins["chispa"], "pytest": pins["pytest"],
+                      "duckdb": pins["duckdb"], "chispa": pins["chispa"], "pytest": pins["pytest"],
                       "moto[server]": pins["moto[server]"], "cfn-lint": lock["cfn-lint"]}
     assert not {"pyspark", "pandas", "numpy", "pyarrow", "boto3"} & set(wanted)
 

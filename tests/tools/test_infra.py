@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from lib.tools.cli import job_versions
 from lib.tools.crawlers import load_crawlers
 from lib.tools.infra import (
     FOUNDATION_PATH,
@@ -24,6 +23,7 @@ from lib.tools.infra import (
     check,
     load_template,
 )
+from lib.tools.job_versions import job_versions
 from lib.tools.query import NamedQuery, load_named_queries
 from tests.helpers import REPO
 

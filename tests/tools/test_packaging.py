@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from lib.ledger.sqlite import open_ledger
-from lib.tools.cli import job_versions, main
+from lib.tools.cli import main
+from lib.tools.job_versions import job_versions
 from lib.tools.packaging import PackageError, build, lambda_pins
 from tests.helpers import REPO
 
