@@ -29,6 +29,10 @@ OPTIONAL: dict[str, str | None] = {
     "ledger_retention_days": None,
     "alert_topic_arn": None,
     "metrics_namespace": None,
+    # EventBridge: where an "Uploads Pending" event goes after a run that leaves ACCEPTED
+    # uploads waiting (lib.ledger.announce); both or neither.
+    "event_bus_name": None,
+    "event_source": None,
     "aws_region": None,  # region of the ledger table and topic (default: boto3's own lookup)
 }
 

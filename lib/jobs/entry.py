@@ -16,9 +16,10 @@ from lib.jobs.report import failed_run_metrics, format_summary, run_metrics
 from lib.jobs.run import DriverDied, process_uploads
 from lib.jobs.runtime import JobContext, open_job
 from lib.lake import metrics
+from lib.ledger.announce import announcer_for
 from lib.ledger.base import Ledger
 from lib.ledger.notify import notifier_for
-from lib.ledger.records import FAILED, LedgerError
+from lib.ledger.records import ACCEPTED, FAILED, LedgerError
 
 
 def run_job(dataset: str, version: int, argv: Sequence[str]) -> int:
@@ -26,7 +27,9 @@ def run_job(dataset: str, version: int, argv: Sequence[str]) -> int:
     ``--upload_ids``); returns the process exit code (0 ok, 1 some upload failed).
 
     With ``--metrics_namespace`` the run's counts go to CloudWatch as an EMF line (also when
-    the run raises); with ``--alert_topic_arn`` every upload the run left FAILED is reported."""
+    the run raises); with ``--alert_topic_arn`` every upload the run left FAILED is reported;
+    with ``--event_bus_name`` and ``--event_source`` uploads accepted while it ran are
+    announced for the next run."""
     with open_job(argv, job_args.REQUIRED, job_args.OPTIONAL) as ctx:
         namespace = ctx.args.get("metrics_namespace")
         ledger = job_args.ledger(ctx.args)
@@ -55,8 +58,27 @@ def run_job(dataset: str, version: int, argv: Sequence[str]) -> int:
         metrics.emit(namespace, dataset, run_metrics(report, time.monotonic() - started),
                      {"job": ctx.job_name, "run_id": report.run_id})
         _alert(ctx, ledger, [u.upload_id for u in report.failed], report.report_page)
+        _announce_waiting(ctx, ledger, dataset, report.run_id,
+                          {u.upload_id for u in report.uploads})
         print(format_summary(report), flush=True)
     return report.exit_code
+
+
+def _announce_waiting(ctx: JobContext, ledger: Ledger, dataset: str, run_id: str,
+                      taken: set[str]) -> None:
+    """With ``--event_bus_name`` and ``--event_source``: the dataset's ACCEPTED uploads this
+    run did not take (accepted while it ran: their own events may have come while the
+    workflow was busy) are announced in one "Uploads Pending" event, so that the next batch
+    starts without waiting for the scheduled sweep."""
+    bus, source = ctx.args.get("event_bus_name"), ctx.args.get("event_source")
+    if not bus or not source:
+        return
+    waiting = [r.upload_id for r in ledger.find(dataset, [ACCEPTED]) if r.upload_id not in taken]
+    if waiting:
+        announcer = announcer_for(bus, source, job_args.aws_client(ctx.args, "events"))
+        if announcer.uploads_pending(dataset, waiting, run_id):
+            ctx.logger.info("%d upload(s) of %s accepted during the run announced for the next "
+                            "one: %s", len(waiting), dataset, ", ".join(waiting))
 
 
 def _alert(ctx: JobContext, ledger: Ledger, upload_ids: Sequence[str],

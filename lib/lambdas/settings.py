@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -12,6 +12,7 @@ import boto3
 
 from lib.errors import ConfigError
 from lib.lake.paths import LakePaths
+from lib.ledger.announce import Announcer, NoAnnouncer, announcer_for
 from lib.ledger.dynamo import DynamoLedger
 from lib.ledger.notify import Notifier, notifier_for
 from lib.upload.checks import max_upload_bytes
@@ -26,6 +27,8 @@ class Settings:
     metrics_namespace: str | None
     max_upload_bytes: int  # the lake-wide ceiling; a contract may lower it
     url_expires_seconds: int = 900
+    event_bus: str | None = None  # where "Upload Accepted" events go (with event_source)
+    event_source: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -42,7 +45,9 @@ class Settings:
             kms_key_arn=env.get("KMS_KEY_ARN") or None,
             alert_topic_arn=env.get("ALERT_TOPIC_ARN") or None,
             metrics_namespace=env.get("METRICS_NAMESPACE") or None,
-            max_upload_bytes=ceiling, url_expires_seconds=int(expires))
+            max_upload_bytes=ceiling, url_expires_seconds=int(expires),
+            event_bus=env.get("EVENT_BUS_NAME") or None,
+            event_source=env.get("EVENT_SOURCE") or None)
 
 
 def lake_paths(settings: Settings) -> LakePaths:
@@ -64,14 +69,17 @@ class Services:
     s3: Any
     ledger: DynamoLedger
     notifier: Notifier
+    announcer: Announcer = field(default_factory=NoAnnouncer)
 
 
 def build_services(settings: Settings, session: Any = None) -> Services:
     session = session or boto3.session.Session()
+    events = session.client("events") if settings.event_bus and settings.event_source else None
     return Services(settings, session.client("s3"),
                     DynamoLedger(settings.ledger_table, client=session.client("dynamodb")),
                     notifier_for(settings.alert_topic_arn, session.client("sns")
-                                 if settings.alert_topic_arn else None))
+                                 if settings.alert_topic_arn else None),
+                    announcer_for(settings.event_bus, settings.event_source, events))
 
 
 @cache

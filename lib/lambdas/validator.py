@@ -5,7 +5,9 @@ For each object under ``raw/<dataset>/ingest_date=D/<upload_id>/<name>`` it runs
 plus the checksum declared when the upload was requested:
 
 * accepted: the object stays where it is and the upload becomes ACCEPTED (with its SHA-256
-  claim, so the same bytes cannot be accepted twice);
+  claim, so the same bytes cannot be accepted twice), and an ``Upload Accepted`` event goes
+  to EventBridge (:mod:`lib.ledger.announce`), which starts the dataset's workflow after its
+  batching condition: once per upload, never for a rejected one or a redelivered message;
 * rejected: the object is copied to ``rejected/<dataset>/ingest_date=D/<upload_id>/`` beside
   ``<name>.reason.json``, the upload becomes REJECTED with its reason, the raw object is
   deleted, and an SNS message names the dataset, the upload and the reason.
@@ -134,6 +136,8 @@ def validate_object(svc: Services, bucket: str, key: str) -> str:
     metrics.emit(svc.settings.metrics_namespace, record.dataset,
                  {metrics.FILES_ACCEPTED: (1, metrics.COUNT)},
                  {"upload_id": record.upload_id, "size_bytes": size})
+    # Once: only the delivery whose conditional write made the upload ACCEPTED gets here.
+    svc.announcer.upload_accepted(accepted)
     log.info("upload %s ACCEPTED: s3://%s/%s", record.upload_id, bucket, key)
     return accepted.status
 

@@ -9,7 +9,7 @@
     lake [--lake-root DIR] catalog [--format text|json]
     lake [--lake-root DIR] query "SQL" | --named NAME [--param V ...] [--format table|csv|json]
     lake [--lake-root DIR] queries [--run] [--param NAME=VALUE ...] [--format ...]
-    lake [--lake-root DIR] pipeline
+    lake [--lake-root DIR] pipeline [--watch [--batch-size N] [--batch-window SECONDS]]
     lake infra generate [--check]
     lake package [--dist DIR]
     lake deploy --env ENV [--dry-run] [--region REGION] [--dist DIR]
@@ -47,6 +47,7 @@ from lib.ledger.sqlite import open_ledger
 from lib.tools.catalog import LocalCatalog
 from lib.tools.progress import tracking
 from lib.tools.query import FORMATS as QUERY_FORMATS
+from lib.tools.watch import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_WINDOW_S, DEFAULT_POLL_S
 from lib.upload.checks import human_bytes, max_upload_bytes, upload_limit
 
 # What only some commands need (Spark, boto3, the console, the AWS tooling) is imported by
@@ -234,9 +235,12 @@ def cmd_queries(args: argparse.Namespace) -> int:
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     """What the scheduled workflow does on AWS: each dataset with pending uploads runs its
-    current job version, then the crawlers run, then a summary."""
+    current job version, then the crawlers run, then a summary. With ``--watch``: what the
+    event-driven workflow does (:mod:`lib.tools.watch`)."""
     from lib.tools.job_versions import job_versions
 
+    if args.watch:
+        return _watch(args)
     ledger = _ledger(args)
     jobs = job_versions()
     ran: list[tuple[str, str, int, list[str]]] = []
@@ -273,6 +277,33 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         print("no dataset had pending uploads; catalog refreshed")
     print("crawlers: " + ("ok" if crawl_code == 0 else "conflicts (see above)"))
     return 1 if crawl_code or any(code for *_, code, _ in ran) else 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from lib.jobs.local_spark import local_spark_session
+    from lib.jobs.runtime import local_work_dir
+    from lib.tools.job_versions import job_versions
+    from lib.tools.watch import watch
+
+    jobs = job_versions()
+    datasets = sorted(d for d in available_contracts() if d in jobs)
+    root = _lake_dir(args)
+
+    def run(dataset: str) -> int:
+        code = _run_job(args, dataset, jobs[dataset][-1], None)
+        crawled = _crawl(args, None)
+        return code or crawled
+
+    def start_spark() -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        local_spark_session(local_work_dir(to_uri(root)), app_name="lake-watch")
+
+    try:
+        return watch(_ledger(args), datasets, run, size=args.batch_size,
+                     window=args.batch_window, poll=args.poll,
+                     say=lambda line: print(line, flush=True), prepare=start_spark)
+    except ValueError as exc:
+        raise CliError(f"lake pipeline --watch: {exc}") from None
 
 
 def cmd_contract_check(args: argparse.Namespace) -> int:
@@ -554,6 +585,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("pipeline", help="the scheduled workflow: run each dataset's current "
                         "job on its pending uploads, then the crawlers, then a summary")
+    pl.add_argument("--watch", action="store_true",
+                    help="the event-driven workflow: keep watching, and run a dataset's job "
+                    "(then the crawlers) once its accepted uploads reach --batch-size or "
+                    "--batch-window seconds passed since the first; Ctrl-C stops between runs")
+    pl.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                    help=f"with --watch: uploads that start a run (default {DEFAULT_BATCH_SIZE}, "
+                    "as on AWS)")
+    pl.add_argument("--batch-window", type=float, default=DEFAULT_BATCH_WINDOW_S,
+                    metavar="SECONDS", help="with --watch: seconds after a batch's first upload "
+                    f"that start a run (default {DEFAULT_BATCH_WINDOW_S:g}, as on AWS)")
+    pl.add_argument("--poll", type=float, default=DEFAULT_POLL_S, metavar="SECONDS",
+                    help=f"with --watch: how often the ledger is read (default {DEFAULT_POLL_S:g})")
     pl.set_defaults(func=cmd_pipeline)
 
     inf = sub.add_parser("infra", help="CloudFormation generated from the repo")

@@ -110,6 +110,37 @@ def test_the_job_takes_its_input_from_the_dynamodb_ledger_and_reports(
     assert "status:             FAILED" in shown and "PROCESSING -> FAILED" in shown
 
 
+def test_uploads_accepted_during_a_run_are_announced_for_the_next_one(
+        spark, aws, tmp_path) -> None:
+    """The run takes u-1 (as if it had started before u-2 arrived); u-2 is still ACCEPTED
+    when it ends, so one "Uploads Pending" event names it for the dataset's rule."""
+    lake = tmp_path / "lake"
+    ledger: DynamoLedger = aws["ledger"]
+    events, sqs = boto3.client("events"), aws["sqs"]
+    inbox = sqs.create_queue(QueueName="events")["QueueUrl"]
+    events.put_rule(Name="orders-uploads", EventPattern=json.dumps(
+        {"source": ["lake.dev.uploads"], "detail-type": ["Uploads Pending"],
+         "detail": {"dataset": ["orders"]}}))
+    events.put_targets(Rule="orders-uploads", Targets=[{"Id": "inbox", "Arn": sqs.get_queue_attributes(
+        QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]}])
+    _accepted(ledger, lake, SAMPLES / "orders_2026-11-01.csv", "u-1")
+    _accepted(ledger, lake, SAMPLES / "orders_2026-11-02.csv.gz", "u-2")
+    argv = ["--JOB_NAME", "lake-dev-orders-v2", "--lake_root", to_uri(lake),
+            "--ledger_table", aws["table"], "--event_bus_name", "default",
+            "--event_source", "lake.dev.uploads", "--aws_region", REGION]
+    assert job.main([*argv, "--upload_ids", json.dumps(["u-1"])]) == 0
+    got = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10)["Messages"]
+    [event] = [json.loads(m["Body"]) for m in got]
+    assert (event["source"], event["detail-type"]) == ("lake.dev.uploads", "Uploads Pending")
+    assert event["detail"] == {"dataset": "orders", "upload_ids": ["u-2"], "count": 1,
+                               "after_run": ledger.get("u-1").run_id}
+    for m in got:
+        sqs.delete_message(QueueUrl=inbox, ReceiptHandle=m["ReceiptHandle"])
+    assert job.main(argv) == 0  # takes u-2; nothing left waiting: no event
+    assert ledger.get("u-2").status == "ARCHIVED"
+    assert sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", []) == []
+
+
 def test_the_job_refuses_a_bad_retention(spark, aws, tmp_path) -> None:
     with pytest.raises(JobArgumentError, match="--ledger_retention_days must be a positive "
                                                "number of days, got '0'"):

@@ -31,6 +31,7 @@ from tests.helpers import REPO
 
 ORDERS = REPO / "samples" / "orders" / "orders_2026-11-01.csv"
 BUCKET = "lake-test-raw"
+EVENT_SOURCE = "lake.test.uploads"
 CALLER = "arn:aws:iam::123456789012:user/alice"
 
 
@@ -77,16 +78,25 @@ class Lake:
         topic = sns.create_topic(Name="lake-test-alerts")["TopicArn"]
         self.inbox = self.sqs.create_queue(QueueName="lake-test-inbox")["QueueUrl"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=self._arn(self.inbox))
+        # The uploads' events, caught by a rule as the pipelines' per-dataset rules match them.
+        events = boto3.client("events")
+        self.events_inbox = self.sqs.create_queue(QueueName="lake-test-events")["QueueUrl"]
+        events.put_rule(Name="lake-test-uploads", EventPattern=json.dumps(
+            {"source": [EVENT_SOURCE], "detail-type": ["Upload Accepted"]}))
+        events.put_targets(Rule="lake-test-uploads", Targets=[
+            {"Id": "inbox", "Arn": self._arn(self.events_inbox)}])
         self.settings = Settings.from_env({
             "LEDGER_TABLE": "lake-test-ledger", "RAW_BUCKET": BUCKET,
             "KMS_KEY_ARN": self.key_arn, "ALERT_TOPIC_ARN": topic,
-            "METRICS_NAMESPACE": "Lake/test"})
+            "METRICS_NAMESPACE": "Lake/test", "EVENT_BUS_NAME": "default",
+            "EVENT_SOURCE": EVENT_SOURCE})
         self.svc: Services = build_services(self.settings)
         self.drained: list[dict] = []
         # Every AWS call each function makes, to hold against its role in uploads.yaml.
         self.actor = "api"
         self.calls: dict[str, set[tuple[str, str]]] = {"api": set(), "validator": set()}
-        for client in (self.svc.s3, self.svc.ledger._db, self.svc.notifier._sns):
+        for client in (self.svc.s3, self.svc.ledger._db, self.svc.notifier._sns,
+                       self.svc.announcer._events):
             client.meta.events.register("before-parameter-build", self._record)
 
     def _record(self, model: Any, params: dict, **_: Any) -> None:
@@ -165,6 +175,19 @@ class Lake:
         self.drained += got
         return failed
 
+    def accepted_events(self) -> list[dict]:
+        """Every "Upload Accepted" event put on the bus so far (drained)."""
+        out = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.events_inbox, MaxNumberOfMessages=10,
+                                           WaitTimeSeconds=1).get("Messages", [])
+            if not got:
+                return out
+            for m in got:
+                out.append(json.loads(m["Body"]))
+                self.sqs.delete_message(QueueUrl=self.events_inbox,
+                                        ReceiptHandle=m["ReceiptHandle"])
+
     def alerts(self) -> list[dict]:
         got = self.sqs.receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10,
                                        WaitTimeSeconds=1).get("Messages", [])
@@ -238,6 +261,13 @@ def test_an_upload_goes_from_post_uploads_to_accepted(lake: Lake, capsys) -> Non
         "Metrics": [{"Name": "FilesAccepted", "Unit": "Count"}]}]
     assert (line["Dataset"], line["FilesAccepted"], line["upload_id"]) == ("orders", 1, uid)
     assert lake.alerts() == []  # nothing to report
+    # one "Upload Accepted" event, which the dataset's rule sends to its Glue workflow
+    [event] = lake.accepted_events()
+    assert (event["source"], event["detail-type"]) == (EVENT_SOURCE, "Upload Accepted")
+    assert event["detail"] == {
+        "dataset": "orders", "upload_id": uid, "size_bytes": len(data), "record_count": 14,
+        "file": "Orders Nov 1.csv", "location": f"s3://{BUCKET}/{key}",
+        "accepted_at": record["updated_at"]}
     lake.assert_least_privilege()
 
 
@@ -257,6 +287,7 @@ def test_a_bad_file_is_rejected_moved_aside_and_reported(lake: Lake, capsys) -> 
     reason = json.loads(lake.s3.get_object(Bucket=BUCKET, Key=f"{folder}/short.csv.reason.json")
                         ["Body"].read())
     assert (reason["upload_id"], reason["reason_code"]) == (uid, "file.missing_columns")
+    assert lake.accepted_events() == []  # nothing for the workflow
     [alert] = lake.alerts()
     assert (alert["event"], alert["dataset"], alert["upload_id"], alert["reason_code"]) == (
         "upload.rejected", "orders", uid, "file.missing_columns")
@@ -372,6 +403,8 @@ def test_an_event_delivered_twice_changes_nothing_the_second_time(lake: Lake) ->
     assert validator.handler(event, None, lake.svc) == {"batchItemFailures": []}
     assert [h.to_status for h in lake.svc.ledger.history(answer["upload_id"])] == [
         RECEIVED, ACCEPTED]
+    # one event for the one acceptance, none for the redelivery
+    assert [e["detail"]["upload_id"] for e in lake.accepted_events()] == [answer["upload_id"]]
 
 
 def test_failing_events_go_to_the_dlq_after_the_retry_limit_and_redrive_brings_them_back(

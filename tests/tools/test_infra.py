@@ -116,7 +116,10 @@ def test_every_named_query_file_has_a_named_query_and_no_other_exists(pipelines)
     assert {p["Name"] for p in queries.values()} == set(load_named_queries())
 
 
-def test_each_dataset_workflow_schedules_its_latest_job_then_crawls_its_zones(pipelines) -> None:
+def test_each_dataset_workflow_starts_its_latest_job_on_upload_events_then_crawls(
+        pipelines) -> None:
+    """One start trigger per workflow (Glue allows one): EVENT, with the batching condition;
+    then the CONDITIONAL crawl trigger."""
     res = pipelines["Resources"]
     triggers = resources(pipelines, "AWS::Glue::Trigger")
     workflows = resources(pipelines, "AWS::Glue::Workflow")
@@ -127,16 +130,80 @@ def test_each_dataset_workflow_schedules_its_latest_job_then_crawls_its_zones(pi
                    for k, r in res.items() if r["Type"] == "AWS::Glue::Crawler"}
     for dataset, versions in job_versions().items():
         latest = job_ids[f"{dataset}-v{versions[-1]}"]
-        by_type = {t["Type"]: t for t in triggers.values()
-                   if env_suffix(t["Name"]).startswith(f"{dataset}-")}
-        scheduled, conditional = by_type["SCHEDULED"], by_type["CONDITIONAL"]
-        assert scheduled["Actions"] == [{"JobName": {"Ref": latest}}]
-        assert scheduled["Schedule"] == {"Ref": f"{dataset.capitalize()}Schedule"}
+        mine = [t for t in triggers.values() if env_suffix(t["Name"]).startswith(f"{dataset}-")]
+        assert sorted(t["Type"] for t in mine) == ["CONDITIONAL", "EVENT"]
+        by_type = {t["Type"]: t for t in mine}
+        event, conditional = by_type["EVENT"], by_type["CONDITIONAL"]
+        assert event["Actions"] == [{"JobName": {"Ref": latest}}]
+        assert event["EventBatchingCondition"] == {
+            "BatchSize": {"Ref": "EventBatchSize"},
+            "BatchWindow": {"Ref": "EventBatchWindowSeconds"}}
         assert conditional["Predicate"]["Conditions"] == [
             {"LogicalOperator": "EQUALS", "JobName": {"Ref": latest}, "State": "SUCCEEDED"}]
         wanted = {crawler_ids[n] for n, d in load_crawlers().items() if dataset in d.targets}
         assert {a["CrawlerName"]["Ref"] for a in conditional["Actions"]} == wanted
-        assert scheduled["WorkflowName"] == conditional["WorkflowName"]
+        assert event["WorkflowName"] == conditional["WorkflowName"] == {
+            "Ref": f"{dataset.capitalize()}Workflow"}
+    params = pipelines["Parameters"]
+    assert (params["EventBatchSize"]["Default"], params["EventBatchSize"]["MaxValue"]) == (50, 100)
+    assert (params["EventBatchWindowSeconds"]["Default"],
+            params["EventBatchWindowSeconds"]["MaxValue"]) == (300, 900)
+
+
+def _workflow_arn(dataset: str) -> dict:
+    return {"Fn::Sub": ["arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:"
+                        "workflow/${Workflow}",
+                        {"Workflow": {"Ref": f"{dataset.capitalize()}Workflow"}}]}
+
+
+def test_a_datasets_upload_events_and_its_schedule_reach_its_workflow(pipelines) -> None:
+    """The rule matches the validator's and the job's events of that dataset only; the
+    schedule stays, as a sweep rule on the same workflow; both through one role."""
+    rules = resources(pipelines, "AWS::Events::Rule")
+    target = lambda ds: [{"Id": "workflow", "Arn": _workflow_arn(ds),  # noqa: E731
+                          "RoleArn": {"Fn::GetAtt": ["WorkflowEventsRole", "Arn"]}}]
+    for dataset in job_versions():
+        name = dataset.capitalize()
+        uploads = rules[f"{name}UploadEventsRule"]
+        assert uploads["EventPattern"] == {
+            "source": [{"Fn::Sub": "${Project}.${Env}.uploads"}],
+            "detail-type": ["Upload Accepted", "Uploads Pending"],
+            "detail": {"dataset": [dataset]}}
+        assert uploads["State"] == "ENABLED" and uploads["Targets"] == target(dataset)
+        sweep = rules[f"{name}SweepRule"]
+        assert sweep["ScheduleExpression"] == {"Ref": f"{name}Schedule"}
+        assert sweep["State"] == {"Fn::If": ["SchedulesOn", "ENABLED", "DISABLED"]}
+        assert sweep["Targets"] == target(dataset)
+    assert len(rules) == 2 * len(job_versions())
+    role = pipelines["Resources"]["WorkflowEventsRole"]["Properties"]
+    [assume] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert (assume["Principal"], assume["Action"]) == (
+        {"Service": "events.amazonaws.com"}, "sts:AssumeRole")
+    assert assume["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    [policy] = role["Policies"]
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Action"]) == ("Allow", "glue:notifyEvent")
+    assert statement["Resource"] == [_workflow_arn(d) for d in sorted(job_versions())]
+
+
+def test_who_puts_upload_events_may_put_only_the_lakes_own(pipelines) -> None:
+    """The validator (uploads stack) and the jobs (foundation's job role) may put events on
+    the default bus with the lake's source only; the jobs are told the bus and source."""
+    source = {"Fn::Sub": "${Project}.${Env}.uploads"}
+    bus = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:"
+                      "event-bus/default"}
+    for path, role in ((UPLOADS_PATH, "ValidatorRole"), (FOUNDATION_PATH, "GlueJobRole")):
+        statements = [st for p in load_template(path)["Resources"][role]["Properties"]["Policies"]
+                      for st in p["PolicyDocument"]["Statement"]
+                      if "events:PutEvents" in str(st["Action"])]
+        assert [(st["Action"], st["Resource"], st["Condition"]) for st in statements] == [
+            ("events:PutEvents", bus, {"StringEquals": {"events:source": source}})], role
+    env = load_template(UPLOADS_PATH)["Resources"]["ValidatorFunction"]["Properties"][
+        "Environment"]["Variables"]
+    assert (env["EVENT_BUS_NAME"], env["EVENT_SOURCE"]) == ("default", source)
+    for props in resources(pipelines, "AWS::Glue::Job").values():
+        args = props["DefaultArguments"]
+        assert (args["--event_bus_name"], args["--event_source"]) == ("default", source)
 
 
 def test_jobs_run_glue_5_with_the_versioned_lib_metrics_logs_and_lake_paths(pipelines) -> None:
@@ -387,7 +454,8 @@ def test_the_functions_run_lib_handlers_from_the_release_with_its_layer(uploads)
                 "KMS_KEY_ARN": settings.kms_key_arn, "ALERT_TOPIC_ARN": settings.alert_topic_arn,
                 "METRICS_NAMESPACE": settings.metrics_namespace,
                 "LAKE_MAX_UPLOAD_BYTES": str(settings.max_upload_bytes),
-                "UPLOAD_URL_EXPIRES_SECONDS": str(settings.url_expires_seconds)}
+                "UPLOAD_URL_EXPIRES_SECONDS": str(settings.url_expires_seconds),
+                "EVENT_BUS_NAME": settings.event_bus, "EVENT_SOURCE": settings.event_source}
         assert {k: read[k] for k in env} == {k: given[k] for k in env}
     layer = resources(uploads, "AWS::Lambda::LayerVersion")["DependenciesLayer"]
     assert sub_text(layer["Content"]["S3Key"]) == "lib/${ReleaseId}/lambda-deps.zip"
