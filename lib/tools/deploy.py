@@ -8,7 +8,8 @@ The plan, in order (``--dry-run`` prints it and touches nothing on AWS):
 4. read its ``ArtifactsBucket`` output;
 5. upload the artifacts to that bucket (SSE-KMS, content SHA-256 as metadata);
 6. ``aws cloudformation deploy`` the pipelines stack ``<project>-<env>-pipelines`` with the
-   new ``ReleaseId``;
+   new ``ReleaseId`` (the dry run also shows how each dataset's workflow starts: its upload
+   events with their batching condition, and its scheduled sweep);
 7. ``aws cloudformation deploy`` the uploads stack ``<project>-<env>-uploads`` (upload API,
    validator, alarms) with the same ``ReleaseId``.
 
@@ -117,13 +118,55 @@ def cloudformation_deploy(cfg: EnvConfig, kind: str, extra: Mapping[str, str],
            "--tags", f"project={cfg.project}", f"env={cfg.env}"]
     if kind == "foundation":  # it creates the job and crawler roles by name
         cmd += ["--capabilities", "CAPABILITY_NAMED_IAM"]
-    elif kind == "uploads":  # the Lambda roles, named by CloudFormation
+    else:  # the Lambda roles, EventBridge's role to the workflows: named by CloudFormation
         cmd += ["--capabilities", "CAPABILITY_IAM"]
     if template_bucket:
         cmd += ["--s3-bucket", template_bucket, "--s3-prefix", "cloudformation"]
     if cfg.region:
         cmd += ["--region", cfg.region]
     return cmd
+
+
+def event_starts(cfg: EnvConfig) -> list[str]:
+    """How each dataset's workflow starts in this environment, from the pipelines template
+    and the environment's parameters: its upload-events rule and EVENT trigger's batching
+    condition, and its sweep rule."""
+    template = load_template(TEMPLATE_PATH)
+    res = template["Resources"]
+    values = {k: str(p.get("Default", "")) for k, p in template["Parameters"].items()}
+    values |= {k: str(v).lower() if isinstance(v, bool) else str(v)
+               for k, v in cfg.parameters["pipelines"].items()}
+    values |= {"Project": cfg.project, "Env": cfg.env}
+
+    def name(value: Any) -> str:
+        text = value["Fn::Sub"] if isinstance(value, dict) else value
+        for key, val in values.items():
+            text = text.replace("${" + key + "}", val)
+        return text
+
+    lines = []
+    for trigger in (r["Properties"] for r in res.values()
+                    if r["Type"] == "AWS::Glue::Trigger" and r["Properties"]["Type"] == "EVENT"):
+        workflow_id = trigger["WorkflowName"]["Ref"]
+        job = res[trigger["Actions"][0]["JobName"]["Ref"]]["Properties"]
+        rules = {k: r["Properties"] for k, r in res.items() if r["Type"] == "AWS::Events::Rule"
+                 and workflow_id in json.dumps(r["Properties"]["Targets"])}
+        uploads = next(r for r in rules.values() if "EventPattern" in r)
+        sweep = next(r for r in rules.values() if "ScheduleExpression" in r)
+        batch = trigger["EventBatchingCondition"]
+        sweep_on = values["SchedulesEnabled"] == "true"
+        lines += [
+            f"workflow {name(res[workflow_id]['Properties']['Name'])}: job "
+            f"{name(job['Name'])} on {values[batch['BatchSize']['Ref']]} upload event(s) or "
+            f"{values[batch['BatchWindow']['Ref']]} s after the first (EVENT trigger "
+            f"{name(trigger['Name'])}), then its crawlers",
+            f"    events: rule {name(uploads['Name'])} ({', '.join(uploads['EventPattern']['detail-type'])}"
+            f" of {uploads['EventPattern']['detail']['dataset'][0]})",
+            f"    sweep: rule {name(sweep['Name'])} "
+            f"{values[sweep['ScheduleExpression']['Ref']]} "
+            + ("ENABLED" if sweep_on else "DISABLED (SchedulesEnabled=false)"),
+        ]
+    return lines
 
 
 def upload_artifacts(package: Package, bucket: str, s3: Any) -> list[str]:
@@ -199,9 +242,14 @@ def plan(cfg: EnvConfig, dist: Path, out: TextIO,
               " -> output ArtifactsBucket"], resolve_bucket),
         Step(f"upload {len(package.artifacts)} artifacts",
              [f"s3://{bucket}/{a.key}" for a in package.artifacts], upload),
-        *[Step(f"deploy stack {cfg.stack_name(kind)}", [shlex.join(release_stack(kind, bucket))],
-               run_cmd(lambda kind=kind: release_stack(kind, state["bucket"])))
-          for kind in ("pipelines", "uploads")],
+        Step(f"deploy stack {cfg.stack_name('pipelines')}",
+             [shlex.join(release_stack("pipelines", bucket)), *event_starts(cfg)],
+             run_cmd(lambda: release_stack("pipelines", state["bucket"]))),
+        Step(f"deploy stack {cfg.stack_name('uploads')}",
+             [shlex.join(release_stack("uploads", bucket)),
+              "validator: an Upload Accepted event per accepted upload, on the default bus "
+              f"(source {cfg.project}.{cfg.env}.uploads)"],
+             run_cmd(lambda: release_stack("uploads", state["bucket"]))),
     ]
 
 

@@ -30,7 +30,8 @@ def pipelines_cmd(release: str, bucket: str) -> str:
             "infra/pipelines.yaml --no-fail-on-empty-changeset --parameter-overrides "
             f"Project=lake Env=dev ReleaseId={release} WorkerType=G.1X NumberOfWorkers=2 "
             "JobTimeoutMinutes=30 JobMaxRetries=0 SchedulesEnabled=false --tags project=lake "
-            f"env=dev --s3-bucket {bucket} --s3-prefix cloudformation --region eu-west-1")
+            f"env=dev --capabilities CAPABILITY_IAM --s3-bucket {bucket} --s3-prefix "
+            "cloudformation --region eu-west-1")
 
 
 def uploads_cmd(release: str, bucket: str) -> str:
@@ -73,6 +74,18 @@ def test_dry_run_prints_every_step_and_calls_nothing_on_aws(tmp_path, monkeypatc
     for artifact in ("lib.zip", "lambda-deps.zip"):
         assert ("    s3://<ArtifactsBucket output of lake-dev-foundation>/lib/"
                 f"{release}/{artifact}") in lines
+    # the event-driven starts: dev deploys with the schedules off, the events on
+    events = lines[lines.index("[6/7] deploy stack lake-dev-pipelines") + 2:
+                   lines.index("[7/7] deploy stack lake-dev-uploads")]
+    assert events[3:] == [
+        "    workflow lake-dev-orders: job lake-dev-orders-v2 on 50 upload event(s) or 300 s "
+        "after the first (EVENT trigger lake-dev-orders-uploads), then its crawlers",
+        "        events: rule lake-dev-orders-uploads (Upload Accepted, Uploads Pending of "
+        "orders)",
+        "        sweep: rule lake-dev-orders-sweep cron(20 2 * * ? *) DISABLED "
+        "(SchedulesEnabled=false)"]
+    assert ("    validator: an Upload Accepted event per accepted upload, on the default bus "
+            "(source lake.dev.uploads)") in lines
     assert lines[-1] == "dry run complete: run without DRY_RUN=1 to deploy"
 
 
@@ -172,8 +185,8 @@ def test_a_parameter_the_template_does_not_declare_is_refused(tmp_path) -> None:
     assert str(err.value) == (
         f"{tmp_path / 'dev.json'}: pipelines parameter(s) WorkerCount are not in pipelines.yaml; "
         "it declares: Project, Env, ReleaseId, WorkerType, NumberOfWorkers, JobTimeoutMinutes, "
-        "JobMaxRetries, SchedulesEnabled, LedgerRetentionDays, QuarantineRatioThreshold, "
-        "CustomersSchedule, OrdersSchedule")
+        "JobMaxRetries, SchedulesEnabled, EventBatchSize, EventBatchWindowSeconds, "
+        "LedgerRetentionDays, QuarantineRatioThreshold, CustomersSchedule, OrdersSchedule")
 
 
 def test_env_files_may_not_set_what_the_deploy_sets(tmp_path: Path) -> None:
