@@ -13,11 +13,12 @@ BENCH_DIR ?= .bench
 DIST      ?= dist
 ENV       ?= dev
 JOB       ?= orders/v2
+JARS_STAMP := .cache/jars/.fetched
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 COMPOSE   := docker compose -f docker/compose.yaml
 
-.PHONY: help run test bench bench-catalog lint lock lock-checkov clean prereqs infra package deploy docker-build docker-test docker-run
+.PHONY: help run test jars bench bench-catalog lint lock lock-checkov clean prereqs infra package deploy docker-build docker-test docker-run
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,8 +38,14 @@ run: prereqs $(STAMP) ## Upload the bundled samples of both datasets, run the pi
 	@ls -1 $(LAKE_ROOT)/_reports/*/*.html
 	@echo "== the console (uploads by drag and drop, live status): $(LAKE) --lake-root $(LAKE_ROOT) serve"
 
-test: prereqs $(STAMP) $(CHECKOV_STAMP) ## Run all tests (unit, job-level, CLI, packaging, cfn-lint and checkov on infra/)
+test: prereqs $(STAMP) $(CHECKOV_STAMP) $(JARS_STAMP) ## Run all tests (unit, job-level, CLI, packaging, cfn-lint and checkov on infra/)
 	LAKE_CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
+
+jars: $(JARS_STAMP) ## Fetch the S3A connector a local run on s3:// needs (pinned, SHA-256 checked, once)
+
+$(JARS_STAMP): lib/jobs/s3a.py | $(STAMP)
+	$(LAKE) jars
+	touch $@
 
 bench: prereqs $(STAMP) ## Benchmark the orders job against bare CSV->Parquet conversions, at local[1]/[2], memory at ROWS and BIG_ROWS
 	$(PY) bench/orders_bench.py --rows $(ROWS) --big-rows $(BIG_ROWS) --work-dir $(BENCH_DIR)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from lib.jobs.s3a import s3a_conf
+
 DRIVER_MEMORY_ENV = "LAKE_DRIVER_MEMORY"
 
 
@@ -39,8 +41,10 @@ def local_spark_session(
     master: str | None = None,
     driver_memory: str | None = None,
     shuffle_partitions: int | None = None,
+    s3: bool = False,
 ) -> SparkSession:
-    """Get or create the process's local SparkSession, rooted at ``work_dir``."""
+    """Get or create the process's local SparkSession, rooted at ``work_dir``; with ``s3``
+    it reads and writes ``s3://`` through the S3A connector (:mod:`lib.jobs.s3a`)."""
     work = Path(work_dir).resolve()
     for sub in ("warehouse", "tmp", "local"):
         (work / sub).mkdir(parents=True, exist_ok=True)
@@ -70,6 +74,6 @@ def local_spark_session(
         .config("spark.sql.warehouse.dir", (work / "warehouse").as_uri())
         .config("spark.local.dir", str(work / "local"))
     )
-    for key, value in SESSION_CONF.items():
+    for key, value in {**SESSION_CONF, **(s3a_conf() if s3 else {})}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

@@ -32,6 +32,7 @@ from lib.jobs.local_spark import (
     driver_memory_setting,
     local_spark_session,
 )
+from lib.jobs.s3a import is_s3
 from lib.lake.fs import java_error_message
 from lib.lake.paths import join, local_path, to_uri
 
@@ -132,7 +133,10 @@ class DriverStartError(LakeError):
 def _start_local(args: Mapping[str, str | None]) -> SparkSession:
     try:
         return local_spark_session(local_work_dir(args.get("lake_root")),
-                                   app_name=str(args["JOB_NAME"]))
+                                   app_name=str(args["JOB_NAME"]),
+                                   s3=is_s3(args.get("lake_root")))
+    except LakeError:  # e.g. the S3A connector is not fetched: its own message
+        raise
     except Exception as exc:  # py4j: the JVM refused to start the context
         raise DriverStartError(
             f"the local Spark driver could not start: {java_error_message(exc)}; check "

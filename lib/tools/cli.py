@@ -10,6 +10,7 @@
     lake [--lake-root DIR] query "SQL" | --named NAME [--param V ...] [--format table|csv|json]
     lake [--lake-root DIR] queries [--run] [--param NAME=VALUE ...] [--format ...]
     lake [--lake-root DIR] pipeline [--watch [--batch-size N] [--batch-window SECONDS]]
+    lake jars
     lake infra generate [--check]
     lake package [--dist DIR]
     lake deploy --env ENV [--dry-run] [--region REGION] [--dist DIR]
@@ -453,6 +454,14 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_jars(args: argparse.Namespace) -> int:
+    from lib.tools.jars import fetch
+
+    for path in fetch(say=lambda line: print(line, flush=True)):
+        print(f"{path}  ({human_bytes(path.stat().st_size)}, SHA-256 checked)")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from lib.tools.console.app import serve
 
@@ -598,6 +607,10 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--poll", type=float, default=DEFAULT_POLL_S, metavar="SECONDS",
                     help=f"with --watch: how often the ledger is read (default {DEFAULT_POLL_S:g})")
     pl.set_defaults(func=cmd_pipeline)
+
+    jr = sub.add_parser("jars", help="fetch the S3A connector a local run on s3:// needs "
+                        "(pinned, SHA-256 checked, cached once)")
+    jr.set_defaults(func=cmd_jars)
 
     inf = sub.add_parser("infra", help="CloudFormation generated from the repo")
     inf_sub = inf.add_subparsers(dest="infra_command", required=True)
