@@ -10,10 +10,8 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +24,10 @@ import requests
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from glue_jobs.orders.v2 import job as orders_v2
-from lib.jobs.s3a import S3A_JARS, jars_dir
 from lib.ledger.dynamo import DynamoLedger
 from lib.ledger.records import ACCEPTED, UploadRecord
-from tests.aws_stubs import REGION, create_ledger_table
-from tests.helpers import REPO, SAMPLES, run
+from tests.aws_stubs import REGION, create_ledger_table, require_s3a, run_job_on_s3
+from tests.helpers import SAMPLES, run
 
 BUCKET = "lake-s3-test"
 SOURCE = SAMPLES / "orders_2026-11-01.csv"
@@ -46,10 +43,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def s3_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
-    missing = [j.file_name for j in S3A_JARS if not (jars_dir() / j.file_name).is_file()]
-    if missing:
-        pytest.fail(f"the S3A connector is not in {jars_dir()} ({', '.join(missing)}): "
-                    "`make test` fetches it (`make jars`)")
+    require_s3a()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -66,14 +60,7 @@ def s3_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
 
 
 def run_on_s3(table: str, tmp: Path, *extra: str, **env: str) -> subprocess.CompletedProcess:
-    """The job as Glue calls it, in its own process (its session loads S3A)."""
-    return subprocess.run(
-        [sys.executable, "-c", "import sys; from glue_jobs.orders.v2 import job; "
-         "sys.exit(job.main(sys.argv[1:]))",
-         "--JOB_NAME", "lake-dev-orders-v2", "--lake_root", f"s3://{BUCKET}",
-         "--ledger_table", table, "--aws_region", REGION, *extra],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
-        env={**os.environ, "LAKE_SPARK_DIR": str(tmp / f"spark-{os.urandom(3).hex()}"), **env})
+    return run_job_on_s3(BUCKET, table, tmp, *extra, **env)
 
 
 def land_on_s3(s3, ledger: DynamoLedger, uid: str = "u-s3") -> str:  # noqa: ANN001

@@ -26,7 +26,13 @@ from lib.lambdas import upload_api, validator
 from lib.lambdas.settings import Services, Settings, build_services
 from lib.ledger.records import ACCEPTED, RECEIVED, REJECTED
 from lib.tools import cli
-from tests.aws_stubs import REGION, create_ledger_table, foundation_resource
+from tests.aws_stubs import (
+    REGION,
+    create_ledger_table,
+    foundation_resource,
+    require_s3a,
+    run_job_on_s3,
+)
 from tests.helpers import REPO
 
 ORDERS = REPO / "samples" / "orders" / "orders_2026-11-01.csv"
@@ -269,6 +275,42 @@ def test_an_upload_goes_from_post_uploads_to_accepted(lake: Lake, capsys) -> Non
         "file": "Orders Nov 1.csv", "location": f"s3://{BUCKET}/{key}",
         "accepted_at": record["updated_at"]}
     lake.assert_least_privilege()
+
+
+def test_an_upload_goes_from_the_api_to_queryable_rows_on_s3(lake: Lake, tmp_path) -> None:
+    """The whole AWS path on one local S3 endpoint: POST /uploads, the presigned POST, the
+    validator (ACCEPTED, its event), then the Glue job on s3:// through S3A with the
+    DynamoDB ledger, as the dataset's workflow would start it: the rows land in the clean
+    and quarantine zones and the raw file in the archive, with the counts of the file://
+    run of the same file (tests/jobs/test_job.py)."""
+    require_s3a()
+    data = ORDERS.read_bytes()
+    answer = lake.request(**_request_for(data, "orders.csv"))
+    assert _post(answer, data, "orders.csv").status_code in (200, 201, 204)
+    assert lake.deliver() == []
+    uid = answer["upload_id"]
+    [event] = lake.accepted_events()
+    assert event["detail"]["upload_id"] == uid
+
+    job = run_job_on_s3(BUCKET, "lake-test-ledger", tmp_path)
+    assert job.returncode == 0, job.stderr[-4000:]
+    record = lake.status(uid)
+    assert (record["status"], record["rows_read"], record["clean"], record["quarantined"],
+            record["duplicates_removed"]) == ("ARCHIVED", 14, 4, 9, 1)
+    assert [(h["from"], h["to"]) for h in record["history"]][1:] == [
+        (RECEIVED, ACCEPTED), (ACCEPTED, "PROCESSING"), ("PROCESSING", "PROCESSED"),
+        ("PROCESSED", "ARCHIVED")]
+    keys = lake.keys()
+    assert record["location"] == (f"s3://{BUCKET}/archive/orders/ingest_date="
+                                  f"{record['ingest_date']}/{uid}/orders.csv")
+    assert [k for k in keys if k.startswith("raw/") and not k.endswith("/")] == []
+    clean = [k for k in keys if k.startswith("clean/orders/") and k.endswith(".parquet")]
+    quarantine = [k for k in keys if k.startswith("quarantine/orders/")
+                  and k.endswith(".parquet")]
+    assert clean and quarantine
+    assert all(k.rsplit("/", 1)[1].startswith(f"{uid}_{record['run_id']}_")
+               for k in clean + quarantine)
+    assert f"_reports/orders/{record['run_id']}.html" in keys
 
 
 def test_a_bad_file_is_rejected_moved_aside_and_reported(lake: Lake, capsys) -> None:
