@@ -73,9 +73,14 @@ def s3a_conf() -> dict[str, str]:
         "spark.hadoop.fs.AbstractFileSystem.s3.impl": "org.apache.hadoop.fs.s3a.S3A",
         "spark.hadoop.fs.s3a.aws.credentials.provider":
             "com.amazonaws.auth.EnvironmentVariableCredentialsProvider",
-        # Spark's commit protocol renames a task's files into place: on S3A that is a copy
-        # per file, which the job's publish (not the write) is built around.
+        # Spark's commit protocol renames a task's files into place, and a rename on S3A is a
+        # copy. Algorithm 2 renames each file once (at task commit) instead of twice: its
+        # job commit is not atomic, which does not matter here, since the job writes to a
+        # run-private staging folder whose files are checked against the counted rows
+        # before the journal (the commit point) is written. (On Glue, EMRFS's committer
+        # writes Parquet without renames.)
         "spark.hadoop.fs.s3a.committer.name": "file",
+        "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "2",
     }
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:  # a local S3 (moto's server in the tests): path-style, maybe plain HTTP
