@@ -74,27 +74,10 @@ class HadoopFs:
             return []
         return [self._entry(st) for st in fs.listStatus(p)]
 
-    def walk_files(self, path: str) -> list[FileEntry]:
-        """Every file under ``path`` (recursive), sorted by path; empty when absent."""
-        p = self._path(path)
-        fs = self._fs(p)
-        if not fs.exists(p):
-            return []
-        it = fs.listFiles(p, True)
-        out = []
-        while it.hasNext():
-            out.append(self._entry(it.next()))
-        return sorted(out, key=lambda e: e.path)
-
-    def glob(self, pattern: str) -> list[FileEntry]:
-        p = self._path(pattern)
-        statuses = self._fs(p).globStatus(p)
-        return sorted((self._entry(st) for st in statuses or []), key=lambda e: e.path)
-
     def glob_paths(self, pattern: str) -> list[str]:
-        """The paths matching ``pattern``, sorted. Cheaper than :meth:`walk_files` on the local
-        file system: a recursive listing there runs ``ls`` per file for its permissions
-        (Hadoop's ``LocatedFileStatus``), a glob does not."""
+        """The paths matching ``pattern``, sorted. A glob, not a recursive listing: on the local
+        file system that runs ``ls`` per file for its permissions (Hadoop's
+        ``LocatedFileStatus``), a glob does not."""
         p = self._path(pattern)
         statuses = self._fs(p).globStatus(p)
         if statuses is None:

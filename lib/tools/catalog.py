@@ -162,12 +162,6 @@ class LocalCatalog:
         with _write(con):
             yield self
 
-    def close(self) -> None:
-        con = getattr(self._local, "con", None)
-        if con is not None:
-            con.close()
-            self._local.con = None
-
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         return self._connect().execute(sql, args).fetchall()
 

@@ -238,10 +238,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     """What the scheduled workflow does on AWS: each dataset with pending uploads runs its
     current job version, then the crawlers run, then a summary. With ``--watch``: what the
     event-driven workflow does (:mod:`lib.tools.watch`)."""
-    from lib.tools.job_versions import job_versions
-
     if args.watch:
         return _watch(args)
+    from lib.tools.job_versions import job_versions
+
     ledger = _ledger(args)
     jobs = job_versions()
     ran: list[tuple[str, str, int, list[str]]] = []

@@ -150,7 +150,8 @@ def event_starts(cfg: EnvConfig) -> list[str]:
         workflow_id = trigger["WorkflowName"]["Ref"]
         job = res[trigger["Actions"][0]["JobName"]["Ref"]]["Properties"]
         rules = {k: r["Properties"] for k, r in res.items() if r["Type"] == "AWS::Events::Rule"
-                 and workflow_id in json.dumps(r["Properties"]["Targets"])}
+                 and any(t["Arn"]["Fn::Sub"][1]["Workflow"] == {"Ref": workflow_id}
+                         for t in r["Properties"]["Targets"])}
         uploads = next(r for r in rules.values() if "EventPattern" in r)
         sweep = next(r for r in rules.values() if "ScheduleExpression" in r)
         batch = trigger["EventBatchingCondition"]

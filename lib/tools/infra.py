@@ -108,6 +108,12 @@ def database_name(local: str) -> str:
     return f"${{Project}}_${{Env}}_{local}"
 
 
+def workflow_arn(dataset: str) -> dict:
+    """The ARN of a dataset's Glue workflow (what EventBridge targets and may notify)."""
+    return _sub("arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:workflow/"
+                "${Workflow}", Workflow={"Ref": f"{camel(dataset)}Workflow"})
+
+
 def job_logical_id(job: JobVersion) -> str:
     return f"{camel(job.dataset, f'v{job.version}')}Job"
 
@@ -334,9 +340,7 @@ def build_template(jobs: Mapping[str, Sequence[int]], crawlers: Mapping[str, Cra
                 "Tags": tags,
             },
         }
-        workflow_arn = _sub("arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:"
-                            "workflow/${Workflow}", Workflow={"Ref": f"{name}Workflow"})
-        target = {"Id": "workflow", "Arn": workflow_arn,
+        target = {"Id": "workflow", "Arn": workflow_arn(dataset),
                   "RoleArn": {"Fn::GetAtt": ["WorkflowEventsRole", "Arn"]}}
         res[f"{name}UploadEventsRule"] = {
             "Type": "AWS::Events::Rule",
@@ -405,10 +409,7 @@ def build_template(jobs: Mapping[str, Sequence[int]], crawlers: Mapping[str, Cra
                         "Sid": "NotifyDatasetWorkflows",
                         "Effect": "Allow",
                         "Action": "glue:notifyEvent",
-                        "Resource": [_sub("arn:${AWS::Partition}:glue:${AWS::Region}:"
-                                          "${AWS::AccountId}:workflow/${Workflow}",
-                                          Workflow={"Ref": f"{camel(d)}Workflow"})
-                                     for d in datasets],
+                        "Resource": [workflow_arn(d) for d in datasets],
                     }],
                 },
             }],

@@ -43,9 +43,9 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from lib.lake.paths import local_path
-from lib.tools.catalog import LocalCatalog, TableInfo
+from lib.tools.catalog import PARTITION_TYPE, LocalCatalog, TableInfo
 from lib.tools.repo import REPO_ROOT
-from lib.tools.sql_guard import QueryError, check_read_only
+from lib.tools.sql_guard import QueryError, check_read_only, relations
 
 FORMATS = ("table", "csv", "json")
 HIVE_DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
@@ -194,7 +194,7 @@ def table_view(con: Any, table: TableInfo, catalog: LocalCatalog) -> None:
         folders = [root]
     files = [str(f) for folder in folders if folder is not None and folder.is_dir()
              for f in data_files(folder)]
-    typed = {**table.columns, **{k: "string" for k in table.partition_keys}}
+    typed = {**table.columns, **{k: PARTITION_TYPE for k in table.partition_keys}}
     name = f"{_quote(table.database)}.{_quote(table.name)}"
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(table.database)}")
     if not files:
@@ -206,6 +206,7 @@ def table_view(con: Any, table: TableInfo, catalog: LocalCatalog) -> None:
               + (f", hive_partitioning = true, hive_types = {{{hive_types}}}"
                  if table.partition_keys else ", hive_partitioning = false") + ")")
     present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+
     def value(c: str) -> str:
         if c in table.partition_keys:  # Hive's folder for null reads as null
             return f"NULLIF({_quote(c)}, {_literal(HIVE_DEFAULT_PARTITION)})"
@@ -241,9 +242,7 @@ def connect(catalog: LocalCatalog, tables: Sequence[TableInfo]) -> Any:
 
 def _named_tables(tree: exp.Expression, catalog: LocalCatalog) -> list[TableInfo]:
     """The catalogued tables ``tree`` reads (its own WITH names aside)."""
-    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    wanted = {f"{t.db}.{t.name}".lower() for t in tree.find_all(exp.Table)
-              if t.db or t.name.lower() not in ctes}
+    wanted = relations(tree)
     return [t for t in catalog.tables() if t.qualified.lower() in wanted]
 
 
@@ -263,29 +262,27 @@ def run_query(catalog: LocalCatalog, sql: str, params: Sequence[str] = (),
         cursor = con.execute(engine_sql)
         rows = cursor.fetchmany(max_rows + 1) if max_rows is not None else cursor.fetchall()
         columns = tuple(d[0] for d in cursor.description)
-        types = [str(d[1]) for d in cursor.description]
     except duckdb.Error as exc:
         raise QueryError(f"{_engine_error(exc)} (DuckDB SQL: {engine_sql})") from None
     finally:
         con.close()
     truncated = max_rows is not None and len(rows) > max_rows
     rows = rows[:max_rows] if truncated else rows
-    return QueryResult(columns, [tuple(_athena_value(v, t) for v, t in zip(r, types, strict=True))
-                                 for r in rows], truncated)
+    return QueryResult(columns, [tuple(_athena_value(v) for v in r) for r in rows], truncated)
 
 
 def _engine_error(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0]
 
 
-def _athena_value(value: Any, type_name: str) -> Any:
+def _athena_value(value: Any) -> Any:
     """Timestamps as Athena prints them (UTC, milliseconds; a zoned one with ``UTC``)."""
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
         return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     if isinstance(value, list):
-        return [_athena_value(v, type_name) for v in value]
+        return [_athena_value(v) for v in value]
     return value
 
 
@@ -305,7 +302,7 @@ def _describe(catalog: LocalCatalog, tree: exp.Describe) -> QueryResult:
         if isinstance(target, exp.Table) else target.sql("trino")
     table = _table_named(catalog, qualified)
     rows = [(c, t, "") for c, t in table.columns.items()]
-    rows += [(k, "string", "partition key") for k in table.partition_keys]
+    rows += [(k, PARTITION_TYPE, "partition key") for k in table.partition_keys]
     return QueryResult(("col_name", "data_type", "comment"), rows)
 
 

@@ -85,7 +85,7 @@ def check_read_only(tree: exp.Expression, tables: Iterable[str] | None) -> None:
     is one of ``tables`` (``db.table``) or a name its own WITH defines (``tables`` None:
     the relations are not checked)."""
     known = None if tables is None else {t.lower() for t in tables}
-    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    ctes = _cte_names(tree)
     for node in tree.walk():
         if isinstance(node, exp.Table):
             _check_relation(node, known, ctes)
@@ -93,12 +93,27 @@ def check_read_only(tree: exp.Expression, tables: Iterable[str] | None) -> None:
             raise UnsafeQueryError(_refusal(node))
 
 
+def _cte_names(tree: exp.Expression) -> set[str]:
+    return {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+
+
+def _relation_name(table: exp.Table) -> str:
+    return ".".join(p for p in (table.catalog, table.db, table.name) if p)
+
+
+def relations(tree: exp.Expression) -> set[str]:
+    """The tables ``tree`` reads (``db.table``, lower case), its own WITH names aside."""
+    ctes = _cte_names(tree)
+    return {_relation_name(t).lower() for t in tree.find_all(exp.Table)
+            if t.db or t.name.lower() not in ctes}
+
+
 def _check_relation(table: exp.Table, known: set[str] | None, ctes: set[str]) -> None:
     if not isinstance(table.this, exp.Identifier):  # a table function: read_csv(...), TABLE(...)
         raise UnsafeQueryError(
             f"lake query reads catalogued tables only, not {table.this.sql('trino')}: "
             "table functions and file readers are not allowed")
-    name = ".".join(p for p in (table.catalog, table.db, table.name) if p)
+    name = _relation_name(table)
     if known is None or (not table.db and name.lower() in ctes):
         return
     if name.lower() not in known:

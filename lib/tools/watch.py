@@ -108,10 +108,10 @@ def watch(ledger: Ledger, datasets: Sequence[str], run: Callable[[str], int],
     handlers installed after it stay in place)."""
     stop = stop or StopBetweenRuns(say)
     worst = 0
+    condition = BatchingCondition(ledger, datasets, size, window)  # refuses a bad one first
     if prepare is not None:
         prepare()
     stop.install()
-    condition = BatchingCondition(ledger, datasets, size, window)
     say(f"watching {', '.join(datasets)} for accepted uploads: a run starts at {size} "
         f"upload(s) or {window:g} s after the first of a batch; Ctrl-C stops between runs")
     try:

@@ -66,8 +66,14 @@ def test_a_batch_is_due_at_its_size_or_its_window_after_the_first_upload(tmp_pat
     assert condition.poll() == [("orders", "1 upload(s): batch window 60 s")]
 
 
-def test_the_batching_condition_is_checked_when_given() -> None:
-    assert cli.main(["pipeline", "--watch", "--batch-size", "0"]) == 2
+def test_the_batching_condition_is_checked_before_anything_starts(tmp_path, capsys) -> None:
+    for option, value, why in (("--batch-size", "0", "the batch size must be at least 1, got 0"),
+                               ("--batch-window", "0", "the batch window must be positive, "
+                                                       "got 0.0")):
+        assert cli.main(["--lake-root", str(tmp_path / "lake"), "pipeline", "--watch", option,
+                         value]) == 2
+        assert capsys.readouterr().err == f"lake: error: lake pipeline --watch: {why}\n"
+    assert not (tmp_path / "lake" / "_local" / "spark").exists()  # no Spark was started
 
 
 class Watcher:
