@@ -13,6 +13,7 @@ BENCH_DIR ?= .bench
 DIST      ?= dist
 ENV       ?= dev
 JOB       ?= orders/v2
+PROTOCOL_JAR := .cache/jars/lake-spark.jar
 JARS_STAMP := .cache/jars/.fetched
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
@@ -23,7 +24,7 @@ COMPOSE   := docker compose -f docker/compose.yaml
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-run: prereqs $(STAMP) ## Upload the bundled samples of both datasets, run the pipeline (jobs, then crawlers), then the named Athena queries
+run: prereqs $(STAMP) $(PROTOCOL_JAR) ## Upload the bundled samples of both datasets, run the pipeline (jobs, then crawlers), then the named Athena queries
 	@echo "== lake upload: file checks, then the raw zone or rejected/ (exit 1 = some file rejected)"
 	$(LAKE) --lake-root $(LAKE_ROOT) upload --dataset orders samples/orders/* || [ $$? -eq 1 ]
 	$(LAKE) --lake-root $(LAKE_ROOT) upload --dataset customers samples/customers/* || [ $$? -eq 1 ]
@@ -38,19 +39,22 @@ run: prereqs $(STAMP) ## Upload the bundled samples of both datasets, run the pi
 	@ls -1 $(LAKE_ROOT)/_reports/*/*.html
 	@echo "== the console (uploads by drag and drop, live status): $(LAKE) --lake-root $(LAKE_ROOT) serve"
 
-test: prereqs $(STAMP) $(CHECKOV_STAMP) $(JARS_STAMP) ## Run all tests (unit, job-level, CLI, packaging, cfn-lint and checkov on infra/)
+test: prereqs $(STAMP) $(CHECKOV_STAMP) $(PROTOCOL_JAR) $(JARS_STAMP) ## Run all tests (unit, job-level, CLI, packaging, cfn-lint and checkov on infra/)
 	LAKE_CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
 
-jars: $(JARS_STAMP) ## Fetch the S3A connector a local run on s3:// needs (pinned, SHA-256 checked, once)
+jars: $(PROTOCOL_JAR) $(JARS_STAMP) ## Build the lake's commit protocol (jvm/, javac) and fetch the S3A connector a local run on s3:// needs (pinned, SHA-256 checked, once)
+
+$(PROTOCOL_JAR): $(wildcard jvm/lake/spark/*.java) | $(STAMP)
+	$(LAKE) jars
 
 $(JARS_STAMP): lib/jobs/s3a.py | $(STAMP)
-	$(LAKE) jars
+	$(LAKE) jars --s3a
 	touch $@
 
-bench: prereqs $(STAMP) ## Benchmark the orders job against bare CSV->Parquet conversions, at local[1]/[2], memory at ROWS and BIG_ROWS
+bench: prereqs $(STAMP) $(PROTOCOL_JAR) ## Benchmark the orders job against bare CSV->Parquet conversions, at local[1]/[2], memory at ROWS and BIG_ROWS
 	$(PY) bench/orders_bench.py --rows $(ROWS) --big-rows $(BIG_ROWS) --work-dir $(BENCH_DIR)
 
-bench-catalog: prereqs $(STAMP) ## Benchmark lake query and lake crawl on the sample lake (median of 5, process start included)
+bench-catalog: prereqs $(STAMP) $(PROTOCOL_JAR) ## Benchmark lake query and lake crawl on the sample lake (median of 5, process start included)
 	$(PY) bench/catalog_bench.py --work-dir $(BENCH_DIR)
 
 infra: $(STAMP) ## Regenerate infra/pipelines.yaml from glue_jobs/, crawlers/ and infra/athena/
@@ -65,7 +69,7 @@ deploy: $(STAMP) ## Package, upload and deploy the stacks: make deploy ENV=dev [
 docker-build: ## Build the dev image (public Glue 5 image + test dependencies); needs Docker
 	$(COMPOSE) build glue
 
-docker-test: docker-build ## Run the tests inside the Glue 5 image; needs Docker
+docker-test: docker-build $(PROTOCOL_JAR) ## Run the tests inside the Glue 5 image; needs Docker
 	$(COMPOSE) run --rm glue "python3 -m pytest -p no:cacheprovider"
 
 docker-run: docker-build package ## spark-submit the packaged job in the Glue 5 image: make docker-run JOB=orders/v2

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from lib.jobs.s3a import S3A_JARS, jars_dir
+from lib.jobs.jars import jars_dir
+from lib.jobs.s3a import S3A_JARS
 from lib.tools.infra import FOUNDATION_PATH, load_template
 from lib.tools.repo import REPO_ROOT
 

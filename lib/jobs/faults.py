@@ -13,9 +13,9 @@ import sys
 CRASH_ENV = "LAKE_CRASH_AT"
 CRASH_EXIT_CODE = 86
 POINTS = (
-    "staging",  # clean rows staged, quarantine not yet: the zones are untouched
-    "committed",  # publish journal written, nothing moved yet
-    "publishing",  # the first file of the plan moved into a zone
+    "writing",  # the clean files written, the quarantined ones not yet; nothing committed
+    "committed",  # the journal written, no older file deleted yet
+    "publishing",  # the first older file of the plan deleted
 )
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from lib.jobs.s3a import s3a_conf
+from lib.jobs.jars import protocol_jar
+from lib.jobs.s3a import s3a_conf, s3a_jars
 
 DRIVER_MEMORY_ENV = "LAKE_DRIVER_MEMORY"
 
@@ -43,8 +44,10 @@ def local_spark_session(
     shuffle_partitions: int | None = None,
     s3: bool = False,
 ) -> SparkSession:
-    """Get or create the process's local SparkSession, rooted at ``work_dir``; with ``s3``
-    it reads and writes ``s3://`` through the S3A connector (:mod:`lib.jobs.s3a`)."""
+    """Get or create the process's local SparkSession, rooted at ``work_dir``, with the
+    lake's commit protocol (:mod:`lib.jobs.jars`) on its classpath; with ``s3`` it reads and
+    writes ``s3://`` through the S3A connector (:mod:`lib.jobs.s3a`)."""
+    jars = [protocol_jar(), *(s3a_jars() if s3 else [])]
     work = Path(work_dir).resolve()
     for sub in ("warehouse", "tmp", "local"):
         (work / sub).mkdir(parents=True, exist_ok=True)
@@ -73,6 +76,7 @@ def local_spark_session(
         .config("spark.sql.adaptive.enabled", "true")
         .config("spark.sql.warehouse.dir", (work / "warehouse").as_uri())
         .config("spark.local.dir", str(work / "local"))
+        .config("spark.jars", ",".join(str(j) for j in jars))
     )
     for key, value in {**SESSION_CONF, **(s3a_conf() if s3 else {})}.items():
         builder = builder.config(key, value)

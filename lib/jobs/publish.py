@@ -1,150 +1,238 @@
-"""Per-upload publishing into a zone.
+"""Per-upload publishing into a zone: each file written once, under its final name.
 
-A run first writes its rows to a run-private staging folder inside the zone
-(``<zone>/_staging/<dataset>/<run_id>/``), partitioned by upload and by the zone's
-partition columns, one file per (upload, partition) unless ``max_records_per_file`` splits
-it. Only after the whole run has been written and its row counts verified is a publish
-plan written: the journal ``<clean zone>/_commits/<dataset>/<run_id>.json`` listing every
-staged file to move into the zones, named ``<upload_id>_<run_id>_<n>.parquet``, and every
-file an earlier run wrote for the same uploads, to delete. Writing the journal is the commit
-point. Before it, the zones are untouched and a crash leaves only staging files behind;
-after it, the plan is applied, and if the run dies while applying it the next run of the
-dataset applies it again (moves and deletes are idempotent) before doing anything else.
+A run writes an upload's rows straight into the zones through the lake's commit protocol
+(``jvm/lake/spark/UploadFilesCommitProtocol.java``, :data:`lib.jobs.jars.PROTOCOL_CLASS`),
+one file per (upload, partition) unless ``max_records_per_file`` splits it::
 
-So re-running an upload replaces exactly its rows, never duplicates them, and never touches
-the files other uploads wrote into the same partitions (which a dynamic partition
-overwrite would wipe). Readers and crawlers skip the ``_staging`` folder.
+    <zone>/<dataset>/<partition>/<upload_id>_<run_id>_<task>.c<n>.snappy.parquet
+
+Nothing is renamed or copied afterwards: on S3 a rename is a copy of every byte. Three small
+records under ``<clean zone>/_commits/<dataset>/`` make the switch from an upload's old
+files to its new ones:
+
+1. the **intent** ``<run_id>.intent.json``, before the first file is written: the uploads
+   the run is writing. If the run fails it deletes their files (the names start with
+   ``<upload_id>_<run_id>_``) and the intent; if its process dies, the next run of the
+   dataset does that from the intent.
+2. the **journal** ``<run_id>.json``, the commit point, once every file is written and its
+   Parquet footer's rows add up to the rows counted: each upload's files (its published
+   state from now on) and every file an earlier run wrote for the same uploads, to delete.
+3. **apply**: the older files are deleted (idempotent). Then the uploads are marked
+   PROCESSED and the journal and the intent are removed. A run that dies while applying is
+   completed by the next run of the dataset, before anything else.
+
+So re-running an upload replaces exactly its rows and never touches the files other uploads
+wrote into the same partitions (which a dynamic partition overwrite would wipe). What a
+reader that lists the folders (a crawler, Athena) sees meanwhile is in docs/data.md
+("What a reader sees while a run publishes").
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lib.contracts.contract import UPLOAD_ID
+from lib.errors import ConfigError
+from lib.jobs.jars import PROTOCOL_CLASS
 from lib.lake.fs import HadoopFs
 from lib.lake.paths import join
 
-PUBLISH_KEY = "pub_upload"  # staging-only partition column (a copy of _upload_id)
+PUBLISH_KEY = "pub_upload"  # the write's first partition column: the start of a file's name
+RUN_ID_OPTION = "lake.publish.run_id"  # the write option the commit protocol names files by
 DEFAULT_MAX_RECORDS_PER_FILE = 5_000_000
 _PARTITION_DIR = re.compile(r"^[^=/]+=[^/]*$")
+# Moves and deletes of a publish run this many at a time: each is a round trip to the file
+# system, and they are independent of one another.
+PUBLISH_THREADS = 8
 
 
-def stage(df: DataFrame, staging_uri: str, partition_by: tuple[str, ...],
+def require_protocol(spark: SparkSession) -> None:
+    """Fail before any upload is claimed if the session cannot load the commit protocol."""
+    try:  # as Spark finds it for a write (FileCommitProtocol.instantiate)
+        spark.sparkContext._jvm.org.apache.spark.util.Utils.classForName(PROTOCOL_CLASS, True,
+                                                                         False)
+    except Exception:  # py4j wraps ClassNotFoundException
+        raise ConfigError(
+            f"the Spark session cannot load {PROTOCOL_CLASS}, the lake's commit protocol: "
+            "on Glue pass lib/<release>/lake-spark.jar in --extra-jars (the deployed job "
+            "does), locally build it with `make jars`") from None
+
+
+@contextlib.contextmanager
+def _protocol(spark: SparkSession) -> Iterator[None]:
+    key = "spark.sql.sources.commitProtocolClass"
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, PROTOCOL_CLASS)
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
+
+
+def write(df: DataFrame, dataset_uri: str, partition_by: tuple[str, ...], run_id: str,
           max_records_per_file: int = DEFAULT_MAX_RECORDS_PER_FILE) -> None:
-    """Write ``df`` under ``staging_uri`` partitioned by upload and ``partition_by``.
+    """Write ``df`` into the zone folder ``dataset_uri``, partitioned by ``partition_by``,
+    each file named by its upload and ``run_id``.
 
     ``df`` comes clustered by (upload, partition) (:func:`lib.jobs.run.rebalanced`): each
     task writes one file per (upload, partition) it holds, so a partition gets one file per
-    run unless it is large enough to be spread over several tasks."""
-    keys = [PUBLISH_KEY, *partition_by]
-    (
-        df.withColumn(PUBLISH_KEY, F.col(UPLOAD_ID))
-        .write.mode("errorifexists")
-        .partitionBy(*keys)
-        .option("maxRecordsPerFile", max_records_per_file)
-        .parquet(staging_uri)
-    )
+    upload and run unless it is large enough to be spread over several tasks."""
+    with _protocol(df.sparkSession):
+        (
+            df.withColumn(PUBLISH_KEY, F.col(UPLOAD_ID))
+            .write.mode("append")
+            .partitionBy(PUBLISH_KEY, *partition_by)
+            .option(RUN_ID_OPTION, run_id)
+            .option("maxRecordsPerFile", max_records_per_file)
+            .parquet(dataset_uri)
+        )
 
 
-def _upload_prefix(upload_id: str) -> str:
-    return f"{upload_id}_"
+def run_prefix(upload_id: str, run_id: str) -> str:
+    """How the names of the files ``run_id`` wrote for ``upload_id`` start."""
+    return f"{upload_id}_{run_id}_"
+
+
+def zone_files(fs: HadoopFs, dataset_uri: str, partition_depth: int) -> list[str]:
+    """Every Parquet file of a zone's dataset folder (one listing, ``_`` folders left out)."""
+    return [p for p in fs.glob_paths(join(dataset_uri, *(["*"] * partition_depth), "*.parquet"))
+            if not any(part.startswith(("_", "."))
+                       for part in p[len(dataset_uri):].strip("/").split("/"))]
+
+
+def _name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
 
 
 @dataclass
 class PublishPlan:
-    """The commit journal of one run: every file to move into the zones and every older
-    file to delete, with the per-upload results to record once it is applied. Written
-    before the first visible change (:func:`commit`); from then on the run's outcome is
-    decided and :func:`apply` (idempotent) completes it, in this run or the next."""
+    """The commit journal of one run: each upload's new files and every older file of those
+    uploads to delete, with the per-upload results to record once it is applied. Written
+    once every file is in place (:func:`commit`); from then on the run's outcome is decided
+    and :func:`apply` (idempotent) completes it, in this run or the next."""
 
     dataset: str
     run_id: str
-    moves: list[tuple[str, str]] = field(default_factory=list)
+    files: dict[str, list[str]] = field(default_factory=dict)  # upload id -> its files
     deletes: list[str] = field(default_factory=list)
     uploads: dict[str, dict] = field(default_factory=dict)  # upload id -> its result
+    moves: list[tuple[str, str]] = field(default_factory=list)  # journals of earlier releases
 
     def to_json(self) -> str:
         return json.dumps({"dataset": self.dataset, "run_id": self.run_id,
-                           "moves": self.moves, "deletes": self.deletes,
+                           "files": self.files, "deletes": self.deletes,
                            "uploads": self.uploads}, indent=1) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> PublishPlan:
         d = json.loads(text)
-        return cls(d["dataset"], d["run_id"], [tuple(m) for m in d["moves"]], d["deletes"],
-                   d["uploads"])
+        return cls(d["dataset"], d["run_id"], d.get("files", {}), d["deletes"], d["uploads"],
+                   [tuple(m) for m in d.get("moves", [])])
 
 
-def plan_upload(fs: HadoopFs, plan: PublishPlan, staging_uri: str, target_uri: str,
-                upload_id: str, partition_depth: int) -> tuple[list[str], int, dict[str, int]]:
-    """Add one upload's staged files of one zone to ``plan``: each moves to
-    ``<target>/<partition>/<upload_id>_<run_id>_<n>.parquet``, and the upload's files from
-    earlier runs are deleted. Returns the partitions (``k=v/...``) touched, the number of
-    files to delete, and the rows written per partition (from the files' footers)."""
-    staged_root = join(staging_uri, f"{PUBLISH_KEY}={upload_id}")
-    staged = fs.glob_paths(join(staged_root, *(["*"] * partition_depth), "*.parquet"))
-    partitions = set()
-    rows: dict[str, int] = {}
+def plan_upload(fs: HadoopFs, plan: PublishPlan, listing: Iterable[str], dataset_uri: str,
+                upload_id: str) -> tuple[list[str], int, dict[str, int]]:
+    """Add one upload's files of one zone to ``plan``: those this run wrote (named
+    :func:`run_prefix`) are its new state, those earlier runs wrote for it are deleted.
+    ``listing`` is the zone's :func:`zone_files`. Returns the partitions (``k=v/...``)
+    touched, the number of files to delete, and the rows written per partition (from the
+    new files' footers)."""
+    own, current = f"{upload_id}_", run_prefix(upload_id, plan.run_id)
+    new = [p for p in listing if _name(p).startswith(current)]
+    older = [p for p in listing if _name(p).startswith(own) and not _name(p).startswith(current)]
     with ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="footers") as pool:
-        counts = list(pool.map(fs.parquet_rows, staged))
-    for n, (path, count) in enumerate(zip(staged, counts, strict=True)):
-        parts = path[len(staged_root):].strip("/").split("/")[:-1]
-        if not all(_PARTITION_DIR.match(p) for p in parts):
-            raise OSError(f"unexpected staged file layout: {path}")
-        plan.moves.append((path, join(target_uri, *parts,
-                                      f"{upload_id}_{plan.run_id}_{n:05d}.parquet")))
-        partitions.add("/".join(parts))
-        rows["/".join(parts)] = rows.get("/".join(parts), 0) + count
-    current = f"{_upload_prefix(upload_id)}{plan.run_id}_"
-    pattern = join(target_uri, *(["*"] * partition_depth), f"{_upload_prefix(upload_id)}*.parquet")
-    older = [p for p in fs.glob_paths(pattern) if not p.rsplit("/", 1)[-1].startswith(current)]
+        counts = list(pool.map(fs.parquet_rows, new))
+    rows: dict[str, int] = {}
+    for path, count in zip(new, counts, strict=True):
+        partition = _partition(dataset_uri, path)
+        rows[partition] = rows.get(partition, 0) + count
+    plan.files.setdefault(upload_id, []).extend(new)
     plan.deletes += older
-    partitions.update(path[len(target_uri):].strip("/").rsplit("/", 1)[0] for path in older)
+    partitions = set(rows) | {_partition(dataset_uri, p) for p in older}
     return sorted(partitions), len(older), rows
 
 
+def _partition(dataset_uri: str, path: str) -> str:
+    parts = path[len(dataset_uri):].strip("/").split("/")[:-1]
+    if not all(_PARTITION_DIR.match(p) for p in parts):
+        raise OSError(f"unexpected file layout: {path}")
+    return "/".join(parts)
+
+
+def write_record(fs: HadoopFs, uri: str, text: str) -> None:
+    """Write a journal or an intent under a temporary name, then rename it into place (a
+    small file: one copy on S3), so it is either complete or absent."""
+    tmp = f"{uri}.tmp"
+    fs.write_text(tmp, text)
+    fs.rename(tmp, uri)
+
+
+def intent_json(run_id: str, upload_ids: Iterable[str]) -> str:
+    return json.dumps({"run_id": run_id, "uploads": sorted(upload_ids)}, indent=1) + "\n"
+
+
+def read_intent(fs: HadoopFs, uri: str) -> tuple[str, list[str]]:
+    d = json.loads(fs.read_text(uri))
+    return d["run_id"], d["uploads"]
+
+
+def remove_files(fs: HadoopFs, listing: Iterable[str], run_id: str,
+                 upload_ids: Iterable[str]) -> int:
+    """Delete the files ``run_id`` wrote for ``upload_ids`` (a run that did not commit).
+    Returns how many there were."""
+    prefixes = tuple(run_prefix(u, run_id) for u in upload_ids)
+    doomed = [p for p in listing if _name(p).startswith(prefixes)] if prefixes else []
+    with ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="unwrite") as pool:
+        list(pool.map(fs.delete, doomed))
+    return len(doomed)
+
+
 def commit(fs: HadoopFs, journal_uri: str, plan: PublishPlan) -> None:
-    """Write the journal (the commit point) under a temporary name, then rename it into
-    place, so a journal is either complete or absent."""
-    tmp = f"{journal_uri}.tmp"
-    fs.write_text(tmp, plan.to_json())
-    fs.rename(tmp, journal_uri)
+    """Write the journal: the commit point."""
+    write_record(fs, journal_uri, plan.to_json())
 
 
-# Moves and deletes of a publish run this many at a time: each is a round trip to the file
-# system (a copy on S3), and they are independent of one another.
-PUBLISH_THREADS = 8
-
-
-def apply(fs: HadoopFs, plan: PublishPlan, after_move: Callable[[int], None] | None = None) -> None:
-    """Carry out a committed plan: every move, then every delete, several at a time. Safe to
-    repeat after a crash: a file already moved or deleted is skipped."""
-    def move(item: tuple[int, tuple[str, str]]) -> None:
-        i, (src, dst) = item
+def apply(fs: HadoopFs, plan: PublishPlan, after_delete: Callable[[int], None] | None = None) -> None:
+    """Carry out a committed plan: every delete, several at a time (and the moves of a
+    journal an earlier release wrote). Safe to repeat after a crash: a file already deleted
+    is skipped."""
+    def move(item: tuple[str, str]) -> None:
+        src, dst = item
         try:
             fs.rename(src, dst)
         except Exception:  # moved by an earlier attempt, or really failed: the files say
-            if fs.exists(src):
+            if fs.exists(src) or not fs.exists(dst):
                 raise
-            if not fs.exists(dst):
-                raise OSError(f"publish of run {plan.run_id}: {src} is gone and {dst} was "
-                              "never written") from None
-        if after_move is not None:
-            after_move(i)
+
+    def delete(item: tuple[int, str]) -> None:
+        i, path = item
+        fs.delete(path)
+        if after_delete is not None:
+            after_delete(i)
 
     with ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="publish") as pool:
-        list(pool.map(move, enumerate(plan.moves)))
-        list(pool.map(fs.delete, plan.deletes))
+        list(pool.map(move, plan.moves))
+        list(pool.map(delete, enumerate(plan.deletes)))
 
 
 def pending_journals(fs: HadoopFs, journal_dir: str) -> list[tuple[str, PublishPlan]]:
     """Committed plans not yet fully applied (a run died while publishing), oldest first."""
     return [(e.path, PublishPlan.from_json(fs.read_text(e.path)))
-            for e in fs.list(journal_dir) if not e.is_dir and e.name.endswith(".json")]
+            for e in fs.list(journal_dir)
+            if not e.is_dir and e.name.endswith(".json") and not e.name.endswith(".intent.json")]
+
+
+def pending_intents(fs: HadoopFs, journal_dir: str) -> list[str]:
+    """Intents left by runs (their journals, if any, already applied): oldest first."""
+    return [e.path for e in fs.list(journal_dir) if e.name.endswith(".intent.json")]

@@ -3,10 +3,10 @@
 :func:`process_uploads` is the whole run, under the dataset's run lock, as named steps:
 
 1. **recover** what runs that died left: a committed journal (the run died while
-   publishing) is applied and its uploads marked PROCESSED; staging folders of runs that
-   never committed are removed; an upload still PROCESSING belonged to a run that died
-   before committing, so it is marked FAILED ("interrupted") and retried below; an upload
-   left PROCESSED (the run died before archiving) is archived.
+   publishing) is applied and its uploads marked PROCESSED; the files of a run that never
+   committed are deleted (its intent names the uploads); an upload still PROCESSING
+   belonged to a run that died before committing, so it is marked FAILED ("interrupted")
+   and retried below; an upload left PROCESSED (the run died before archiving) is archived.
 2. **select and claim**: without ``upload_ids`` every ACCEPTED and FAILED upload of the
    dataset, oldest first; with ``upload_ids`` exactly those (ACCEPTED, FAILED, or
    PROCESSED/ARCHIVED to reprocess). Each moves to PROCESSING by a conditional write.
@@ -20,12 +20,13 @@
 5. **verify**, per upload, from those counts: rows read = the records the upload check
    counted: an upload that differs fails alone (``run.count_mismatch``) and the rest of the
    batch goes on.
-6. **stage** the clean and the quarantined rows of the uploads that passed into run-private
-   staging folders.
-7. **commit**: the journal listing every file to move and to delete is written; from here
-   on the batch is published, by this run or by the next one (step 1).
-8. **publish**: the journal is applied, the uploads are marked PROCESSED with their
-   counts, and the journal and staging folders are removed.
+6. **write** the clean and the quarantined rows of the uploads that passed straight into
+   the zones, each file once under a name of its (upload, run) (:mod:`lib.jobs.publish`),
+   after an intent naming the uploads.
+7. **commit**: the journal listing each upload's new files and the older files to delete
+   is written; from here on the batch is published, by this run or by the next one (step 1).
+8. **publish**: the older files are deleted, the uploads are marked PROCESSED with their
+   counts, and the journal and the intent are removed.
 9. **record failures**: every upload that failed is marked FAILED with its error.
 10. **archive**: the raw file of each PROCESSED upload moves to
     ``archive/<dataset>/ingest_date=D/<upload_id>/<file>``; the upload becomes ARCHIVED.
@@ -80,15 +81,22 @@ from lib.jobs.publish import (
     PublishPlan,
     apply,
     commit,
+    intent_json,
+    pending_intents,
     pending_journals,
     plan_upload,
-    stage,
+    read_intent,
+    remove_files,
+    require_protocol,
+    write,
+    write_record,
+    zone_files,
 )
 from lib.jobs.report import FAILED as RESULT_FAILED
 from lib.jobs.report import RunReport, UploadResult
 from lib.jobs.report_html import RECENT_RUNS, past_runs, render
 from lib.lake.fs import HadoopFs, java_error_message
-from lib.lake.paths import LakePaths
+from lib.lake.paths import LakePaths, join
 from lib.ledger.base import Ledger
 from lib.ledger.records import (
     ARCHIVED,
@@ -201,6 +209,7 @@ def process_uploads(
               logger or logging.getLogger(f"lake.{job_name}"), job_name, job_version,
               new_run_id(started), started, max_records_per_file)
     derived_columns(contract)  # a contract Spark cannot parse fails here, before any claim
+    require_protocol(spark)  # so does a session without the commit protocol
     with ledger.run_lock(contract.dataset):
         recovered = recover(run)
         claimed = select_and_claim(run, upload_ids)
@@ -225,7 +234,7 @@ def recover(run: Run) -> list[str]:
     """Finish what crashed runs of the dataset left (only ever called under the run lock).
     Returns the upload ids whose publish was completed."""
     completed = complete_journals(run)
-    remove_stale_staging(run)
+    remove_uncommitted(run)
     fail_orphans(run)
     archive(run)
     return completed
@@ -240,16 +249,30 @@ def complete_journals(run: Run) -> list[str]:
                         plan.run_id, journal)
         apply(run.fs, plan)
         mark_processed(run, [UploadResult(**u) for u in plan.uploads.values()], plan.run_id)
+        # the intent first: an intent without a journal means "never committed, delete"
+        run.fs.delete(run.paths.intent(run.dataset, plan.run_id))
         run.fs.delete(journal)
-        remove_staging(run, plan.run_id)
+        for zone in (run.paths.clean, run.paths.quarantine):  # a run of an earlier release
+            run.fs.delete(join(run.paths.staging_root(zone, run.dataset), plan.run_id),
+                          recursive=True)
         completed += list(plan.uploads)
     return completed
 
 
-def remove_stale_staging(run: Run) -> None:
-    """Staging folders of runs that never committed, and journals they left half-written
-    (``<run_id>.json.tmp``: the run died while writing its commit point, so it never
-    committed)."""
+def remove_uncommitted(run: Run) -> None:
+    """The files of runs that never committed (their intents say which uploads they were
+    writing), the intents and journals they left half-written (``*.tmp``: the run died
+    while writing one), and the staging folders of runs of earlier releases."""
+    intents = pending_intents(run.fs, run.paths.journal_dir(run.dataset))
+    if intents:
+        listings = _listings(run)
+        for uri in intents:
+            run_id, uploads = read_intent(run.fs, uri)
+            removed = sum(remove_files(run.fs, listing, run_id, uploads)
+                          for listing in listings)
+            run.log.warning("run %s never committed: removed the %d file(s) it wrote for "
+                            "upload(s) %s", run_id, removed, ", ".join(uploads))
+            run.fs.delete(uri)
     for zone in (run.paths.clean, run.paths.quarantine):
         for entry in run.fs.list(run.paths.staging_root(zone, run.dataset)):
             run.log.warning("removing staging folder of a run that never committed: %s",
@@ -257,9 +280,24 @@ def remove_stale_staging(run: Run) -> None:
             run.fs.delete(entry.path, recursive=True)
     for entry in run.fs.list(run.paths.journal_dir(run.dataset)):
         if entry.name.endswith(".json.tmp"):
-            run.log.warning("removing the unfinished journal of a run that never committed: %s",
+            run.log.warning("removing the unfinished record of a run that never committed: %s",
                             entry.path)
             run.fs.delete(entry.path)
+
+
+def _listings(run: Run) -> tuple[list[str], list[str]]:
+    """The Parquet files of the dataset's clean and quarantine folders: one listing each."""
+    return (zone_files(run.fs, run.paths.clean_dataset(run.dataset),
+                       len(run.contract.partition_by)),
+            zone_files(run.fs, run.paths.quarantine_dataset(run.dataset), 1))  # ingest_date
+
+
+def unwrite(run: Run, upload_ids: Sequence[str]) -> None:
+    """Delete what this run wrote for ``upload_ids`` (it did not commit them), then its
+    intent."""
+    for listing in _listings(run):
+        remove_files(run.fs, listing, run.run_id, upload_ids)
+    run.fs.delete(run.paths.intent(run.dataset, run.run_id))
 
 
 def fail_orphans(run: Run) -> None:
@@ -426,7 +464,7 @@ def process(run: Run, planned: list[Batch], report: RunReport) -> None:
         current = batches.pop(0)
         try:
             process_batch(run, current, results)
-        except PublishIncomplete as exc:  # committed: no retry, keep staging for recovery
+        except PublishIncomplete as exc:  # committed: no retry, the next run completes it
             run.log.error("%s", exc)
             report.error = str(exc)
             for up, _ in current:
@@ -434,7 +472,7 @@ def process(run: Run, planned: list[Batch], report: RunReport) -> None:
                 results[up.upload_id].error_code = PUBLISH_INCOMPLETE
                 results[up.upload_id].error = str(exc)
         except ConservationError as exc:
-            remove_staging(run, run.run_id)
+            unwrite(run, [up.upload_id for up, _ in current])
             report.error = str(exc)
             for up, _ in current:
                 _fail(results[up.upload_id], exc.code, str(exc))
@@ -442,7 +480,7 @@ def process(run: Run, planned: list[Batch], report: RunReport) -> None:
             if not driver_alive(run.spark):
                 raise DriverDied(run.run_id, run.dataset, [up.upload_id for up, _ in current],
                                  _death_cause(exc)) from exc
-            remove_staging(run, run.run_id)
+            unwrite(run, [up.upload_id for up, _ in current])
             for up, _ in current:
                 _reset_counts(results[up.upload_id])
             if len(current) > 1:
@@ -458,7 +496,7 @@ def process(run: Run, planned: list[Batch], report: RunReport) -> None:
 
 
 def process_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> None:
-    """Read, enforce, count, stage, commit and publish one batch of uploads."""
+    """Read, enforce, count, write, commit and publish one batch of uploads."""
     reader = reader_for(run.contract)
     with _session_conf(run.spark, {**reader.session_conf, **cluster_conf(run, batch)}):
         enforced = enforce(run, read(run, reader, batch), batch)
@@ -468,11 +506,10 @@ def process_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> N
                          key.code("conflict") if key is not None else None)
             batch = count_check(run, batch, results)
             if batch:
-                stage_batch(run, enforced, [up.upload_id for up, _ in batch])
+                write_batch(run, enforced, [up.upload_id for up, _ in batch])
         finally:
             enforced.release()
     if not batch:
-        remove_staging(run, run.run_id)
         return
     plan = commit_batch(run, batch, results)
     publish(run, plan, [results[up.upload_id] for up, _ in batch])
@@ -608,56 +645,57 @@ def count_check(run: Run, batch: Batch, results: dict[str, UploadResult]) -> Bat
     return kept
 
 
-# -- 6. stage --------------------------------------------------------------------------------
+# -- 6. write --------------------------------------------------------------------------------
 
-def stage_batch(run: Run, enforced: Enforced, upload_ids: Sequence[str]) -> None:
-    """Write the clean and the quarantined rows of ``upload_ids`` into run-private staging
-    folders. The clean rows are already clustered (unless the repeats were joined back with
-    a shuffle); the quarantined ones, few, are clustered by upload here."""
+def write_batch(run: Run, enforced: Enforced, upload_ids: Sequence[str]) -> None:
+    """Write the clean and the quarantined rows of ``upload_ids`` into the zones, each file
+    under a name of its (upload, run), after the intent that lets a later run remove them
+    if this one never commits. The clean rows are already clustered (unless the repeats
+    were joined back with a shuffle); the quarantined ones, few, are clustered by upload
+    here."""
     contract, paths = run.contract, run.paths
     classified = enforced.classified
     if set(upload_ids) != {r[UPLOAD_ID] for r in enforced.counts}:  # some failed the count
         classified = classified.where(F.col(UPLOAD_ID).isin(list(upload_ids)))
     # A file read in several partitions: the records before each one give exact ordinals.
     clean, quarantine = split(contract, classified, partition_offsets(enforced.counts))
-    staging_clean = paths.staging(paths.clean, run.dataset, run.run_id)
-    staging_quarantine = paths.staging(paths.quarantine, run.dataset, run.run_id)
+    clean_uri, quarantine_uri = paths.clean_dataset(run.dataset), paths.quarantine_dataset(run.dataset)
+    write_record(run.fs, paths.intent(run.dataset, run.run_id),
+                 intent_json(run.run_id, upload_ids))
     run.log.info("writing the clean and the quarantined rows of %d upload(s)", len(upload_ids))
     t0 = time.perf_counter()
     if not enforced.clustered:
         clean = rebalanced(run.spark, clean, [UPLOAD_ID, *contract.partition_by])
-    stage(clean, staging_clean, contract.partition_by, run.max_records_per_file)
+    write(clean, clean_uri, contract.partition_by, run.run_id, run.max_records_per_file)
     t1 = time.perf_counter()
-    run.log.info("staged clean rows in %.1fs (%s)", t1 - t0, staging_clean)
-    crash_point("staging")
-    stage(rebalanced(run.spark, quarantine, [UPLOAD_ID, QUARANTINE_PARTITION]),
-          staging_quarantine, (QUARANTINE_PARTITION,), run.max_records_per_file)
-    run.log.info("staged quarantined rows in %.1fs (%s)", time.perf_counter() - t1,
-                 staging_quarantine)
+    run.log.info("wrote clean rows in %.1fs (%s)", t1 - t0, clean_uri)
+    crash_point("writing")
+    write(rebalanced(run.spark, quarantine, [UPLOAD_ID, QUARANTINE_PARTITION]),
+          quarantine_uri, (QUARANTINE_PARTITION,), run.run_id, run.max_records_per_file)
+    run.log.info("wrote quarantined rows in %.1fs (%s)", time.perf_counter() - t1,
+                 quarantine_uri)
 
 
 # -- 7. commit -------------------------------------------------------------------------------
 
 def commit_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> PublishPlan:
-    """Plan every move and delete of the batch and write the journal: the commit point.
-    The rows in the staged files' footers (read for the report's rows per partition) must
-    be the rows counted for each zone, or nothing is committed."""
+    """List each upload's new files and the older ones to delete, and write the journal:
+    the commit point. The rows in the new files' footers (read for the report's rows per
+    partition) must be the rows counted for each zone, or nothing is committed."""
     ds, paths = run.dataset, run.paths
     plan = PublishPlan(ds, run.run_id)
+    clean_files, quarantine_files = _listings(run)
     for upload, _ in batch:
         u = results[upload.upload_id]
-        for zone, staging, target, depth in (
-            ("clean", paths.staging(paths.clean, ds, run.run_id), paths.clean_dataset(ds),
-             len(run.contract.partition_by)),
-            ("quarantine", paths.staging(paths.quarantine, ds, run.run_id),
-             paths.quarantine_dataset(ds), 1),  # ingest_date
+        for zone, listing, target in (
+            ("clean", clean_files, paths.clean_dataset(ds)),
+            ("quarantine", quarantine_files, paths.quarantine_dataset(ds)),
         ):
-            touched, replaced, rows = plan_upload(run.fs, plan, staging, target, u.upload_id,
-                                                  depth)
+            touched, replaced, rows = plan_upload(run.fs, plan, listing, target, u.upload_id)
             counted = u.clean if zone == "clean" else u.quarantined
             if sum(rows.values()) != counted:
                 raise ConservationError(
-                    f"{u.source_file}: the staged {zone} files hold {sum(rows.values())} rows "
+                    f"{u.source_file}: the {zone} files written hold {sum(rows.values())} rows "
                     f"(their Parquet footers) but the run counted {counted}; nothing published")
             u.partitions += [f"{zone}/{ds}/{p}" for p in touched]
             u.partition_rows.update({f"{zone}/{ds}/{p}": n for p, n in sorted(rows.items())})
@@ -673,22 +711,24 @@ def commit_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> Pu
 # -- 8. publish ------------------------------------------------------------------------------
 
 def publish(run: Run, plan: PublishPlan, uploads: list[UploadResult]) -> None:
-    """Apply the committed plan and mark its uploads PROCESSED, then drop the journal and
-    the staging folders. Marked before the journal goes, so a crash in between repeats the
-    marking on recovery."""
+    """Apply the committed plan (delete the older files) and mark its uploads PROCESSED,
+    then drop the journal and the intent. Marked before the journal goes, so a crash in
+    between repeats the marking on recovery."""
     t0 = time.perf_counter()
     journal = run.paths.journal(run.dataset, run.run_id)
-    run.log.info("publishing %d upload(s): %d file(s) to move", len(uploads), len(plan.moves))
+    run.log.info("publishing %d upload(s): %d older file(s) to delete", len(uploads),
+                 len(plan.deletes))
     try:
-        apply(run.fs, plan, after_move=lambda i: crash_point("publishing") if i == 0 else None)
+        apply(run.fs, plan, after_delete=lambda i: crash_point("publishing") if i == 0 else None)
         mark_processed(run, uploads, run.run_id)
     except Exception as exc:
         raise PublishIncomplete(
             f"publishing run {run.run_id} was interrupted ({java_error_message(exc)}); its "
             f"journal {journal} is kept and the next run of {run.dataset} completes it") from exc
     run.committed = set()
+    # the intent first: an intent without a journal means "never committed, delete"
+    run.fs.delete(run.paths.intent(run.dataset, run.run_id))
     run.fs.delete(journal)
-    remove_staging(run, run.run_id)
     run.log.info("published %d upload(s) in %.1fs", len(uploads), time.perf_counter() - t0)
 
 
@@ -703,12 +743,6 @@ def mark_processed(run: Run, results: list[UploadResult], run_id: str) -> None:
                 error_code=None, error=None)
         except LedgerError as exc:  # e.g. already PROCESSED by an earlier recovery
             run.log.warning("upload %s: not marked PROCESSED: %s", u.upload_id, exc)
-
-
-def remove_staging(run: Run, run_id: str) -> None:
-    """Remove a run's staging folders (after publishing, or after a failed attempt)."""
-    for zone in (run.paths.clean, run.paths.quarantine):
-        run.fs.delete(run.paths.staging(zone, run.dataset, run_id), recursive=True)
 
 
 def _death_cause(exc: BaseException) -> str:

@@ -14,31 +14,10 @@ is configuration of the local branch of the runtime adapter only: the job code i
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from lib.errors import ConfigError
-
-JARS_DIR_ENV = "LAKE_JARS_DIR"
-
-
-@dataclass(frozen=True)
-class Jar:
-    group: str
-    artifact: str
-    version: str
-    sha256: str
-
-    @property
-    def file_name(self) -> str:
-        return f"{self.artifact}-{self.version}.jar"
-
-    @property
-    def path(self) -> str:
-        """Its path in a Maven repository."""
-        return (f"{self.group.replace('.', '/')}/{self.artifact}/{self.version}/"
-                f"{self.file_name}")
-
+from lib.jobs.jars import Jar, jars_dir
 
 # hadoop-aws at pyspark 3.5.4's Hadoop (hadoop-client-api 3.3.4), with the SDK bundle its
 # POM names. SHA-256 of the files Maven Central serves.
@@ -50,37 +29,28 @@ S3A_JARS = (
 )
 
 
-def jars_dir() -> Path:
-    """``$LAKE_JARS_DIR``, else ``.cache/jars`` in the checkout."""
-    explicit = os.environ.get(JARS_DIR_ENV)
-    return Path(explicit) if explicit else Path(__file__).resolve().parents[2] / ".cache" / "jars"
-
-
 def is_s3(uri: str | None) -> bool:
     return bool(uri) and str(uri).startswith(("s3://", "s3a://"))
 
 
-def s3a_conf() -> dict[str, str]:
-    """Spark settings of a local session that reads and writes ``s3://`` through S3A."""
+def s3a_jars() -> list[Path]:
+    """The cached S3A connector; a clear error if ``make jars`` never fetched it."""
     folder = jars_dir()
     missing = [j.file_name for j in S3A_JARS if not (folder / j.file_name).is_file()]
     if missing:
         raise ConfigError(f"a local run on s3:// needs the S3A connector in {folder} "
                           f"({', '.join(missing)} missing): run `make jars`")
+    return [folder / j.file_name for j in S3A_JARS]
+
+
+def s3a_conf() -> dict[str, str]:
+    """Spark settings of a local session that reads and writes ``s3://`` through S3A (its
+    jars: :func:`s3a_jars`)."""
     conf = {
-        "spark.jars": ",".join(str(folder / j.file_name) for j in S3A_JARS),
         "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "spark.hadoop.fs.AbstractFileSystem.s3.impl": "org.apache.hadoop.fs.s3a.S3A",
         "spark.hadoop.fs.s3a.aws.credentials.provider":
             "com.amazonaws.auth.EnvironmentVariableCredentialsProvider",
-        # Spark's commit protocol renames a task's files into place, and a rename on S3A is a
-        # copy. Algorithm 2 renames each file once (at task commit) instead of twice: its
-        # job commit is not atomic, which does not matter here, since the job writes to a
-        # run-private staging folder whose files are checked against the counted rows
-        # before the journal (the commit point) is written. (On Glue, EMRFS's committer
-        # writes Parquet without renames.)
-        "spark.hadoop.fs.s3a.committer.name": "file",
-        "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "2",
     }
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:  # a local S3 (moto's server in the tests): path-style, maybe plain HTTP

@@ -4,9 +4,10 @@ segment, never by string formatting of whole paths.
     <root>/raw/<dataset>/ingest_date=YYYY-MM-DD/<upload_id>/<file>       accepted, pending
     <root>/rejected/<dataset>/ingest_date=YYYY-MM-DD/<upload_id>/<file>  + <file>.reason.json
     <root>/archive/<dataset>/ingest_date=YYYY-MM-DD/<upload_id>/<file>   after processing
-    <root>/clean/<dataset>/<partition>=<value>/<upload_id>_<run_id>_<n>.parquet
-    <root>/quarantine/<dataset>/ingest_date=YYYY-MM-DD/<upload_id>_<run_id>_<n>.parquet
-    <root>/clean/_commits/<dataset>/<run_id>.json    publish journal while a run publishes
+    <root>/clean/<dataset>/<partition>=<value>/<upload_id>_<run_id>_<task>.c<n>.snappy.parquet
+    <root>/quarantine/<dataset>/ingest_date=YYYY-MM-DD/<upload_id>_<run_id>_<task>.c<n>.snappy.parquet
+    <root>/clean/_commits/<dataset>/<run_id>.intent.json  the uploads a run is writing
+    <root>/clean/_commits/<dataset>/<run_id>.json         its journal, once committed
     <root>/_reports/<dataset>/<run_id>.json
     <root>/_ledger/uploads.sqlite                    the upload ledger (local)
 
@@ -81,11 +82,9 @@ class LakePaths:
         return join(self.quarantine, dataset)
 
     def staging_root(self, zone_uri: str, dataset: str) -> str:
+        """Where releases before the write-once publish staged a run's files (recovery still
+        removes what a run of one of them left)."""
         return join(zone_uri, "_staging", dataset)
-
-    def staging(self, zone_uri: str, dataset: str, run_id: str) -> str:
-        """Run-private staging folder inside a zone; readers and crawlers skip ``_`` names."""
-        return join(self.staging_root(zone_uri, dataset), run_id)
 
     def journal_dir(self, dataset: str) -> str:
         """Commit journals of runs publishing into the dataset (skipped by readers: ``_``)."""
@@ -93,6 +92,9 @@ class LakePaths:
 
     def journal(self, dataset: str, run_id: str) -> str:
         return join(self.journal_dir(dataset), f"{run_id}.json")
+
+    def intent(self, dataset: str, run_id: str) -> str:
+        return join(self.journal_dir(dataset), f"{run_id}.intent.json")
 
     @staticmethod
     def upload_file(zone_uri: str, dataset: str, ingest_date: str, upload_id: str,

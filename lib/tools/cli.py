@@ -455,10 +455,13 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
 
 
 def cmd_jars(args: argparse.Namespace) -> int:
-    from lib.tools.jars import fetch
+    from lib.tools.jars import build_protocol, fetch
 
-    for path in fetch(say=lambda line: print(line, flush=True)):
-        print(f"{path}  ({human_bytes(path.stat().st_size)}, SHA-256 checked)")
+    built = build_protocol()
+    print(f"{built}  ({human_bytes(built.stat().st_size)}, compiled from jvm/)")
+    if args.s3a:
+        for path in fetch(say=lambda line: print(line, flush=True)):
+            print(f"{path}  ({human_bytes(path.stat().st_size)}, SHA-256 checked)")
     return 0
 
 
@@ -608,8 +611,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"with --watch: how often the ledger is read (default {DEFAULT_POLL_S:g})")
     pl.set_defaults(func=cmd_pipeline)
 
-    jr = sub.add_parser("jars", help="fetch the S3A connector a local run on s3:// needs "
-                        "(pinned, SHA-256 checked, cached once)")
+    jr = sub.add_parser("jars", help="build the lake's commit protocol (jvm/, needs javac) and "
+                        "with --s3a fetch the S3A connector a local run on s3:// needs (pinned, "
+                        "SHA-256 checked, cached once)")
+    jr.add_argument("--s3a", action="store_true", help="also fetch the S3A connector")
     jr.set_defaults(func=cmd_jars)
 
     inf = sub.add_parser("infra", help="CloudFormation generated from the repo")

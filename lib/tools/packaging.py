@@ -33,8 +33,8 @@ from pathlib import Path
 from lib.errors import LakeError
 from lib.tools.infra import GLUE_VERSION, LIB_ARTIFACT, REPO_ROOT, JobVersion, project_metadata
 from lib.tools.job_versions import job_versions
+from lib.tools.zips import ZIP_EPOCH, zip_tree
 
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _LIB_SUFFIXES = (".py", ".yaml", ".properties", ".j2")
 # Folders of lib/ that stay out of lib.zip: the developer tooling.
 NOT_SHIPPED = ("tools",)
@@ -93,23 +93,8 @@ def lib_zip_bytes(lib_dir: Path) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for path in files:
-            info = zipfile.ZipInfo(f"lib/{path.relative_to(lib_dir).as_posix()}", _ZIP_EPOCH)
+            info = zipfile.ZipInfo(f"lib/{path.relative_to(lib_dir).as_posix()}", ZIP_EPOCH)
             info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, path.read_bytes())
-    return buf.getvalue()
-
-
-def _zip_tree(root: Path, prefix: str, skip: tuple[str, ...] = ()) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted((p for p in root.rglob("*") if p.is_file()),
-                           key=lambda p: p.relative_to(root).as_posix()):
-            rel = path.relative_to(root)
-            if any(part in skip for part in rel.parts):
-                continue
-            info = zipfile.ZipInfo(f"{prefix}{rel.as_posix()}", _ZIP_EPOCH)
-            info.external_attr = (0o755 if path.stat().st_mode & 0o111 else 0o644) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, path.read_bytes())
     return buf.getvalue()
@@ -151,7 +136,7 @@ def lambda_deps_zip(pins: list[str], cache: Path) -> bytes:
             lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
             record.write_text("".join(ln for ln in lines if not ln.startswith(("../", "bin/"))),
                               encoding="utf-8")
-        data = _zip_tree(target, "python/", skip=("tests", "__pycache__"))
+        data = zip_tree(target, "python/", skip=("tests", "__pycache__"))
     cache.mkdir(parents=True, exist_ok=True)
     tmp_file = cached.with_suffix(".partial")
     tmp_file.write_bytes(data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import re
 import shutil
 from datetime import date, datetime
 from decimal import Decimal
@@ -91,9 +92,13 @@ def test_sample_run_succeeds_and_reports_totals(sample_run) -> None:
     assert r["uploads"][0]["warnings"] == [
         f"{r['uploads'][0]['source_file']}: extra column(s) dropped: notes"]
     lake = sample_run["lake"]
-    staged = [p for zone in ("clean", "quarantine") for p in (lake / zone / "_staging").rglob("*")
-              if p.is_file()]
-    assert staged == []  # the run's staging is removed once published
+    # every file was written once under the name of its upload and this run; the run's
+    # intent and journal are gone once it published
+    names = [p.name for zone in ("clean", "quarantine") for p in (lake / zone).rglob("*.parquet")]
+    assert len(names) == 6 and all(
+        re.fullmatch(rf"({'|'.join(sample_run['ids'])})_{r['run_id']}_\d{{5}}\.c000\.snappy\.parquet",
+                     n) for n in names), names
+    assert [p.name for p in (lake / "clean" / "_commits").rglob("*") if p.is_file()] == []
 
 
 def test_each_run_writes_its_report_page_beside_the_json(sample_run) -> None:
@@ -273,31 +278,31 @@ def test_file_missing_a_required_column_fails_alone(spark, tmp_path) -> None:
     assert ok["status"] == "processed" and ok["rows_read"] == 14
 
 
-def test_a_staged_file_short_of_the_counted_rows_fails_before_the_commit(
+def test_a_written_file_short_of_the_counted_rows_fails_before_the_commit(
         spark, tmp_path, monkeypatch) -> None:
-    """A writer that drops a row (here: one clean row filtered out on its way to staging)
-    shows in the staged files' footers; the batch fails with ``run.conservation`` before its
-    journal is written, and the zones stay empty."""
+    """A writer that drops a row (here: one clean row filtered out on its way to the zone)
+    shows in the written files' footers; the batch fails with ``run.conservation`` before
+    its journal is written, and the files it wrote are deleted again."""
     import lib.jobs.run as run_module
 
-    real_stage = run_module.stage
+    real_write = run_module.write
 
-    def lossy_stage(df, staging_uri, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        if "/clean/" in staging_uri:
+    def lossy_write(df, dataset_uri, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if "/clean/" in dataset_uri:
             df = df.where(F.col("order_id") != "O-1001")
-        return real_stage(df, staging_uri, *args, **kwargs)
+        return real_write(df, dataset_uri, *args, **kwargs)
 
-    monkeypatch.setattr(run_module, "stage", lossy_stage)
+    monkeypatch.setattr(run_module, "write", lossy_write)
     good = tmp_path / FILE1
     shutil.copy(SAMPLES / FILE1, good)
     lake = tmp_path / "lake"
     assert run_job(lake, good) == 1
     (u,) = last_report(lake)["uploads"]
     assert u["status"] == "failed" and u["error_code"] == "run.conservation"
-    assert u["error"] == (f"{landed_uri(lake, good)}: the staged clean files hold 3 rows (their "
-                          "Parquet footers) but the run counted 4; nothing published")
+    assert u["error"] == (f"{landed_uri(lake, good)}: the clean files written hold 3 rows "
+                          "(their Parquet footers) but the run counted 4; nothing published")
     assert parquet_files(lake / "clean") == [] and parquet_files(lake / "quarantine") == []
-    assert not list((lake / "clean" / "_commits").rglob("*.json"))
+    assert not [p for p in (lake / "clean" / "_commits").rglob("*") if p.is_file()]
 
 
 def test_corrupt_gzip_fails_alone_and_the_batch_goes_on(spark, tmp_path) -> None:
@@ -337,8 +342,14 @@ def test_gzip_corrupt_past_its_header_fails_alone_when_spark_reads_it(spark, tmp
     assert bad["error"].startswith(f"{landed_uri(tmp_path / 'lake', corrupt)}: cannot be "
                                    "processed: ")
     assert by_file[FILE1]["status"] == "processed" and by_file[FILE1]["clean"] == 4
-    assert not (tmp_path / "lake" / "clean" / "_staging" / "orders").exists() or not any(
-        (tmp_path / "lake" / "clean" / "_staging" / "orders").rglob("*.parquet"))
+    # what the failed batch attempt wrote was deleted before the uploads were retried alone:
+    # only the good upload's files of its own attempt are in the zones
+    ok_id = by_file[FILE1]["upload_id"]
+    lake = tmp_path / "lake"
+    assert sorted(parquet_files(lake / "clean")) and all(
+        Path(f).name.startswith(f"{ok_id}_") for zone in ("clean", "quarantine")
+        for f in parquet_files(lake / zone))
+    assert len(parquet_files(lake / "clean")) == 2  # 2 partitions, one attempt's files
 
 
 def test_empty_and_header_only_files(spark, tmp_path) -> None:

@@ -85,6 +85,7 @@ class S3Requests:
 
     def __init__(self, server: ThreadedMotoServer) -> None:
         self.seen: list[tuple[str, str, dict[str, str]]] = []
+        self.copied: list[str] = []  # the keys server-side copies wrote
         self._lock = threading.Lock()
         wsgi = server._server
         inner = wsgi.app
@@ -116,6 +117,7 @@ class S3Requests:
             elif method == "PUT" and "x-amz-copy-source" in headers:
                 source = unquote(headers["x-amz-copy-source"]).lstrip("/").partition("/")[2]
                 size[key] = size.get(source.split("?")[0], 0)
+                self.copied.append(key)
                 add("s3 copies")
                 add("bytes copied", size[key])  # written again, by S3
             elif method == "PUT":
@@ -123,6 +125,8 @@ class S3Requests:
                                 or headers.get("content-length") or 0)
                 add("s3 puts")
                 add("bytes put", size[key])
+                if key.endswith(".parquet"):
+                    add("parquet bytes put", size[key])
             elif method == "DELETE" or (method == "POST" and "delete" in url):
                 add("s3 deletes")
             elif method == "GET" and "list-type" in url:
@@ -158,10 +162,9 @@ def test_the_job_runs_on_s3_through_s3a_as_on_file(spark, s3_env, tmp_path) -> N
     keys = keys_of(s3)
     assert f"archive/orders/ingest_date=2026-11-21/u-s3/{SOURCE.name}" in keys
     assert key not in keys  # archived, not copied
-    # Nothing staged or journalled is left; S3A keeps an empty marker for a folder it
-    # emptied (clean/_staging/orders/), which readers and crawlers skip (a `_` folder).
-    assert not [k for k in keys if ("/_staging/" in k or "/_commits/" in k)
-                and not k.endswith("/")]
+    # No intent or journal is left; S3A keeps an empty marker for a folder it emptied
+    # (clean/_commits/orders/), which readers and crawlers skip (a `_` folder).
+    assert not [k for k in keys if "/_commits/" in k and not k.endswith("/")]
     clean_keys = [k for k in keys if k.startswith("clean/orders/")]
     assert all(k.rsplit("/", 1)[1].startswith(f"u-s3_{record.run_id}_") for k in clean_keys)
 
@@ -183,14 +186,17 @@ def test_the_job_runs_on_s3_through_s3a_as_on_file(spark, s3_env, tmp_path) -> N
     assert f"_reports/orders/{record.run_id}.json" in keys
     assert f"_reports/orders/{record.run_id}.html" in keys
 
-    # What publishing costs on S3 today: each output file is renamed twice on its way (at
-    # task commit into the staging folder, then by the publish into its zone), the raw file
-    # once into the archive and the journal once into place; S3A's rename is a copy.
+    # What publishing costs on S3: each Parquet byte is written once, by one PUT under its
+    # final name, and never copied. The only server-side copies (S3A's rename) are the raw
+    # file into the archive and the two small records (intent, journal) into place.
     files = [k for k in keys if k.startswith(("clean/orders/", "quarantine/orders/"))
              and k.endswith(".parquet")]
     published = sum(s3.head_object(Bucket=BUCKET, Key=k)["ContentLength"] for k in files)
-    assert requests_made["s3 copies"] == 2 * len(files) + 2
-    assert requests_made["bytes copied"] >= 2 * published
+    assert requests_made["parquet bytes put"] == published
+    assert sorted(recording.copied) == sorted([
+        f"archive/orders/ingest_date=2026-11-21/u-s3/{SOURCE.name}",
+        f"clean/_commits/orders/{record.run_id}.intent.json",
+        f"clean/_commits/orders/{record.run_id}.json"])
     print("S3 requests of one run of one upload:", json.dumps(
         {**requests_made, "bytes published": published, "files published": len(files)},
         sort_keys=True))
@@ -208,7 +214,8 @@ def test_on_s3_a_reprocess_replaces_exactly_its_objects_and_a_killed_publish_rec
     before = [k for k in keys_of(s3) if k.startswith("clean/orders/")]
     assert before and all(f"u-1_{first}_" in k for k in before)
 
-    # Reprocess, killed after its first move into the zones: the journal is committed.
+    # Reprocess, killed after its first delete of an older file: the journal is committed,
+    # and both runs' files are in the zones.
     died = run_on_s3(table, tmp_path, "--upload_ids", '["u-1"]', LAKE_CRASH_AT="publishing")
     assert died.returncode == 86, died.stderr[-3000:]
     assert [k for k in keys_of(s3) if k.startswith("clean/_commits/") and k.endswith(".json")]

@@ -130,48 +130,60 @@ def lake_cli(lake: Path, *args: str, crash_at: str | None = None, tmp: Path,
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
 
 
-@pytest.mark.parametrize("point", ["staging", "committed", "publishing"])
-def test_a_killed_run_leaves_the_old_state_or_a_committed_journal_and_the_next_run_completes_it(
+@pytest.mark.parametrize("point", ["writing", "committed", "publishing"])
+def test_a_run_killed_while_reprocessing_is_undone_or_completed_by_the_next_run(
         spark, tmp_path, two_uploads, point) -> None:
+    """The crashed run reprocesses upload 2, whose files are in the zones: its new files go
+    straight into the zones, so a reader sees them beside the old ones until the next run
+    deletes one set, by the intent (never committed) or by the journal (committed)."""
     lake, uid1, uid2 = two_uploads
     assert run(lake, uid2) == 0  # upload 2 is in the zones already
     before = zone_snapshot(lake)
+    commits = lake / "clean" / "_commits" / "orders"
 
-    died = lake_cli(lake, "run", "orders", "--version", "1", crash_at=point, tmp=tmp_path)
+    died = lake_cli(lake, "reprocess", uid2, "--version", "1", crash_at=point, tmp=tmp_path)
     assert died.returncode == CRASH_EXIT_CODE, died.stderr[-2000:]
     assert f"{CRASH_ENV}={point}: simulating a crash" in died.stderr
     ledger = open_ledger(lake)
-    assert ledger.get(uid1).status == "PROCESSING"  # not PROCESSED
-    crashed_run = ledger.get(uid1).run_id
+    assert ledger.get(uid2).status == "PROCESSING"  # not PROCESSED
+    crashed_run = ledger.get(uid2).run_id
     after_crash = zone_snapshot(lake)
-    if point == "staging":  # before the commit point the zones are untouched
-        assert after_crash == before
-    elif point == "committed":
-        assert after_crash == before
-        assert (lake / "clean" / "_commits" / "orders" / f"{crashed_run}.json").is_file()
-    else:  # a file of the committed plan is in; the journal says what is still to do
-        assert set(before) < set(after_crash)
-        assert (lake / "clean" / "_commits" / "orders" / f"{crashed_run}.json").is_file()
+    written = {p for p in after_crash if Path(p).name.startswith(f"{uid2}_{crashed_run}_")}
+    assert (commits / f"{crashed_run}.intent.json").is_file()
+    if point == "writing":  # the clean files are in, the quarantined ones not, no journal
+        assert written and all(p.startswith("clean/") for p in written)
+        assert set(after_crash) == set(before) | written
+        assert not (commits / f"{crashed_run}.json").exists()
+    elif point == "committed":  # every new file is in, the old ones still there
+        assert {p.split("/")[0] for p in written} == {"clean", "quarantine"}
+        assert set(after_crash) == set(before) | written
+        assert (commits / f"{crashed_run}.json").is_file()
+    else:  # one old file deleted; the journal says what is still to do
+        assert len(set(before) - set(after_crash)) == 1
+        assert (commits / f"{crashed_run}.json").is_file()
 
-    assert run(lake) == 0
+    assert run(lake) == 0  # recovers, then processes upload 1 (and upload 2 if undone)
     assert statuses(lake) == {uid1: "ARCHIVED", uid2: "ARCHIVED"}
-    r = ledger.get(uid1)
-    assert (r.rows_read, r.clean, r.quarantined, r.duplicates_removed) == (14, 4, 9, 1)
-    history = [(h.to_status, h.note) for h in ledger.history(uid1)][2:]
-    if point == "staging":  # never committed: the next run retries it from the start
+    r = ledger.get(uid2)
+    assert (r.rows_read, r.clean, r.quarantined, r.duplicates_removed) == (6, 2, 3, 1)
+    history = [(h.to_status, h.note) for h in ledger.history(uid2)]
+    history = history[history.index(("PROCESSING", f"run {crashed_run}")):]
+    if point == "writing":  # never committed: its files are deleted and it is retried
         assert history[:3] == [("PROCESSING", f"run {crashed_run}"),
                                ("FAILED", "run.interrupted"), ("PROCESSING", history[2][1])]
+        assert not any(Path(p).name.startswith(f"{uid2}_{crashed_run}_")
+                       for p in zone_snapshot(lake))
     else:  # committed: the next run completes the crashed run's publish
         assert history[:2] == [("PROCESSING", f"run {crashed_run}"),
                                ("PROCESSED", f"run {crashed_run}")]
+        assert {p for p in zone_snapshot(lake) if Path(p).name.startswith(f"{uid2}_")} == written
     # exactly the rows one clean run gives: nothing lost, nothing twice
     reference = tmp_path / "reference"
     for name in (FILE1, FILE2):
         land(reference, tmp_path / name)
     assert run(reference) == 0
     assert clean_rows(spark, lake) == clean_rows(spark, reference)
-    assert not any((lake / "clean" / "_staging").rglob("*.parquet"))
-    assert not any((lake / "clean" / "_commits").rglob("*.json"))
+    assert not [p for p in commits.iterdir() if p.is_file()]
 
 
 def test_an_upload_whose_rows_read_differ_from_its_checked_count_fails_alone(spark,
@@ -195,7 +207,7 @@ def test_an_upload_whose_rows_read_differ_from_its_checked_count_fails_alone(spa
     published = {r["_upload_id"] for r in spark.read.parquet(to_uri(lake / "clean" / "orders"))
                  .select("_upload_id").distinct().collect()}
     assert published == {ok.upload_id}
-    assert not any((lake / "clean" / "_staging").rglob("*.parquet"))
+    assert not [p for p in (lake / "clean" / "_commits").rglob("*") if p.is_file()]
 
 
 def test_a_journal_left_half_written_is_removed_by_the_next_run(spark, tmp_path,

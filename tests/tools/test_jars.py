@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from lib.jobs.s3a import Jar
+from lib.jobs.jars import Jar
 from lib.tools import jars
 
 
