@@ -34,6 +34,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.tokens import TokenType
 
 from lib.errors import LakeError
+from lib.jobs.jars import PROTOCOL_JAR
 from lib.lake import metrics as m
 from lib.ledger.announce import UPLOAD_ACCEPTED, UPLOADS_PENDING
 from lib.tools.crawlers import CrawlerDefinition, load_crawlers
@@ -279,6 +280,8 @@ def build_template(jobs: Mapping[str, Sequence[int]], crawlers: Mapping[str, Cra
                         "--job-language": "python",
                         "--extra-py-files": _sub(
                             f"s3://${{Bucket}}/lib/${{ReleaseId}}/{LIB_ARTIFACT}", Bucket=artifacts),
+                        "--extra-jars": _sub(
+                            f"s3://${{Bucket}}/lib/${{ReleaseId}}/{PROTOCOL_JAR}", Bucket=artifacts),
                         "--additional-python-modules": ",".join(pinned_modules),
                         "--enable-metrics": "true",
                         "--enable-observability-metrics": "true",

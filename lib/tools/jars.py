@@ -63,6 +63,8 @@ def protocol_jar_bytes(source: Path = REPO_ROOT / "jvm") -> bytes:
 
     spark_jars = Path(pyspark.__file__).parent / "jars"
     files = sorted(str(p) for p in source.rglob("*.java"))
+    if not files:
+        raise JarBuildError(f"no Java source under {source}")
     with tempfile.TemporaryDirectory(prefix="lake-javac-") as out:
         done = subprocess.run([_javac(), "--release", "17", "-nowarn", "-encoding", "UTF-8",
                                "-cp", f"{spark_jars}/*", "-d", out, *files],

@@ -3,6 +3,8 @@
     <dist>/lib/<release>/lib.zip          the ``lib`` package for ``--extra-py-files``, and
                                           the code of the upload Lambdas (without
                                           ``lib/tools/``, the developer tooling)
+    <dist>/lib/<release>/lake-spark.jar   the lake's commit protocol for ``--extra-jars``,
+                                          compiled from ``jvm/`` (a JDK 17's javac)
     <dist>/lib/<release>/lambda-deps.zip  the Lambda layer: the lib's third-party packages
                                           (PyYAML) at requirements.lock's pins,
                                           built for Lambda's python3.11 on x86_64
@@ -31,7 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lib.errors import LakeError
+from lib.jobs.jars import PROTOCOL_JAR
 from lib.tools.infra import GLUE_VERSION, LIB_ARTIFACT, REPO_ROOT, JobVersion, project_metadata
+from lib.tools.jars import protocol_jar_bytes
 from lib.tools.job_versions import job_versions
 from lib.tools.zips import ZIP_EPOCH, zip_tree
 
@@ -152,6 +156,7 @@ def build(dist: Path, repo: Path = REPO_ROOT, *, lambda_deps: bool = True,
                  for v in versions)
     files: dict[str, tuple[bytes, str]] = {}
     lib_zip = lib_zip_bytes(repo / "lib")
+    jar = protocol_jar_bytes(repo / "jvm")
     for job in jobs:
         script = repo / "glue_jobs" / job.dataset / f"v{job.version}" / "job.py"
         contract = repo / "lib" / "contracts" / job.dataset / f"v{job.version}.yaml"
@@ -162,11 +167,13 @@ def build(dist: Path, repo: Path = REPO_ROOT, *, lambda_deps: bool = True,
 
     pins = lambda_pins(repo)
     digest = hashlib.sha256(lib_zip)
+    digest.update(jar)
     digest.update("\n".join(pins).encode())
     for key in sorted(files):
         digest.update(key.encode() + b"\0" + files[key][0])
     release = f"{project_metadata(repo)['version']}-{digest.hexdigest()[:12]}"
     files[f"lib/{release}/{LIB_ARTIFACT}"] = (lib_zip, "application/zip")
+    files[f"lib/{release}/{PROTOCOL_JAR}"] = (jar, "application/java-archive")
     if lambda_deps:
         files[f"lib/{release}/{LAMBDA_DEPS_ARTIFACT}"] = (
             lambda_deps_zip(pins, cache or repo / ".cache" / "lambda-deps"), "application/zip")
@@ -174,6 +181,7 @@ def build(dist: Path, repo: Path = REPO_ROOT, *, lambda_deps: bool = True,
         "release": release,
         "glue_version": GLUE_VERSION,
         "lib": f"lib/{release}/{LIB_ARTIFACT}",
+        "jars": [f"lib/{release}/{PROTOCOL_JAR}"],
         "lambda_layer_packages": pins,
         "jobs": {f"{j.dataset}/v{j.version}": j.script_key for j in jobs},
         "files": {key: _sha256(data) for key, (data, _) in sorted(files.items())},

@@ -1,4 +1,5 @@
-"""`lake jars`: the S3A connector is fetched once, only the pinned bytes are cached, and a
+"""`lake jars`: the commit protocol compiles into a reproducible jar; the S3A connector is
+fetched once, only the pinned bytes are cached, and a
 wrong file or a failed download leaves nothing behind. (A `file://` folder plays Maven
 Central.)"""
 
@@ -49,3 +50,35 @@ def test_a_failed_download_names_the_jar_and_the_url(repo, tmp_path) -> None:
                                                  + missing):
         jars.fetch(tmp_path / "cache", missing, say=lambda _: None)
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_the_commit_protocol_compiles_into_the_same_jar_each_time(tmp_path) -> None:
+    import zipfile
+
+    built = jars.build_protocol(tmp_path / "cache")
+    assert built == tmp_path / "cache" / "lake-spark.jar"
+    with zipfile.ZipFile(built) as zf:
+        assert zf.namelist() == ["META-INF/MANIFEST.MF", "lake/spark/UploadFilesCommitProtocol.class"]
+        assert zf.read("lake/spark/UploadFilesCommitProtocol.class")[:4] == b"\xca\xfe\xba\xbe"
+    assert jars.protocol_jar_bytes() == built.read_bytes()  # reproducible: the release id holds
+    assert not list((tmp_path / "cache").glob("*.part"))
+
+
+def test_without_javac_the_build_says_what_to_install(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no javac anywhere
+    with pytest.raises(jars.JarBuildError) as exc:
+        jars.build_protocol(tmp_path / "cache")
+    assert str(exc.value) == (
+        "building the lake's commit protocol (jvm/) needs a JDK 17's javac, found neither on "
+        "PATH: install a JDK 17 (e.g. apt-get install openjdk-17-jdk-headless) and retry")
+    assert exc.value.code == "jars.build"
+
+
+def test_a_compile_error_is_reported_with_javac_s_message(tmp_path) -> None:
+    source = tmp_path / "jvm" / "lake"
+    source.mkdir(parents=True)
+    (source / "Broken.java").write_text("package lake; public class Broken { int x = ; }\n")
+    with pytest.raises(jars.JarBuildError, match=r"(?s)javac failed on .*/jvm:\n.*Broken\.java:1: "
+                                                 r"error: illegal start of expression"):
+        jars.protocol_jar_bytes(tmp_path / "jvm")

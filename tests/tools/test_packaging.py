@@ -24,7 +24,7 @@ from tests.helpers import REPO
 
 def copy_repo(dest: Path) -> Path:
     """The parts of the repo a package is built from."""
-    for part in ("lib", "glue_jobs"):
+    for part in ("lib", "glue_jobs", "jvm"):
         shutil.copytree(REPO / part, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "requirements.lock"):
         shutil.copy(REPO / name, dest / name)
@@ -47,7 +47,7 @@ def test_artifacts_are_laid_out_under_versioned_keys(package) -> None:
         [f"jobs/{ds}/v{v}/{f}" for ds, versions in job_versions().items() for v in versions
          for f in ("contract.yaml", "job.py")]
         + [f"lib/{package.release}/lib.zip", f"lib/{package.release}/lambda-deps.zip",
-           f"releases/{package.release}.json"])
+           f"lib/{package.release}/lake-spark.jar", f"releases/{package.release}.json"])
     assert keys == expected
     for art in package.artifacts:
         assert art.path == package.dist.joinpath(*art.key.split("/"))
@@ -77,6 +77,7 @@ def test_manifest_names_the_release_the_jobs_and_every_file_hash(package) -> Non
     assert manifest["release"] == package.release
     assert manifest["glue_version"] == "5.0"
     assert manifest["lib"] == f"lib/{package.release}/lib.zip"
+    assert manifest["jars"] == [f"lib/{package.release}/lake-spark.jar"]
     assert manifest["jobs"]["orders/v2"] == "jobs/orders/v2/job.py"
     assert manifest["lambda_layer_packages"] == lambda_pins() == ["PyYAML==6.0.3"]
     assert manifest["files"] == {a.key: a.sha256 for a in package.artifacts
@@ -131,6 +132,16 @@ def test_a_changed_lib_file_is_a_new_release(package, tmp_path) -> None:
     assert changed.release.startswith("0.1.0-")
 
 
+def test_a_changed_commit_protocol_is_a_new_release(package, tmp_path) -> None:
+    repo = copy_repo(tmp_path / "repo")
+    java = repo / "jvm" / "lake" / "spark" / "UploadFilesCommitProtocol.java"
+    java.write_text(java.read_text().replace('"pub_upload"', '"publish_upload"'))
+    changed = build(tmp_path / "changed", repo, lambda_deps=False)
+    assert changed.release != package.release
+    assert (changed.dist / "lib" / changed.release / "lake-spark.jar").read_bytes() != \
+        (package.dist / "lib" / package.release / "lake-spark.jar").read_bytes()
+
+
 def test_a_job_version_without_its_contract_is_refused(tmp_path) -> None:
     repo = copy_repo(tmp_path / "repo")
     (repo / "lib/contracts/orders/v2.yaml").unlink()
@@ -140,8 +151,10 @@ def test_a_job_version_without_its_contract_is_refused(tmp_path) -> None:
 
 
 def test_the_packaged_job_runs_from_a_folder_holding_only_its_artifacts(package, tmp_path) -> None:
-    """As on Glue: the script alone, lib from the zip on sys.path, the runtime's packages
-    from site-packages; no repo, no installed project (``-S`` skips its .pth hook)."""
+    """As on Glue: the script alone, lib from the zip on sys.path, the commit protocol from
+    the packaged jar (Glue's --extra-jars; here the local session's jar folder), the
+    runtime's packages from site-packages; no repo, no installed project (``-S`` skips its
+    .pth hook)."""
     lake = tmp_path / "lake"
     assert main(["--lake-root", str(lake), "upload", "--dataset", "orders",
                  str(REPO / "samples/orders/orders_2026-11-01.csv")]) == 0
@@ -149,6 +162,8 @@ def test_the_packaged_job_runs_from_a_folder_holding_only_its_artifacts(package,
     run_dir.mkdir()
     shutil.copy(package.dist / "jobs/orders/v2/job.py", run_dir / "job.py")
     shutil.copy(package.dist / package.lib_key, run_dir / "lib.zip")
+    (run_dir / "jars").mkdir()
+    shutil.copy(package.dist / "lib" / package.release / "lake-spark.jar", run_dir / "jars")
     wrapper = (
         "import runpy, sys\n"
         "import lib\n"
@@ -160,6 +175,7 @@ def test_the_packaged_job_runs_from_a_folder_holding_only_its_artifacts(package,
         "          if m.split('.')[0] == 'sqlglot' or m.startswith('lib.tools')), file=sys.stderr)\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LAKE_"))}
+    env["LAKE_JARS_DIR"] = str(run_dir / "jars")
     env["PYTHONPATH"] = os.pathsep.join([str(run_dir / "lib.zip"),
                                          sysconfig.get_paths()["purelib"]])
     out = subprocess.run(
@@ -169,7 +185,7 @@ def test_the_packaged_job_runs_from_a_folder_holding_only_its_artifacts(package,
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"lib imported from {run_dir / 'lib.zip'}{os.sep}lib{os.sep}__init__.py" in out.stderr
     assert "tooling modules loaded: []" in out.stderr
-    assert sorted(p.name for p in run_dir.iterdir()) == ["job.py", "lib.zip"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["jars", "job.py", "lib.zip"]
     [record] = open_ledger(lake).find(dataset="orders")
     assert (record.status, record.job_name, record.job_version) == \
         ("ARCHIVED", "packaged_orders_v2", 2)
