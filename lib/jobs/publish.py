@@ -105,10 +105,9 @@ def run_prefix(upload_id: str, run_id: str) -> str:
 
 
 def zone_files(fs: HadoopFs, dataset_uri: str, partition_depth: int) -> list[str]:
-    """Every Parquet file of a zone's dataset folder (one listing, ``_`` folders left out)."""
-    return [p for p in fs.glob_paths(join(dataset_uri, *(["*"] * partition_depth), "*.parquet"))
-            if not any(part.startswith(("_", "."))
-                       for part in p[len(dataset_uri):].strip("/").split("/"))]
+    """Every Parquet file of a zone's dataset folder, in one listing: the published ones and
+    those a task is still writing as ``.<name>`` (on a file system, not on S3)."""
+    return fs.glob_paths(join(dataset_uri, *(["*"] * partition_depth), "*.parquet"))
 
 
 def _name(path: str) -> str:
@@ -189,9 +188,10 @@ def read_intent(fs: HadoopFs, uri: str) -> tuple[str, list[str]]:
 
 def remove_files(fs: HadoopFs, listing: Iterable[str], run_id: str,
                  upload_ids: Iterable[str]) -> int:
-    """Delete the files ``run_id`` wrote for ``upload_ids`` (a run that did not commit).
-    Returns how many there were."""
-    prefixes = tuple(run_prefix(u, run_id) for u in upload_ids)
+    """Delete the files ``run_id`` wrote for ``upload_ids`` (a run that did not commit),
+    hidden ones a task never renamed included. Returns how many there were."""
+    prefixes = tuple(p for u in upload_ids for p in (run_prefix(u, run_id),
+                                                     f".{run_prefix(u, run_id)}"))
     doomed = [p for p in listing if _name(p).startswith(prefixes)] if prefixes else []
     with ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="unwrite") as pool:
         list(pool.map(fs.delete, doomed))

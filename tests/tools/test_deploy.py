@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import stat
 from pathlib import Path
 
@@ -48,7 +49,10 @@ def _no_aws():
 
 
 def test_dry_run_prints_every_step_and_calls_nothing_on_aws(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))  # no `aws` anywhere
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "javac").symlink_to(shutil.which("javac"))  # the package compiles jvm/
+    monkeypatch.setenv("PATH", str(bin_dir))  # no `aws` anywhere
     out = io.StringIO()
     cfg = load_env("dev", region=REGION)
     assert deploy(cfg, tmp_path / "dist", dry_run=True, out=out, session_factory=_no_aws) == 0
@@ -62,7 +66,7 @@ def test_dry_run_prints_every_step_and_calls_nothing_on_aws(tmp_path, monkeypatc
         f"[2/7] package release {release}",
         "[3/7] deploy stack lake-dev-foundation",
         "[4/7] find the artifacts bucket",
-        "[5/7] upload 9 artifacts",
+        "[5/7] upload 10 artifacts",
         "[6/7] deploy stack lake-dev-pipelines",
         "[7/7] deploy stack lake-dev-uploads",
     ]
@@ -152,7 +156,8 @@ def test_deploy_runs_the_three_stacks_and_uploads_to_the_foundation_bucket(aws, 
         Bucket="lake-dev-artifacts-test")["Contents"])
     assert f"lib/{manifest.stem}/lib.zip" in keys and "jobs/orders/v2/job.py" in keys
     assert f"lib/{manifest.stem}/lambda-deps.zip" in keys
-    assert len(keys) == 9
+    assert f"lib/{manifest.stem}/lake-spark.jar" in keys
+    assert len(keys) == 10
     printed = out.getvalue().splitlines()
     assert f"    uploaded s3://lake-dev-artifacts-test/lib/{manifest.stem}/lib.zip" in printed
     assert printed[-1] == "deployed dev"

@@ -3,7 +3,10 @@ package lake.spark;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.hadoop.mapreduce.JobContext;
 import org.apache.hadoop.mapreduce.TaskAttemptContext;
@@ -24,6 +27,12 @@ import scala.collection.Seq;
  * task (a retried task overwrites what the failed attempt wrote). The run id comes from the
  * write's option {@code lake.publish.run_id}.
  *
+ * <p>On an object store (S3, GCS) an object appears only once it is closed, whole, so the
+ * task writes the final name itself. On a file system (local, HDFS) a file is visible while
+ * it is written, and a rename is a cheap atomic metadata step: there the task writes
+ * {@code .<name>} (hidden from readers) and renames each of its files into place when it
+ * commits.
+ *
  * <p>There is no job commit: the run's journal is the commit (which files make up an
  * upload's published state, which older ones to delete). A task that fails deletes the
  * files it wrote; a run that fails deletes the files of its uploads and run id.
@@ -32,8 +41,12 @@ public class UploadFilesCommitProtocol extends FileCommitProtocol implements jav
     public static final String RUN_ID = "lake.publish.run_id";
     public static final String UPLOAD_KEY = "pub_upload";
 
+    /** File systems whose objects appear only when closed: written under the final name. */
+    private static final Set<String> OBJECT_STORES = Set.of("s3", "s3a", "s3n", "gs");
+
     private final String path;
-    private transient List<Path> written;
+    private transient List<Path> written;  // final names, in the order the task opened them
+    private transient List<Path> hidden;  // what each was written as (the same on a store)
 
     public UploadFilesCommitProtocol(String jobId, String path, boolean dynamicPartitionOverwrite) {
         if (dynamicPartitionOverwrite) {
@@ -58,6 +71,7 @@ public class UploadFilesCommitProtocol extends FileCommitProtocol implements jav
     @Override
     public void setupTask(TaskAttemptContext task) {
         written = new ArrayList<>();
+        hidden = new ArrayList<>();
     }
 
     @Override
@@ -83,8 +97,19 @@ public class UploadFilesCommitProtocol extends FileCommitProtocol implements jav
         String name = String.format("%s_%s_%05d%s", upload, runId, split, spec.suffix());
         Path parent = slash < 0 ? new Path(path) : new Path(path, partition.substring(slash + 1));
         Path file = new Path(parent, spec.prefix() + name);
+        Path target = objectStore(file, task.getConfiguration())
+            ? file : new Path(parent, "." + spec.prefix() + name);
         written.add(file);
-        return file.toString();
+        hidden.add(target);
+        return target.toString();
+    }
+
+    private static boolean objectStore(Path file, Configuration conf) {
+        try {
+            return OBJECT_STORES.contains(file.getFileSystem(conf).getScheme());
+        } catch (IOException e) {
+            throw new IllegalStateException("no file system for " + file, e);
+        }
     }
 
     @Override
@@ -94,12 +119,29 @@ public class UploadFilesCommitProtocol extends FileCommitProtocol implements jav
 
     @Override
     public FileCommitProtocol.TaskCommitMessage commitTask(TaskAttemptContext task) {
+        try {
+            for (int i = 0; i < written.size(); i++) {
+                Path from = hidden.get(i);
+                Path to = written.get(i);
+                if (!from.equals(to)) {
+                    FileSystem fs = from.getFileSystem(task.getConfiguration());
+                    fs.delete(to, false);  // an earlier attempt of this task wrote it
+                    if (!fs.rename(from, to)) {
+                        throw new IOException("could not rename " + from + " to " + to);
+                    }
+                }
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("task commit failed: " + e.getMessage(), e);
+        }
         return new FileCommitProtocol.TaskCommitMessage(written.size());
     }
 
     @Override
     public void abortTask(TaskAttemptContext task) {
-        for (Path file : written) {
+        List<Path> all = new ArrayList<>(written);
+        all.addAll(hidden);
+        for (Path file : all) {
             try {
                 file.getFileSystem(task.getConfiguration()).delete(file, false);
             } catch (IOException e) {

@@ -1,0 +1,66 @@
+"""The publish's writer: the lake's commit protocol (jvm/) writes each file once, under a
+name of its upload and run, straight into the zone folder, and refuses a write it was not
+made for."""
+
+from __future__ import annotations
+
+import pyspark.sql.functions as F
+import pytest
+from chispa import assert_df_equality
+
+from lib.errors import ConfigError
+from lib.jobs import publish
+from lib.lake.paths import to_uri
+
+
+def test_each_file_is_written_once_under_its_upload_and_run(spark, tmp_path) -> None:
+    rows = [("u1", "2026-11-01", 1), ("u1", "2026-11-02", 2), ("u2", "2026-11-01", 3),
+            ("u2", "2026-11-01", 4)]
+    df = spark.createDataFrame(rows, "_upload_id string, d string, v int").repartition(1)
+    zone = tmp_path / "clean" / "orders"
+    zone.mkdir(parents=True)
+    (zone / "d=2026-11-01").mkdir()
+    other = zone / "d=2026-11-01" / "u0_R0_00000.c000.snappy.parquet"
+    other.write_bytes(b"another upload's file")
+
+    publish.write(df, to_uri(zone), ("d",), "20261129T000000Z-abc123")
+
+    files = sorted(str(p.relative_to(zone)) for p in zone.rglob("*")
+                   if p.is_file() and not p.name.startswith("."))
+    assert files == ["d=2026-11-01/u0_R0_00000.c000.snappy.parquet",
+                     "d=2026-11-01/u1_20261129T000000Z-abc123_00000.c000.snappy.parquet",
+                     "d=2026-11-01/u2_20261129T000000Z-abc123_00000.c000.snappy.parquet",
+                     "d=2026-11-02/u1_20261129T000000Z-abc123_00000.c000.snappy.parquet"]
+    # nothing left under the hidden name a task writes before it commits (checksums only)
+    assert [p.name for p in zone.rglob(".*") if not p.name.endswith(".crc")] == []
+    assert other.read_bytes() == b"another upload's file"  # untouched
+    got = spark.read.parquet(*[str(zone / f) for f in files[1:]]).select("_upload_id", "v")
+    expected = spark.createDataFrame([("u1", 1), ("u1", 2), ("u2", 3), ("u2", 4)],
+                                     "_upload_id string, v int")
+    assert_df_equality(got, expected, ignore_row_order=True)
+    # the write leaves the session's commit protocol as it found it
+    assert spark.conf.get("spark.sql.sources.commitProtocolClass") != publish.PROTOCOL_CLASS
+
+
+def test_a_write_not_partitioned_by_the_upload_first_is_refused(spark, tmp_path) -> None:
+    df = spark.createDataFrame([("u1", "a")], "_upload_id string, d string")
+    with publish._protocol(spark), pytest.raises(Exception) as exc:
+        df.write.partitionBy("d").option(publish.RUN_ID_OPTION, "R1").parquet(
+            to_uri(tmp_path / "zone"))
+    assert "the write is not partitioned by pub_upload first: 'd=a'" in str(exc.value)
+    with publish._protocol(spark), pytest.raises(Exception) as exc:
+        df.withColumn(publish.PUBLISH_KEY, F.col("_upload_id")).write.partitionBy(
+            publish.PUBLISH_KEY).parquet(to_uri(tmp_path / "zone2"))
+    assert "the write has no lake.publish.run_id option" in str(exc.value)
+
+
+def test_a_session_that_cannot_load_the_protocol_is_refused_with_what_to_do(
+        spark, monkeypatch) -> None:
+    publish.require_protocol(spark)  # this session has it
+    monkeypatch.setattr(publish, "PROTOCOL_CLASS", "lake.spark.NoSuchProtocol")
+    with pytest.raises(ConfigError) as exc:
+        publish.require_protocol(spark)
+    assert str(exc.value) == (
+        "the Spark session cannot load lake.spark.NoSuchProtocol, the lake's commit protocol: "
+        "on Glue pass lib/<release>/lake-spark.jar in --extra-jars (the deployed job does), "
+        "locally build it with `make jars`")
