@@ -76,12 +76,14 @@ def test_the_make_targets_run_the_commands_the_docs_document() -> None:
     }
 
 
-def test_run_job_submits_the_packaged_script_with_lib_on_py_files() -> None:
+def test_run_job_submits_the_packaged_script_with_lib_on_py_files_and_the_protocol_jar() -> None:
     script = DOCKER / "run-job.sh"
     assert script.stat().st_mode & 0o111, "run-job.sh must be executable"
     subprocess.run(["bash", "-n", str(script)], check=True)
     text = script.read_text()
     assert JobVersion("orders", 2).script_key == "jobs/orders/v2/job.py"  # what JOB= names
     assert "script=dist/jobs/$job/job.py" in text
-    assert re.search(r'spark-submit --py-files "\$lib_zip" "\$script"', text)
+    assert re.search(r'spark-submit --py-files "\$lib_zip" --jars "\$protocol_jar" "\$script"',
+                     text)
     assert "lib_zip=$(ls dist/lib/*/lib.zip)" in text
+    assert "protocol_jar=$(ls dist/lib/*/lake-spark.jar)" in text
