@@ -114,6 +114,7 @@ from lib.sources.registry import reader_for
 
 INTERRUPTED = "run.interrupted"
 PUBLISH_INCOMPLETE = "run.publish_incomplete"
+NOT_RUN = "run.not_run"
 COUNT_MISMATCH = "run.count_mismatch"
 # An upload in batches whose driver died this many times is processed in a batch of its own;
 # one that kills the driver on its own after that is held: FAILED, no automatic retry.
@@ -471,6 +472,13 @@ def process(run: Run, planned: list[Batch], report: RunReport) -> None:
                 results[up.upload_id].status = RESULT_FAILED
                 results[up.upload_id].error_code = PUBLISH_INCOMPLETE
                 results[up.upload_id].error = str(exc)
+            # The kept journal and intent are this run's: no later batch may write its own
+            # over them. The uploads left are FAILED, and the next run retries them.
+            for up, _ in (item for batch in batches for item in batch):
+                _fail(results[up.upload_id], NOT_RUN,
+                      f"{up.path}: not processed: an earlier batch of run {run.run_id} could "
+                      "not finish publishing; the next run processes it")
+            batches = []
         except ConservationError as exc:
             unwrite(run, [up.upload_id for up, _ in current])
             report.error = str(exc)

@@ -188,6 +188,43 @@ def test_a_run_killed_while_reprocessing_is_undone_or_completed_by_the_next_run(
     assert not [p for p in commits.iterdir() if p.is_file()]
 
 
+def test_a_publish_that_cannot_finish_stops_the_run_and_the_next_run_completes_it(
+        spark, tmp_path, two_uploads, monkeypatch) -> None:
+    """The first batch commits, then its deletes fail (the file system errs): its journal
+    and intent are kept for the next run, and no later batch of the run may write its own
+    over them: the uploads left are FAILED (``run.not_run``) and retried by the next run."""
+    import lib.jobs.run as run_module
+
+    lake, uid1, uid2 = two_uploads
+    monkeypatch.setattr(run_module, "plan_batches", lambda run, ready: [[item] for item in ready])
+    real_apply, calls = run_module.apply, []
+
+    def failing_apply(fs, plan, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        calls.append(plan.run_id)
+        if len(calls) == 1:
+            raise OSError("S3 says: SlowDown")
+        return real_apply(fs, plan, **kwargs)
+
+    monkeypatch.setattr(run_module, "apply", failing_apply)
+    assert run(lake) == 1
+    ledger = open_ledger(lake)
+    first, second = ledger.get(uid1), ledger.get(uid2)
+    assert first.status == "PROCESSING"  # committed: the next run completes it
+    commits = lake / "clean" / "_commits" / "orders"
+    assert sorted(p.name for p in commits.iterdir() if not p.name.startswith(".")) == [
+        f"{first.run_id}.intent.json", f"{first.run_id}.json"]
+    assert (second.status, second.error_code) == ("FAILED", "run.not_run")
+    assert second.error == (f"{second.location}: not processed: an earlier batch of run "
+                            f"{first.run_id} could not finish publishing; the next run "
+                            "processes it")
+
+    assert run(lake) == 0
+    assert statuses(lake) == {uid1: "ARCHIVED", uid2: "ARCHIVED"}
+    assert ledger.get(uid1).run_id == first.run_id  # completed from its journal, not rerun
+    assert ledger.get(uid2).run_id != first.run_id
+    assert not [p for p in commits.iterdir() if p.is_file()]
+
+
 def test_an_upload_whose_rows_read_differ_from_its_checked_count_fails_alone(spark,
                                                                             tmp_path) -> None:
     """Bytes changed after the check (here: a row appended to the raw file): the run must
