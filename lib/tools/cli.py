@@ -10,7 +10,7 @@
     lake [--lake-root DIR] query "SQL" | --named NAME [--param V ...] [--format table|csv|json]
     lake [--lake-root DIR] queries [--run] [--param NAME=VALUE ...] [--format ...]
     lake [--lake-root DIR] pipeline [--watch [--batch-size N] [--batch-window SECONDS]]
-    lake jars
+    lake jars [--s3a]
     lake infra generate [--check]
     lake package [--dist DIR]
     lake deploy --env ENV [--dry-run] [--region REGION] [--dist DIR]
