@@ -4,6 +4,8 @@ made for."""
 
 from __future__ import annotations
 
+import json
+
 import pyspark.sql.functions as F
 import pytest
 from chispa import assert_df_equality
@@ -64,3 +66,28 @@ def test_a_session_that_cannot_load_the_protocol_is_refused_with_what_to_do(
         "the Spark session cannot load lake.spark.NoSuchProtocol, the lake's commit protocol: "
         "on Glue pass lib/<release>/lake-spark.jar in --extra-jars (the deployed job does), "
         "locally build it with `make jars`")
+
+
+def test_a_journal_of_the_staged_publish_is_still_completed(spark, tmp_path) -> None:
+    """A run of the release before the write-once publish may have died while applying its
+    journal (moves out of its staging folder, then deletes): recovery after an upgrade
+    still carries it out, and again without harm."""
+    from lib.lake.fs import HadoopFs
+
+    zone, staging = tmp_path / "clean" / "orders", tmp_path / "clean" / "_staging" / "orders"
+    staged = staging / "R1" / "pub_upload=u1" / "d=a" / "part-00000.parquet"
+    staged.parent.mkdir(parents=True)
+    staged.write_bytes(b"new")
+    old = zone / "d=a" / "u1_R0_00000.parquet"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"old")
+    target = zone / "d=a" / "u1_R1_00000.parquet"
+    legacy = json.dumps({"dataset": "orders", "run_id": "R1",
+                         "moves": [[f"file://{staged}", f"file://{target}"]],
+                         "deletes": [f"file://{old}"], "uploads": {}})
+    plan = publish.PublishPlan.from_json(legacy)
+    fs = HadoopFs(spark)
+    publish.apply(fs, plan)
+    publish.apply(fs, plan)  # repeated after a crash: already done, no error
+    assert target.read_bytes() == b"new"
+    assert not staged.exists() and not old.exists()

@@ -249,14 +249,19 @@ def test_an_upload_whose_rows_read_differ_from_its_checked_count_fails_alone(spa
     assert not [p for p in (lake / "clean" / "_commits").rglob("*") if p.is_file()]
 
 
-def test_a_journal_left_half_written_is_removed_by_the_next_run(spark, tmp_path,
+def test_a_journal_left_half_written_and_an_old_staging_folder_are_removed_by_the_next_run(spark, tmp_path,
                                                                 two_uploads) -> None:
     lake, uid1, uid2 = two_uploads
     leftover = lake / "clean" / "_commits" / "orders" / "20261121T000000Z-dead00.json.tmp"
     leftover.parent.mkdir(parents=True)
     leftover.write_text('{"dataset": "orders", "run_id": "20261121T0000')
+    # and the staging folder a run of the release before the write-once publish left
+    staged = lake / "clean" / "_staging" / "orders" / "20261121T000000Z-dead00" / "x.parquet"
+    staged.parent.mkdir(parents=True)
+    staged.write_bytes(b"PAR1")
     assert run(lake) == 0
     assert not leftover.exists()
+    assert not staged.parent.exists()
     assert statuses(lake) == {uid1: "ARCHIVED", uid2: "ARCHIVED"}
 
 
