@@ -5,6 +5,8 @@ made for."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pyspark.sql.functions as F
 import pytest
@@ -13,6 +15,7 @@ from chispa import assert_df_equality
 from lib.errors import ConfigError
 from lib.jobs import publish
 from lib.lake.paths import to_uri
+from tests.helpers import REPO
 
 
 def test_each_file_is_written_once_under_its_upload_and_run(spark, tmp_path) -> None:
@@ -91,3 +94,42 @@ def test_a_journal_of_the_staged_publish_is_still_completed(spark, tmp_path) -> 
     publish.apply(fs, plan)  # repeated after a crash: already done, no error
     assert target.read_bytes() == b"new"
     assert not staged.exists() and not old.exists()
+
+
+RETRIED_WRITE = """
+import sys
+from pathlib import Path
+from pyspark.sql import functions as F
+from lib.jobs import publish
+from lib.jobs.local_spark import local_spark_session
+from lib.lake.paths import to_uri
+
+work, zone = Path(sys.argv[1]), Path(sys.argv[2])
+spark = local_spark_session(work, master="local[1,2]")  # one thread, a task may run twice
+df = (spark.range(0, 2000, numPartitions=1)
+      .select(F.lit("u1").alias("_upload_id"),
+              F.when(F.col("id") < 1000, "a").otherwise("b").alias("d"), F.col("id").alias("v")))
+publish.write(df, to_uri(zone), ("d",), "R1")
+print(spark.read.parquet(str(zone)).count())
+"""
+
+
+@pytest.mark.spark
+def test_a_task_that_fails_mid_write_deletes_its_files_and_its_retry_writes_the_same_names(
+        tmp_path) -> None:
+    """The task's first attempt writes d=a, then cannot create its d=b file (a folder is in
+    the way, under the hidden name the task writes first): it is aborted, which deletes what
+    it wrote (the folder included), and the second attempt writes both files again."""
+    zone = tmp_path / "zone"
+    blocker = zone / "d=b" / ".u1_R1_00000.c000.snappy.parquet"
+    blocker.mkdir(parents=True)
+    out = subprocess.run([sys.executable, "-c", RETRIED_WRITE, str(tmp_path / "spark"), str(zone)],
+                         capture_output=True, text=True, cwd=REPO, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "FileAlreadyExistsException: File already exists: " \
+           f"file:{blocker}" in out.stderr  # the first attempt failed there
+    assert out.stdout.split() == ["2000"]  # every row once
+    assert not blocker.exists()  # removed by the aborted attempt
+    assert sorted(str(p.relative_to(zone)) for p in zone.rglob("*")
+                  if p.is_file() and not p.name.endswith(".crc")) == [
+        "d=a/u1_R1_00000.c000.snappy.parquet", "d=b/u1_R1_00000.c000.snappy.parquet"]
