@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from lib.jobs.jars import jars_dir
 from lib.jobs.s3a import S3A_JARS
@@ -57,3 +60,61 @@ def run_job_on_s3(bucket: str, table: str, tmp: Path, *extra: str,
          "--ledger_table", table, "--aws_region", REGION, *extra],
         capture_output=True, text=True, cwd=REPO_ROOT, timeout=600,
         env={**os.environ, "LAKE_SPARK_DIR": str(tmp / f"spark-{os.urandom(3).hex()}"), **env})
+
+
+class S3Requests:
+    """What moto's server receives while this records (a WSGI middleware around it): S3
+    requests by kind, and the bytes they write (PUT bodies, and the bytes a server-side copy
+    writes again)."""
+
+    def __init__(self, server: ThreadedMotoServer) -> None:
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+        self.copied: list[str] = []  # the keys server-side copies wrote
+        self._lock = threading.Lock()
+        wsgi = server._server
+        inner = wsgi.app
+
+        def app(environ, start_response):  # noqa: ANN001, ANN202
+            headers = {k[5:].lower().replace("_", "-"): v for k, v in environ.items()
+                       if k.startswith("HTTP_")}
+            headers["content-length"] = environ.get("CONTENT_LENGTH") or "0"
+            url = environ.get("PATH_INFO", "") + "?" + environ.get("QUERY_STRING", "")
+            with self._lock:
+                self.seen.append((environ["REQUEST_METHOD"], url, headers))
+            return inner(environ, start_response)
+
+        wsgi.app = app
+        self._undo = lambda: setattr(wsgi, "app", inner)
+
+    def stop(self) -> dict[str, int]:
+        self._undo()
+        counts: dict[str, int] = {}
+        size: dict[str, int] = {}  # bytes of each key written, through copies too
+
+        def add(kind: str, n: int = 1) -> None:
+            counts[kind] = counts.get(kind, 0) + n
+
+        for method, url, headers in self.seen:
+            key = unquote(url.split("?")[0]).lstrip("/").partition("/")[2]
+            if "x-amz-target" in headers:  # DynamoDB: the ledger
+                add("dynamodb requests")
+            elif method == "PUT" and "x-amz-copy-source" in headers:
+                source = unquote(headers["x-amz-copy-source"]).lstrip("/").partition("/")[2]
+                size[key] = size.get(source.split("?")[0], 0)
+                self.copied.append(key)
+                add("s3 copies")
+                add("bytes copied", size[key])  # written again, by S3
+            elif method == "PUT":
+                size[key] = int(headers.get("x-amz-decoded-content-length")
+                                or headers.get("content-length") or 0)
+                add("s3 puts")
+                add("bytes put", size[key])
+                if key.endswith(".parquet"):
+                    add("parquet bytes put", size[key])
+            elif method == "DELETE" or (method == "POST" and "delete" in url):
+                add("s3 deletes")
+            elif method == "GET" and "list-type" in url:
+                add("s3 lists")
+            else:
+                add(f"s3 {method.lower()}s")
+        return counts

@@ -95,13 +95,13 @@ def _sha256(path: Path) -> str:
 
 
 def fetch(folder: Path | None = None, repo: str | None = None,
-          say: Callable[[str], None] = print) -> list[Path]:
-    """The pinned jars in ``folder`` (default :func:`lib.jobs.s3a.jars_dir`), fetched if
-    missing or not the pinned file."""
+          say: Callable[[str], None] = print, jars: tuple[Jar, ...] | None = None) -> list[Path]:
+    """The pinned ``jars`` (default: the S3A connector) in ``folder`` (default
+    :func:`lib.jobs.jars.jars_dir`), fetched if missing or not the pinned file."""
     folder = folder or jars_dir()
     repo = (repo or os.environ.get(MAVEN_REPO_ENV) or MAVEN_CENTRAL).rstrip("/")
     folder.mkdir(parents=True, exist_ok=True)
-    return [_fetch_one(jar, folder, repo, say) for jar in S3A_JARS]
+    return [_fetch_one(jar, folder, repo, say) for jar in (jars or S3A_JARS)]
 
 
 def _fetch_one(jar: Jar, folder: Path, repo: str, say: Callable[[str], None]) -> Path:

@@ -12,10 +12,8 @@ import json
 import logging
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote
 
 import boto3
 import pyarrow.parquet as pq
@@ -26,7 +24,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from glue_jobs.orders.v2 import job as orders_v2
 from lib.ledger.dynamo import DynamoLedger
 from lib.ledger.records import ACCEPTED, UploadRecord
-from tests.aws_stubs import REGION, create_ledger_table, require_s3a, run_job_on_s3
+from tests.aws_stubs import REGION, S3Requests, create_ledger_table, require_s3a, run_job_on_s3
 from tests.helpers import SAMPLES, run
 
 BUCKET = "lake-s3-test"
@@ -76,64 +74,6 @@ def land_on_s3(s3, ledger: DynamoLedger, uid: str = "u-s3") -> str:  # noqa: ANN
 def keys_of(s3) -> list[str]:  # noqa: ANN001
     return sorted(o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
         Bucket=BUCKET) for o in page.get("Contents", []))
-
-
-class S3Requests:
-    """What moto's server receives while this records (a WSGI middleware around it): S3
-    requests by kind, and the bytes they write (PUT bodies, and the bytes a server-side copy
-    writes again)."""
-
-    def __init__(self, server: ThreadedMotoServer) -> None:
-        self.seen: list[tuple[str, str, dict[str, str]]] = []
-        self.copied: list[str] = []  # the keys server-side copies wrote
-        self._lock = threading.Lock()
-        wsgi = server._server
-        inner = wsgi.app
-
-        def app(environ, start_response):  # noqa: ANN001, ANN202
-            headers = {k[5:].lower().replace("_", "-"): v for k, v in environ.items()
-                       if k.startswith("HTTP_")}
-            headers["content-length"] = environ.get("CONTENT_LENGTH") or "0"
-            url = environ.get("PATH_INFO", "") + "?" + environ.get("QUERY_STRING", "")
-            with self._lock:
-                self.seen.append((environ["REQUEST_METHOD"], url, headers))
-            return inner(environ, start_response)
-
-        wsgi.app = app
-        self._undo = lambda: setattr(wsgi, "app", inner)
-
-    def stop(self) -> dict[str, int]:
-        self._undo()
-        counts: dict[str, int] = {}
-        size: dict[str, int] = {}  # bytes of each key written, through copies too
-
-        def add(kind: str, n: int = 1) -> None:
-            counts[kind] = counts.get(kind, 0) + n
-
-        for method, url, headers in self.seen:
-            key = unquote(url.split("?")[0]).lstrip("/").partition("/")[2]
-            if "x-amz-target" in headers:  # DynamoDB: the ledger
-                add("dynamodb requests")
-            elif method == "PUT" and "x-amz-copy-source" in headers:
-                source = unquote(headers["x-amz-copy-source"]).lstrip("/").partition("/")[2]
-                size[key] = size.get(source.split("?")[0], 0)
-                self.copied.append(key)
-                add("s3 copies")
-                add("bytes copied", size[key])  # written again, by S3
-            elif method == "PUT":
-                size[key] = int(headers.get("x-amz-decoded-content-length")
-                                or headers.get("content-length") or 0)
-                add("s3 puts")
-                add("bytes put", size[key])
-                if key.endswith(".parquet"):
-                    add("parquet bytes put", size[key])
-            elif method == "DELETE" or (method == "POST" and "delete" in url):
-                add("s3 deletes")
-            elif method == "GET" and "list-type" in url:
-                add("s3 lists")
-            else:
-                add(f"s3 {method.lower()}s")
-        return counts
 
 
 def _rows(tables: list) -> list[tuple]:
