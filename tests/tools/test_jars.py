@@ -32,6 +32,9 @@ def test_a_pinned_jar_is_fetched_once(repo, tmp_path) -> None:
         f"fetching org.example:thing:1.0 from {url}/org/example/thing/1.0/thing-1.0.jar"]
     said.clear()
     assert jars.fetch(tmp_path / "cache", url, say=said.append) == [path] and said == []
+    # any pinned jar the same way (the publish benchmark's Iceberg runtime)
+    assert jars.fetch(tmp_path / "other", url, say=said.append, jars=(jar,)) == [
+        tmp_path / "other" / "thing-1.0.jar"]
 
 
 def test_other_bytes_than_the_pinned_ones_are_refused_and_not_cached(repo, tmp_path,
