@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -30,18 +28,13 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E4
 
 from lib.jobs.jars import Jar  # noqa: E402
 from lib.tools.jars import fetch  # noqa: E402
+from tests.aws_stubs import moto_server  # noqa: E402
 
 ICEBERG = Jar("org.apache.iceberg", "iceberg-spark-runtime-3.5_2.12", "1.7.1",
               "cdf7357865d8d91764e0f147a2d76bc3e1e2b8792ddc0d3be329b3d34aaf218c")
 BUCKET = "lake-bench"
 KINDS = ("s3 puts", "bytes put", "parquet bytes put", "s3 copies", "bytes copied",
          "s3 deletes", "s3 heads", "s3 lists", "s3 gets")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,18 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     [iceberg_jar] = fetch(jars=(ICEBERG,), say=lambda line: print(line, flush=True))
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-                       "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                       "AWS_DEFAULT_REGION": "us-east-1"})
-    try:
+    with moto_server() as (server, endpoint):
+        os.environ.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench",
+                           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         results = measure(server, iceberg_jar, args)
-    finally:
-        server.stop()
     print_table(results, args)
     return 0
 

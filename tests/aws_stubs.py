@@ -3,10 +3,13 @@ definitions so a test can never pass against a table or queue the stacks do not 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -18,9 +21,24 @@ from lib.jobs.jars import jars_dir
 from lib.jobs.s3a import S3A_JARS
 from lib.tools.infra import FOUNDATION_PATH, load_template
 from lib.tools.repo import REPO_ROOT
+from tests.helpers import free_port
 
 REGION = "us-east-1"
 LEDGER_TABLE = "lake-test-ledger"
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[tuple[ThreadedMotoServer, str]]:
+    """moto's server on a free local port, and its endpoint URL, for as long as the block
+    runs (the werkzeug log quiet: one line per request otherwise)."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield server, f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
 
 
 def foundation_resource(name: str) -> dict:

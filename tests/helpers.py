@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 import shutil
+import socket
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -135,3 +136,10 @@ def new_record(ledger: Ledger, uid: str, sha: str = "", dataset: str = "orders")
     return ledger.create(UploadRecord(upload_id=uid, dataset=dataset, original_name=f"{uid}.csv",
                                       stored_name=f"{uid}.csv", size_bytes=10,
                                       sha256=sha or f"sha-{uid}", ingest_date="2026-11-22"))
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -26,7 +26,7 @@ from pathlib import Path
 from lib.errors import LakeError
 from lib.jobs.jars import PROTOCOL_JAR, Jar, jars_dir
 from lib.jobs.s3a import S3A_JARS
-from lib.tools.infra import REPO_ROOT
+from lib.tools.repo import REPO_ROOT
 from lib.tools.zips import zip_tree
 
 MAVEN_REPO_ENV = "LAKE_MAVEN_REPO"

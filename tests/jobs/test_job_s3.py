@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +17,18 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 import requests
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from glue_jobs.orders.v2 import job as orders_v2
 from lib.ledger.dynamo import DynamoLedger
 from lib.ledger.records import ACCEPTED, UploadRecord
-from tests.aws_stubs import REGION, S3Requests, create_ledger_table, require_s3a, run_job_on_s3
+from tests.aws_stubs import (
+    REGION,
+    S3Requests,
+    create_ledger_table,
+    moto_server,
+    require_s3a,
+    run_job_on_s3,
+)
 from tests.helpers import SAMPLES, run
 
 BUCKET = "lake-s3-test"
@@ -33,28 +37,17 @@ BUSINESS = ["order_id", "customer_id", "customer_email", "product_sku", "quantit
             "unit_price", "currency", "order_ts", "country", "discount_pct", "total_amount"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def s3_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     require_s3a()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {"server": server,"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
-    for k, v in env.items():
-        if isinstance(v, str):
+    with moto_server() as (server, endpoint):
+        env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+        for k, v in env.items():
             monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    requests.post(f"{env['AWS_ENDPOINT_URL']}/moto-api/reset", timeout=10)
-    yield env
-    server.stop()
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+        yield {"server": server, **env}
 
 
 def run_on_s3(table: str, tmp: Path, *extra: str, **env: str) -> subprocess.CompletedProcess:

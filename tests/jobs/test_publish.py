@@ -28,6 +28,8 @@ def test_each_file_is_written_once_under_its_upload_and_run(spark, tmp_path) -> 
     other = zone / "d=2026-11-01" / "u0_R0_00000.c000.snappy.parquet"
     other.write_bytes(b"another upload's file")
 
+    key = "spark.sql.sources.commitProtocolClass"
+    before = spark.conf.get(key, None)
     publish.write(df, to_uri(zone), ("d",), "20261129T000000Z-abc123")
 
     files = sorted(str(p.relative_to(zone)) for p in zone.rglob("*")
@@ -44,7 +46,7 @@ def test_each_file_is_written_once_under_its_upload_and_run(spark, tmp_path) -> 
                                      "_upload_id string, v int")
     assert_df_equality(got, expected, ignore_row_order=True)
     # the write leaves the session's commit protocol as it found it
-    assert spark.conf.get("spark.sql.sources.commitProtocolClass") != publish.PROTOCOL_CLASS
+    assert spark.conf.get(key, None) == before and before != publish.PROTOCOL_CLASS
 
 
 def test_a_write_not_partitioned_by_the_upload_first_is_refused(spark, tmp_path) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,6 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from lib.lambdas import upload_api, validator
 from lib.lambdas.settings import Services, Settings, build_services
@@ -30,6 +27,7 @@ from tests.aws_stubs import (
     REGION,
     create_ledger_table,
     foundation_resource,
+    moto_server,
     require_s3a,
     run_job_on_s3,
 )
@@ -41,20 +39,10 @@ EVENT_SOURCE = "lake.test.uploads"
 CALLER = "arn:aws:iam::123456789012:user/alice"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with moto_server() as (_, url):
+        yield url
 
 
 class Lake:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 import uvicorn
 
 from lib.tools.console.app import create_app
-from tests.helpers import REPO, SAMPLES
+from tests.helpers import REPO, SAMPLES, free_port
 
 GOOD = SAMPLES / "orders_2026-11-01.csv"
 REFUSED = SAMPLES / "orders_2026-11-03_legacy_export.csv"
@@ -31,12 +30,6 @@ def chromium() -> str:
         pytest.skip("no Chromium: install Debian's package (sudo apt-get install -y chromium);"
                     " .ci/run installs it in CI")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
