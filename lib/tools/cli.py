@@ -47,6 +47,8 @@ from lib.ledger.records import ACCEPTED, PENDING, STATUSES, UploadRecord
 from lib.ledger.sqlite import open_ledger
 from lib.tools.catalog import LocalCatalog
 from lib.tools.progress import tracking
+from lib.tools.query import DEFAULT_MEMORY_LIMIT as QUERY_MEMORY_LIMIT
+from lib.tools.query import DEFAULT_TIMEOUT_S as QUERY_TIMEOUT_S
 from lib.tools.query import FORMATS as QUERY_FORMATS
 from lib.tools.watch import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_WINDOW_S, DEFAULT_POLL_S
 from lib.upload.checks import human_bytes, max_upload_bytes, upload_limit
@@ -208,7 +210,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         sql, params = q.sql, q.bind(_named_params(args.param))
     else:
         sql, params = args.sql, list(args.param)
-    result = run_query(_catalog(args), sql, params, max_rows=args.max_rows)
+    result = run_query(_catalog(args), sql, params, max_rows=args.max_rows,
+                       timeout_s=args.timeout, memory_limit=args.memory_limit)
     print(format_result(result, args.format))
     if result.truncated:
         print(f"lake: only the first {args.max_rows} rows are shown (--max-rows)",
@@ -229,7 +232,8 @@ def cmd_queries(args: argparse.Namespace) -> int:
     catalog = _catalog(args)
     for q in queries.values():
         print(f"== {q.name}: {q.description}")
-        result = run_query(catalog, q.sql, q.bind(values), max_rows=args.max_rows)
+        result = run_query(catalog, q.sql, q.bind(values), max_rows=args.max_rows,
+                           timeout_s=args.timeout, memory_limit=args.memory_limit)
         print(format_result(result, args.format) + "\n", flush=True)
     return 0
 
@@ -468,7 +472,8 @@ def cmd_jars(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from lib.tools.console.app import serve
 
-    serve(Path(args.lake_root), host=args.host, port=args.port, max_bytes=args.max_bytes)
+    serve(Path(args.lake_root), host=args.host, port=args.port, max_bytes=args.max_bytes,
+          expose=args.expose, allow_hosts=args.allow_host)
     return 0
 
 
@@ -526,8 +531,15 @@ def build_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="the lake console: uploads by drag and drop with live "
                         "progress, the ledger, on this machine")
     sv.add_argument("--host", default="127.0.0.1",
-                    help="address to bind (default 127.0.0.1: this machine only)")
+                    help="address to bind (default 127.0.0.1: this machine only; another "
+                    "address needs --expose)")
     sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--expose", action="store_true",
+                    help="allow a --host that other machines can reach (the console has no "
+                    "login: put a reverse proxy with authentication in front of it)")
+    sv.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                    help="a host name requests may address besides the bound address (e.g. "
+                    "the proxy's public name); repeatable")
     max_bytes(sv)
     sv.set_defaults(func=cmd_serve)
 
@@ -580,6 +592,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--format", choices=QUERY_FORMATS, default="table")
         p.add_argument("--max-rows", type=int, default=1000, metavar="N",
                        help="rows to fetch at most (default: 1000)")
+        p.add_argument("--timeout", type=float, default=QUERY_TIMEOUT_S, metavar="SECONDS",
+                       help=f"stop a query after this long (default {QUERY_TIMEOUT_S:g})")
+        p.add_argument("--memory-limit", default=QUERY_MEMORY_LIMIT, metavar="SIZE",
+                       help=f"memory a query may hold; beyond it, it spills to the lake's "
+                       f"temp folder, then stops (default {QUERY_MEMORY_LIMIT})")
 
     q = sub.add_parser("query", help="run Athena (Trino) SQL on the catalogued tables")
     q.add_argument("sql", nargs="?", help="the query, e.g. \"SELECT * FROM clean.orders\"")
@@ -680,7 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except LakeError as exc:
         print(f"lake: error: {exc}", file=sys.stderr)
-        return 2
+        return 130 if exc.code == "query.interrupted" else 2
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ import json
 import logging
 import os
 import re
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -45,6 +47,7 @@ from sqlglot.errors import ParseError
 from lib.lake.paths import local_path
 from lib.tools.catalog import PARTITION_TYPE, LocalCatalog, TableInfo
 from lib.tools.repo import REPO_ROOT
+from lib.tools.spreadsheet import safe_cell
 from lib.tools.sql_guard import QueryError, check_read_only, relations
 
 FORMATS = ("table", "csv", "json")
@@ -58,6 +61,24 @@ _SHOW_RE = re.compile(
     re.IGNORECASE)
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # "falling back to Command" notices
+log = logging.getLogger("lake.query")
+
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_MEMORY_LIMIT = "2GB"
+MAX_SPILL = "10GiB"  # what a query may write to the lake's temp folder beyond its memory
+FILE_RACE_RETRIES = 3
+
+
+class QueryTimeout(QueryError):
+    """The query ran past its time limit and was stopped."""
+
+    default_code = "query.timeout"
+
+
+class QueryInterrupted(QueryError):
+    """The query was stopped by Ctrl-C."""
+
+    default_code = "query.interrupted"
 
 
 @dataclass(frozen=True)
@@ -217,26 +238,44 @@ def table_view(con: Any, table: TableInfo, catalog: LocalCatalog) -> None:
     con.execute(f"CREATE VIEW {name} AS SELECT {cols} FROM {source}")
 
 
-def connect(catalog: LocalCatalog, tables: Sequence[TableInfo]) -> Any:
+def spill_folder(catalog: LocalCatalog) -> Path:
+    """Where a query spills what does not fit its memory limit: the lake's own temp folder
+    (``<lake root>/_local/duckdb-tmp``)."""
+    return catalog.path.parent / "duckdb-tmp"
+
+
+def connect(catalog: LocalCatalog, tables: Sequence[TableInfo], *,
+            memory_limit: str = DEFAULT_MEMORY_LIMIT) -> Any:
     """A DuckDB session holding ``tables`` as views, locked down: it reads files in the
-    tables' folders only, writes nothing but its own spill files, loads no extension and
-    cannot change its settings. ``/`` on integers divides as Trino does."""
+    tables' folders only, writes nothing but its own spill files (at most
+    :data:`MAX_SPILL` in :func:`spill_folder`), holds at most ``memory_limit`` in memory,
+    loads no extension and cannot change its settings. ``/`` on integers divides as Trino
+    does."""
     import duckdb
 
     allowed = sorted({str(p) + "/" for p in (local_path(t.location) for t in tables) if p})
-    spill = catalog.path.parent / "duckdb-tmp"
-    con = duckdb.connect(":memory:", config={
-        "temp_directory": str(spill),
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-        "integer_division": True,
-    })
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET allowed_directories = $dirs", {"dirs": allowed})
-    con.execute("SET enable_external_access = false")
-    for table in tables:
-        table_view(con, table, catalog)
-    con.execute("SET lock_configuration = true")
+    try:
+        con = duckdb.connect(":memory:", config={
+            "temp_directory": str(spill_folder(catalog)),
+            "max_temp_directory_size": MAX_SPILL,
+            "memory_limit": memory_limit,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "integer_division": True,
+        })
+    except duckdb.Error as exc:
+        raise QueryError(f"cannot start the query engine: {_engine_error(exc)} (is "
+                         f"--memory-limit {memory_limit!r} a size such as 2GB?)") from None
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET allowed_directories = $dirs", {"dirs": allowed})
+        con.execute("SET enable_external_access = false")
+        for table in tables:
+            table_view(con, table, catalog)
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
@@ -247,8 +286,14 @@ def _named_tables(tree: exp.Expression, catalog: LocalCatalog) -> list[TableInfo
 
 
 def run_query(catalog: LocalCatalog, sql: str, params: Sequence[str] = (),
-              max_rows: int | None = None) -> QueryResult:
-    """Run Athena SQL on the local catalog; at most ``max_rows`` rows are fetched."""
+              max_rows: int | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+              memory_limit: str = DEFAULT_MEMORY_LIMIT) -> QueryResult:
+    """Run Athena SQL on the local catalog; at most ``max_rows`` rows are fetched. The query
+    is stopped after ``timeout_s`` seconds (:class:`QueryTimeout`) or at Ctrl-C
+    (:class:`QueryInterrupted`), and holds at most ``memory_limit`` in memory, spilling the
+    rest to the lake's temp folder. A file that disappears while the query runs (a reprocess
+    published newer ones and deleted the older) is met by running it again on the files
+    listed then, up to :data:`FILE_RACE_RETRIES` times."""
     import duckdb
 
     tree = parse(sql, params, catalog.table_names())
@@ -257,18 +302,77 @@ def run_query(catalog: LocalCatalog, sql: str, params: Sequence[str] = (),
     if isinstance(tree, exp.Describe):
         return _describe(catalog, tree)
     engine_sql = tree.sql(dialect="duckdb")
-    con = connect(catalog, _named_tables(tree, catalog))
-    try:
-        cursor = con.execute(engine_sql)
-        rows = cursor.fetchmany(max_rows + 1) if max_rows is not None else cursor.fetchall()
-        columns = tuple(d[0] for d in cursor.description)
-    except duckdb.Error as exc:
-        raise QueryError(f"{_engine_error(exc)} (DuckDB SQL: {engine_sql})") from None
-    finally:
-        con.close()
+    for attempt in range(FILE_RACE_RETRIES + 1):
+        con = None
+        try:
+            con = connect(catalog, _named_tables(tree, catalog), memory_limit=memory_limit)
+            columns, rows = _execute(con, engine_sql, max_rows, timeout_s)
+            break
+        except duckdb.IOException as exc:
+            if attempt == FILE_RACE_RETRIES or not _vanished(exc):
+                raise QueryError(f"{_engine_error(exc)} (DuckDB SQL: {engine_sql})") from None
+            log.info("a file of the query disappeared (%s); reading the new file list",
+                     _engine_error(exc))
+        except duckdb.OutOfMemoryException as exc:
+            raise QueryError(
+                f"the query needs more memory than its limit of {memory_limit} and the "
+                f"{MAX_SPILL} it may spill to {spill_folder(catalog)}: "
+                f"{_engine_error(exc)}. Narrow it (a WHERE on the partition columns, fewer "
+                "columns, a LIMIT) or raise --memory-limit", "query.memory") from None
+        except duckdb.Error as exc:
+            raise QueryError(f"{_engine_error(exc)} (DuckDB SQL: {engine_sql})") from None
+        finally:
+            if con is not None:
+                con.close()
     truncated = max_rows is not None and len(rows) > max_rows
     rows = rows[:max_rows] if truncated else rows
     return QueryResult(columns, [tuple(_athena_value(v) for v in r) for r in rows], truncated)
+
+
+def _vanished(exc: Exception) -> bool:
+    """Whether DuckDB's I/O error says a listed file is no longer there."""
+    text = str(exc)
+    return any(s in text for s in ("No files found that match the pattern", "No such file",
+                                   "Cannot open file"))
+
+
+def _execute(con: Any, sql: str, max_rows: int | None,
+             timeout_s: float) -> tuple[tuple[str, ...], list[tuple]]:
+    """Run ``sql`` on ``con`` in a worker thread, so that this one stays free to stop it at
+    once: at the time limit, or at Ctrl-C (DuckDB checks for an interrupt between its own
+    steps, while Python's signal handler only runs between Python instructions)."""
+    outcome: dict[str, Any] = {}
+    done = threading.Event()  # not Thread.join: a join that Ctrl-C interrupts forgets the thread
+
+    def work() -> None:
+        try:
+            cursor = con.execute(sql)
+            outcome["rows"] = (cursor.fetchmany(max_rows + 1) if max_rows is not None
+                               else cursor.fetchall())
+            outcome["columns"] = tuple(d[0] for d in cursor.description)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    deadline = time.monotonic() + timeout_s
+    threading.Thread(target=work, name="lake-query", daemon=True).start()
+    try:
+        while not done.wait(max(min(0.1, deadline - time.monotonic()), 0)):
+            if time.monotonic() >= deadline:
+                con.interrupt()
+                done.wait()
+                raise QueryTimeout(
+                    f"the query ran longer than its time limit of {timeout_s:g} s and was "
+                    "stopped; narrow it (a WHERE on the partition columns, a LIMIT) or raise "
+                    "--timeout")
+    except KeyboardInterrupt:
+        con.interrupt()
+        done.wait(10)
+        raise QueryInterrupted("the query was stopped (Ctrl-C)") from None
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["columns"], outcome["rows"]
 
 
 def _engine_error(exc: Exception) -> str:
@@ -358,7 +462,8 @@ def format_result(result: QueryResult, fmt: str) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(result.columns)
-        writer.writerows([_text(v, "") for v in r] for r in result.rows)
+        writer.writerows([safe_cell(v) if isinstance(v, str) else _text(v, "") for v in r]
+                         for r in result.rows)
         return buf.getvalue().rstrip("\n")
     cells = [[_text(v, "NULL") for v in r] for r in result.rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells])

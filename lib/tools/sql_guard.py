@@ -77,6 +77,9 @@ _FUNCTIONS = (
     exp.ArrayContains, exp.ArrayToString, exp.ArraySize, exp.Explode,
     exp.Filter, exp.Transform, exp.ArraySort, exp.ArrayDistinct,
 )
+# Names DuckDB binds to a setting of its own when no column of the query has them, even
+# quoted: as bare columns they would read the engine's state, not a row.
+ENGINE_NAMES = frozenset({"current_schema"})
 ALLOWED = tuple(c for c in (*_STRUCTURE, *_OPERATORS, *_FUNCTIONS) if isinstance(c, type))
 
 
@@ -89,6 +92,12 @@ def check_read_only(tree: exp.Expression, tables: Iterable[str] | None) -> None:
     for node in tree.walk():
         if isinstance(node, exp.Table):
             _check_relation(node, known, ctes)
+        elif isinstance(node, exp.Column) and not node.table and node.name.lower() in \
+                ENGINE_NAMES:
+            raise UnsafeQueryError(
+                f"{node.name} is not allowed in lake query: unqualified, the engine reads it "
+                "as its own setting; a column of that name is read as <table alias>."
+                f"{node.name}")
         elif not isinstance(node, ALLOWED):
             raise UnsafeQueryError(_refusal(node))
 

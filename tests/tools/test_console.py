@@ -20,6 +20,7 @@ from tests.helpers import SAMPLES
 GOOD = SAMPLES / "orders_2026-11-01.csv"
 LEGACY = SAMPLES / "orders_2026-11-03_legacy_export.csv"  # lacks required columns
 H = {CSRF_HEADER: "1"}
+BASE = "http://127.0.0.1:8000"  # the console answers to its own address only
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def lake(tmp_path) -> Path:
 
 @pytest.fixture
 def client(lake) -> TestClient:
-    return TestClient(create_app(lake, max_bytes=10_000))
+    return TestClient(create_app(lake, max_bytes=10_000), base_url=BASE)
 
 
 def schema_of(client: TestClient, path: str, method: str, status: str) -> dict:
@@ -147,7 +148,7 @@ def test_an_uploads_quarantined_rows_page_and_csv_match_the_zone(spark, processe
     import csv
     import io
 
-    client = TestClient(create_app(processed_lake))
+    client = TestClient(create_app(processed_lake), base_url=BASE)
     record = next(r for r in open_ledger(processed_lake).find("orders") if r.quarantined)
     got = client.get(f"/uploads/{record.upload_id}/quarantine.csv")
     assert got.status_code == 200 and got.headers["content-type"].startswith("text/csv")
@@ -170,7 +171,7 @@ def test_while_processing_the_stream_shows_the_runs_phase(lake) -> None:
 
     from lib.ledger.records import PROCESSING
 
-    with TestClient(create_app(lake, max_bytes=10_000)) as client:  # runs the lifespan
+    with TestClient(create_app(lake, max_bytes=10_000), base_url=BASE) as client:  # lifespan
         created, _ = send(client, GOOD)
         ledger = open_ledger(lake)
         ledger.transition(created["upload_id"], PROCESSING, note="run r1")
@@ -197,7 +198,7 @@ def test_while_processing_the_stream_shows_the_runs_phase(lake) -> None:
 
 def test_a_datasets_page_lists_its_runs_with_the_trend_and_the_latest_report(
         spark, processed_lake) -> None:
-    client = TestClient(create_app(processed_lake))
+    client = TestClient(create_app(processed_lake), base_url=BASE)
     reports = sorted((processed_lake / "_reports" / "orders").glob("*.json"))
     latest = json.loads(reports[-1].read_text())
     page = client.get("/ui/datasets/orders").text

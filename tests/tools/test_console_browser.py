@@ -34,8 +34,17 @@ def chromium() -> str:
 
 @pytest.fixture
 def console(spark, tmp_path):  # noqa: ANN201 - the job runs in this process's session
+    yield from _serve(tmp_path / "lake")
+
+
+@pytest.fixture
+def console_without_runs(tmp_path):  # noqa: ANN201
+    yield from _serve(tmp_path / "lake")
+
+
+def _serve(lake: Path):  # noqa: ANN202
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(tmp_path / "lake"), host="127.0.0.1",
+    server = uvicorn.Server(uvicorn.Config(create_app(lake), host="127.0.0.1",
                                            port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -82,3 +91,45 @@ def test_drop_two_files_process_and_read_the_report(console, tmp_path) -> None:
             page.screenshot(path=str(shots / "3-report.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_hostile_names_and_values_run_no_script_on_any_page(console_without_runs,
+                                                            tmp_path) -> None:
+    """A file whose name is markup, dropped on the upload page, and quarantined values that
+    are markup: every page shows them as text and no script of theirs runs (a dialog would
+    open)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.tools.test_console_security import HOSTILE_VALUE, quarantine_file
+
+    name = '"><img src=x onerror=alert(1)><svg onload=alert(2)>.csv'
+    hostile = tmp_path / "files" / name
+    hostile.parent.mkdir()
+    hostile.write_bytes(GOOD.read_bytes())
+    dialogs: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=chromium(), headless=True,
+            args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        try:
+            page.goto(console_without_runs + "/")
+            page.select_option("#dataset", "orders")
+            page.set_input_files("#files", [str(hostile)])
+            card = page.locator(".card").first
+            expect(card).to_have_attribute("data-status", "ACCEPTED", timeout=20_000)
+            expect(card.locator("a.name")).to_have_text(name)
+            upload_id = card.get_attribute("data-upload")
+            quarantine_file(tmp_path / "lake", upload_id, [HOSTILE_VALUE, name])
+            for path in ("/ui/uploads", f"/ui/uploads/{upload_id}", "/ui/datasets/orders",
+                         f"/ui/uploads?dataset={name}"):
+                page.goto(console_without_runs + path)
+                page.wait_for_load_state("load")
+            page.goto(console_without_runs + f"/ui/uploads/{upload_id}")
+            expect(page.locator("h1")).to_have_text(name)
+            expect(page.locator("#quarantined")).to_contain_text(HOSTILE_VALUE)
+            page.wait_for_timeout(300)
+        finally:
+            browser.close()
+    assert dialogs == []

@@ -6,16 +6,24 @@ uploads to queryable tables."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from lib.tools import cli
+from lib.tools import query as query_module
 from lib.tools.query import (
     QueryError,
+    QueryInterrupted,
     QueryResult,
+    QueryTimeout,
+    _execute,
     format_result,
     load_named_queries,
     run_query,
@@ -274,3 +282,94 @@ def test_lake_pipeline_processes_every_dataset_then_crawls(spark, tmp_path, caps
     assert "clean.orders: unchanged" in out
     assert out.endswith("no dataset had pending uploads; catalog refreshed\ncrawlers: ok\n")
 
+
+
+# -- limits and races ------------------------------------------------------------------------
+
+ENDLESS = "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT count(*) FROM t"
+
+
+def test_a_query_past_its_time_limit_is_stopped_with_a_clear_message(lake, capsys) -> None:
+    started = time.monotonic()
+    with pytest.raises(QueryTimeout) as err:
+        run_query(catalog_of(lake), ENDLESS, timeout_s=1)
+    assert time.monotonic() - started < 10
+    assert err.value.code == "query.timeout"
+    assert str(err.value) == ("the query ran longer than its time limit of 1 s and was "
+                              "stopped; narrow it (a WHERE on the partition columns, a LIMIT) "
+                              "or raise --timeout")
+    assert cli.main(["--lake-root", str(lake), "query", ENDLESS, "--timeout", "0.5"]) == 2
+    assert "time limit of 0.5 s" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_a_running_query_at_once() -> None:
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(QueryInterrupted, match=r"stopped \(Ctrl-C\)") as err:
+            _execute(con, ENDLESS, None, timeout_s=60)
+    finally:
+        timer.cancel()
+        con.close()
+    assert time.monotonic() - started < 5
+    assert err.value.code == "query.interrupted"
+
+
+def test_a_query_over_its_memory_limit_ends_with_what_to_do(lake, capsys) -> None:
+    sql = ("SELECT cardinality(array_agg(repeat(a.order_id, 100000))) "
+           "FROM clean.orders a, clean.orders b, clean.orders c")
+    with pytest.raises(QueryError) as err:
+        run_query(catalog_of(lake), sql, memory_limit="20MB")
+    assert err.value.code == "query.memory"
+    assert str(err.value).startswith(
+        "the query needs more memory than its limit of 20MB and the 10GiB it may spill to "
+        f"{lake / '_local' / 'duckdb-tmp'}: Out of Memory Error")
+    assert str(err.value).endswith("Narrow it (a WHERE on the partition columns, fewer "
+                                   "columns, a LIMIT) or raise --memory-limit")
+    assert cli.main(["--lake-root", str(lake), "query", sql, "--memory-limit", "20MB"]) == 2
+    assert "raise --memory-limit" in capsys.readouterr().err
+
+
+def test_the_engines_own_names_are_refused(lake) -> None:
+    with pytest.raises(QueryError, match="current_schema is not allowed in lake query"):
+        query(lake, "SELECT current_schema")
+    with pytest.raises(QueryError, match="current_schema is not allowed"):
+        query(lake, "SELECT current_schema FROM clean.orders")
+
+
+def test_a_file_deleted_while_a_query_runs_is_met_with_the_new_file_list(
+        lake, tmp_path, monkeypatch) -> None:
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy, ignore=shutil.ignore_patterns("_local"))
+    crawl_all(copy)
+    sql = "SELECT count(*), sum(quantity) FROM clean.orders"
+    before = query(copy, sql)
+    real_connect = query_module.connect
+    moved = []
+
+    def reprocess_meanwhile(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        con = real_connect(*args, **kwargs)
+        if not moved:  # the view lists the files; a reprocess then replaces one of them
+            old = sorted((copy / "clean" / "orders").rglob("*.parquet"))[0]
+            new = old.with_name("new-" + old.name)
+            old.rename(new)
+            moved.append(new)
+        return con
+
+    monkeypatch.setattr(query_module, "connect", reprocess_meanwhile)
+    assert query(copy, sql) == before == [(6, 22)]
+    assert moved
+
+
+def test_csv_output_is_safe_to_open_in_a_spreadsheet() -> None:
+    result = QueryResult(("value", "amount"), [
+        ("=HYPERLINK(\"http://x.example\",\"x\")", Decimal("-5.00")), ("+1", -3),
+        ("-1+2", None), ("@SUM(A1)", 1), ("\t=1", 2), ("\r=1", 3), ("O-1", 4)])
+    assert format_result(result, "csv").split("\n")[1:] == [
+        '"\'=HYPERLINK(""http://x.example"",""x"")",-5.00', "'+1,-3", "'-1+2,",
+        "'@SUM(A1),1", "'\t=1,2", "'\r=1,3", "O-1,4"]
+    assert json.loads(format_result(result, "json"))[0]["value"].startswith("=HYPERLINK")

@@ -24,11 +24,15 @@ before exposing it). Nothing it does deletes raw bytes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import ipaddress
 import json
 import logging
 import re
+import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -38,6 +42,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
@@ -59,11 +64,12 @@ from lib.ledger.records import (
 )
 from lib.ledger.sqlite import open_ledger
 from lib.tools.console import quarantine
+from lib.tools.console.security import CSRF_HEADER, LOOPBACK, BodyTooLarge, Guard
 from lib.tools.job_versions import job_versions, resolve_job
 from lib.upload.checks import DEFAULT_MAX_BYTES, human_bytes, upload_limit
 from lib.upload.landing import check_and_land, receive, reject
 
-CSRF_HEADER = "X-Lake-Console"
+CONTENT_PATH = re.compile(r"^/uploads/[^/]+/content$")
 MAX_JSON_BYTES = 64 * 1024  # the body of a POST; file bytes go to PUT .../content
 FINAL = (ARCHIVED, REJECTED, FAILED)
 SHOWN_ROWS = 50  # quarantined rows on an upload's page; the CSV has them all
@@ -155,9 +161,11 @@ def _resource(*parts: str) -> Path:
     return Path(str(resources.files("lib.tools.console").joinpath(*parts)))
 
 
-def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAPI:
+def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
+               allowed_hosts: Collection[str] = LOOPBACK) -> FastAPI:
     """The console on the lake at ``lake_root``; ``max_bytes`` as ``lake upload --max-bytes``
-    (lowered per dataset by its contract)."""
+    (lowered per dataset by its contract); ``allowed_hosts``: the host names requests may
+    address (:mod:`lib.tools.console.security`)."""
     lake_root = Path(lake_root).resolve()
     paths = LakePaths.from_root(lake_root)
     incoming = lake_root / "_console" / "incoming"
@@ -174,10 +182,17 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAP
         finally:
             logging.getLogger("lake").removeHandler(phase_handler)
 
-    app = FastAPI(title="lake console", version="1", lifespan=lifespan,
-                  description=__doc__.split("\n\n")[0] if __doc__ else None)
+    # No /docs or /redoc: FastAPI's pages load their script from a CDN; the OpenAPI
+    # description stays at /openapi.json.
+    app = FastAPI(title="lake console", version="1", lifespan=lifespan, docs_url=None,
+                  redoc_url=None, description=__doc__.split("\n\n")[0] if __doc__ else None)
+    app.add_middleware(Guard, hosts=allowed_hosts, max_body=MAX_JSON_BYTES,
+                       streamed=lambda method, path: method == "PUT" and CONTENT_PATH.match(path))
     app.mount("/static", StaticFiles(directory=_resource("static")), name="static")
-    templates = Jinja2Templates(directory=_resource("templates"))
+    # Every template escapes what it renders, whatever its file name (Starlette's default
+    # only escapes .html, .htm and .xml names, and these are .html.j2).
+    templates = Jinja2Templates(env=Environment(
+        loader=FileSystemLoader(_resource("templates")), autoescape=True))
 
     def ledger():  # noqa: ANN202 - one connection per request (SQLite, threads)
         return open_ledger(lake_root)
@@ -202,20 +217,9 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAP
     async def refused(_: Request, exc: Refused) -> JSONResponse:
         return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):  # noqa: ANN001, ANN202
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            if request.headers.get(CSRF_HEADER) != "1":
-                return JSONResponse({"error": "request.cross_site", "message": (
-                    f"a request that changes something must carry the {CSRF_HEADER} header "
-                    "(the console's pages send it; other sites cannot)")}, status_code=403)
-            length = request.headers.get("content-length")
-            if (request.method == "POST" and length is not None
-                    and int(length) > MAX_JSON_BYTES):
-                return JSONResponse({"error": "request.too_large", "message": (
-                    f"a request body over {MAX_JSON_BYTES} bytes; file bytes go to "
-                    "PUT /uploads/{id}/content")}, status_code=413)
-        return await call_next(request)
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse({"error": exc.code, "message": exc.detail}, status_code=413)
 
     # -- API ------------------------------------------------------------------------------
 
@@ -249,7 +253,8 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAP
              responses={404: {"model": Refusal}, 409: {"model": Refusal},
                         413: {"model": Refusal}})
     async def send_content(upload_id: str, request: Request) -> dict[str, Any]:
-        """The upload's bytes, streamed to disk, then the checks of ``lake upload``."""
+        """The upload's bytes, streamed to disk, then the checks of ``lake upload``. One
+        upload takes one body: while a request sends it, another is refused (409)."""
         record = get(upload_id)
         if record.status != RECEIVED:
             raise Refused(409, "upload.not_receiving", f"upload {upload_id} is {record.status};"
@@ -259,9 +264,19 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAP
         folder = incoming / upload_id
         folder.mkdir(parents=True, exist_ok=True)
         part = folder / record.stored_name
-        received = 0
-        try:
-            with part.open("wb") as out:
+        with part.open("ab") as out:
+            try:  # the kernel drops the lock if this process dies
+                fcntl.flock(out, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise Refused(409, "upload.receiving", f"upload {upload_id}: another request is "
+                              "sending its bytes; one upload takes one body") from None
+            try:
+                record = get(upload_id)  # under the lock: a request before this one may be done
+                if record.status != RECEIVED:
+                    raise Refused(409, "upload.not_receiving", f"upload {upload_id} is "
+                                  f"{record.status}; its bytes were already received")
+                out.truncate(0)
+                received = 0
                 async for chunk in request.stream():
                     received += len(chunk)
                     if received > limit:
@@ -272,12 +287,13 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAP
                                                 ledger(), paths)
                         raise Refused(413, "file.too_large", msg)
                     await run_in_threadpool(out.write, chunk)
-            done = await run_in_threadpool(check_and_land, part, record, contract, ledger(),
-                                           paths, max_bytes=limit)
-        finally:
-            part.unlink(missing_ok=True)
-            if folder.exists() and not any(folder.iterdir()):
-                folder.rmdir()
+                out.flush()
+                done = await run_in_threadpool(check_and_land, part, record, contract, ledger(),
+                                               paths, max_bytes=limit)
+            finally:
+                part.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # not empty: another request's part
+                    folder.rmdir()
         return view(done)
 
     @app.get("/uploads/{upload_id}", response_model=UploadView,
@@ -416,11 +432,49 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAP
     return app
 
 
+def serving_hosts(host: str, allow: Sequence[str] = ()) -> tuple[str, ...]:
+    """The host names requests may address when the console binds ``host``: the loopback
+    names when it binds loopback, the bound address otherwise, and the names of ``allow``."""
+    bound = [*LOOPBACK] if _is_loopback(host) else [host]
+    return tuple(dict.fromkeys([*bound, *allow]))
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def exposure_warning(host: str) -> str | None:
+    """What binding ``host`` exposes, or None for loopback."""
+    if _is_loopback(host):
+        return None
+    where = "every network interface of this machine" if host in ("0.0.0.0", "::") \
+        else f"the network address {host}"
+    return (f"warning: the console listens on {where}. Anyone who can reach it can upload "
+            "files, read every upload's rows and reports, and start runs: it has no login. Put "
+            "a reverse proxy with TLS and authentication in front of it (docs/console.md, "
+            "Security).")
+
+
 def serve(lake_root: Path, host: str = "127.0.0.1", port: int = 8000,
-          max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+          max_bytes: int = DEFAULT_MAX_BYTES, *, expose: bool = False,
+          allow_hosts: Sequence[str] = ()) -> None:
+    """Serve the console; binding beyond loopback needs ``expose`` (``lake serve
+    --expose``) and prints what that exposes."""
     import uvicorn
 
-    print(f"lake console on http://{host}:{port}/ (lake {lake_root}); Ctrl-C stops it",
-          flush=True)
-    uvicorn.run(create_app(lake_root, max_bytes=max_bytes), host=host, port=port,
-                log_level="warning")
+    warning = exposure_warning(host)
+    if warning and not expose:
+        raise LakeError(f"--host {host} is not a loopback address: the console would be "
+                        "reachable from other machines, and it has no login. Pass --expose "
+                        "to do it anyway (behind a reverse proxy with authentication), or "
+                        "keep the default 127.0.0.1", "serve.exposed")
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    hosts = serving_hosts(host, allow_hosts)
+    print(f"lake console on http://{host}:{port}/ (lake {lake_root}; answers to "
+          f"{', '.join(hosts)}); Ctrl-C stops it", flush=True)
+    uvicorn.run(create_app(lake_root, max_bytes=max_bytes, allowed_hosts=hosts), host=host,
+                port=port, log_level="warning")

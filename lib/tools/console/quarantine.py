@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from lib.tools.spreadsheet import safe_cell
+
 BATCH_ROWS = 10_000
 
 
@@ -51,15 +53,18 @@ def first(files: list[Path], n: int) -> tuple[list[str], list[dict]]:
 
 
 def _cell(value: object) -> str:
+    """A CSV cell; text that a spreadsheet would run as a formula is neutralised
+    (:mod:`lib.tools.spreadsheet`)."""
     if value is None:
         return ""
     if isinstance(value, list):
-        return ";".join(str(v) for v in value)
-    return str(value)
+        return safe_cell(";".join(str(v) for v in value))
+    return safe_cell(value) if isinstance(value, str) else str(value)
 
 
 def as_csv(files: list[Path]) -> Iterator[str]:
-    """Every quarantined row of the files as CSV text, header first, a batch at a time."""
+    """Every quarantined row of the files as CSV text, header first, a batch at a time;
+    safe to open in a spreadsheet."""
     columns = pq.ParquetFile(files[0]).schema_arrow.names if files else ["_errors"]
     buf = io.StringIO()
     writer = csv.writer(buf)

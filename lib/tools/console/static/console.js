@@ -93,6 +93,8 @@
     xhr.send(file);
   }
 
+  document.getElementById("upload-form").addEventListener("submit", (e) => e.preventDefault());
+
   function take(files) { for (const f of files) send(f); }
   input.addEventListener("change", () => { take(input.files); input.value = ""; });
   zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
