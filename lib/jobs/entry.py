@@ -14,12 +14,12 @@ from lib.contracts.contract import load_contract
 from lib.jobs import args as job_args
 from lib.jobs.report import failed_run_metrics, format_summary, run_metrics
 from lib.jobs.run import DriverDied, process_uploads
-from lib.jobs.runtime import JobContext, open_job
+from lib.jobs.runtime import JobContext, open_job, parse_job_args
 from lib.lake import metrics
 from lib.ledger.announce import announcer_for
 from lib.ledger.base import Ledger
 from lib.ledger.notify import notifier_for
-from lib.ledger.records import ACCEPTED, FAILED, LedgerError
+from lib.ledger.records import ACCEPTED, FAILED, LedgerError, LockBusyError
 
 
 def run_job(dataset: str, version: int, argv: Sequence[str]) -> int:
@@ -30,6 +30,11 @@ def run_job(dataset: str, version: int, argv: Sequence[str]) -> int:
     the run raises); with ``--alert_topic_arn`` every upload the run left FAILED is reported;
     with ``--event_bus_name`` and ``--event_source`` uploads accepted while it ran are
     announced for the next run."""
+    # A run that cannot take the lock is refused before Spark starts (seconds of JVM).
+    busy = job_args.ledger(parse_job_args(argv, job_args.REQUIRED, job_args.OPTIONAL)) \
+        .run_lock_holder(dataset)
+    if busy is not None:
+        raise LockBusyError(busy)
     with open_job(argv, job_args.REQUIRED, job_args.OPTIONAL) as ctx:
         namespace = ctx.args.get("metrics_namespace")
         ledger = job_args.ledger(ctx.args)

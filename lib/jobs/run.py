@@ -44,7 +44,9 @@ the driver alone is held (no automatic retry), so one bad file never blocks its 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import re
 import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -116,6 +118,9 @@ INTERRUPTED = "run.interrupted"
 PUBLISH_INCOMPLETE = "run.publish_incomplete"
 NOT_RUN = "run.not_run"
 COUNT_MISMATCH = "run.count_mismatch"
+CHANGED = "file.changed"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+DISK_FULL = "run.disk_full"
 # An upload in batches whose driver died this many times is processed in a batch of its own;
 # one that kills the driver on its own after that is held: FAILED, no automatic retry.
 ALONE_AFTER = 2
@@ -407,13 +412,15 @@ def release_claims(run: Run, claimed: Sequence[Upload], exc: BaseException) -> N
 # -- 3. read ---------------------------------------------------------------------------------
 
 def read_headers(run: Run, uploads: Sequence[Upload], report: RunReport) -> Batch:
-    """Check each upload's file and match its header; a file that cannot be used fails
-    alone. Returns the uploads that can be read, with how to read each."""
+    """Check each upload's file: its bytes are the ones accepted (:func:`verify_bytes`), its
+    header matches the contract. A file that cannot be used fails alone. Returns the uploads
+    that can be read, with how to read each."""
     reader = reader_for(run.contract)
     results = _results(report)
     batch: Batch = []
     for up in dict((u.upload_id, u) for u in uploads).values():
         try:
+            verify_bytes(run, up)
             plan = reader.read_header(run.fs, up, run.contract)
         except FileError as exc:
             _fail(results[up.upload_id], exc.code, str(exc))
@@ -422,6 +429,26 @@ def read_headers(run: Run, uploads: Sequence[Upload], report: RunReport) -> Batc
         results[up.upload_id].warnings += list(plan.warnings)
         batch.append((up, plan))
     return batch
+
+
+def verify_bytes(run: Run, up: Upload) -> None:
+    """Refuse an upload whose file is not the bytes that were checked and accepted: its
+    SHA-256 now must be the one the ledger recorded (:data:`CHANGED`). A file that cannot
+    be opened is left to the header check, which names why."""
+    record = run.claimed.get(up.upload_id)
+    expected = (record.sha256 or "").lower() if record else ""
+    if not _SHA256.fullmatch(expected):  # recorded without a checksum: nothing to compare
+        return
+    try:
+        actual = run.fs.sha256(up.path)
+    except Exception:  # noqa: BLE001 - missing or unreadable: read_header says which
+        return
+    if actual != expected:
+        raise FileError(
+            f"its bytes are not the ones accepted: SHA-256 {actual} now, {expected} when "
+            f"upload {up.upload_id} passed its checks. The file was replaced or changed "
+            "after it was accepted, so none of its rows were used; upload the intended file "
+            "again as a new upload", CHANGED, up.path)
 
 
 def read(run: Run, reader: Reader, batch: Batch) -> DataFrame:
@@ -491,7 +518,12 @@ def process(run: Run, planned: list[Batch], report: RunReport) -> None:
             unwrite(run, [up.upload_id for up, _ in current])
             for up, _ in current:
                 _reset_counts(results[up.upload_id])
-            if len(current) > 1:
+            if disk_full(exc):  # one by one would fill it again: each upload fails, retried later
+                for up, _ in current:
+                    _fail(results[up.upload_id], DISK_FULL, disk_full_message(up, exc))
+                run.log.error("the disk is full: %d upload(s) of the batch failed; %s",
+                              len(current), disk_full_message(current[0][0], exc))
+            elif len(current) > 1:
                 run.log.warning("batch of %d uploads failed (%s); retrying one by one",
                                 len(current), type(exc).__name__)
                 batches = [[item] for item in current] + batches
@@ -501,6 +533,23 @@ def process(run: Run, planned: list[Batch], report: RunReport) -> None:
                       f"{up.path}: cannot be processed: {java_error_message(exc)}")
                 run.log.error("upload %s failed: %s", up.upload_id,
                               results[up.upload_id].error)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it, through py4j too) says the disk is full."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if getattr(seen, "errno", None) == errno.ENOSPC or "No space left on device" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def disk_full_message(up: Upload, exc: BaseException) -> str:
+    return (f"{up.path}: not processed: the disk is full (No space left on device: "
+            f"{java_error_message(exc, 200)}). Nothing of it was published; free space where "
+            "the lake's zones and Spark's local folder are ($LAKE_SPARK_DIR, spark.local.dir"
+            "), then run again: the upload is retried")
 
 
 def process_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> None:

@@ -122,6 +122,17 @@ class HadoopFs:
             stream.close()
         return bytes(data).decode("utf-8")
 
+    def sha256(self, path: str) -> str:
+        """The SHA-256 of the file's bytes (as stored: a gzip file's compressed bytes), hex.
+        Streamed and hashed in the JVM (commons-codec, on Spark's class path): one round
+        trip, whatever the size."""
+        p = self._path(path)
+        stream = self._fs(p).open(p)
+        try:
+            return str(self._jvm.org.apache.commons.codec.digest.DigestUtils.sha256Hex(stream))
+        finally:
+            stream.close()
+
     def read_first_line(self, path: str) -> str | None:
         """First line of a text file, decompressed by extension (``.gz``); None when empty.
         Reads only the start of the file, whatever its size."""

@@ -8,7 +8,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from lib.ledger.records import HistoryEntry, UploadRecord
+from lib.ledger.records import HistoryEntry, LockBusyError, UploadRecord
 
 
 class Ledger(ABC):
@@ -47,3 +47,13 @@ class Ledger(ABC):
     def run_lock(self, dataset: str) -> contextlib.AbstractContextManager[None]:
         """Held by a job run for the whole run: at most one run per dataset at a time, so
         an upload left PROCESSING when no run holds the lock was orphaned by a crash."""
+
+    def run_lock_holder(self, dataset: str) -> str | None:
+        """Who holds the dataset's run lock now (the refusal a run would get), or None: a
+        probe that takes the lock and lets it go at once, so that a run can be refused
+        before it starts anything costly. The run still takes the lock itself."""
+        try:
+            with self.run_lock(dataset):
+                return None
+        except LockBusyError as exc:
+            return str(exc)

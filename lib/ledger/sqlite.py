@@ -13,6 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from lib.lake.paths import local_path, to_uri
+from lib.lake.sqlite_store import SqliteStore
 from lib.ledger.base import Ledger
 from lib.ledger.records import (
     CLAIMING,
@@ -58,42 +59,74 @@ CREATE INDEX IF NOT EXISTS history_by_upload ON history (upload_id, seq);
 
 
 class SqliteLedger(Ledger):
-    """The ledger as a SQLite database file. Each call is one short transaction taken with
-    ``BEGIN IMMEDIATE``, so concurrent processes serialise on SQLite's lock (waiting up to
-    ``timeout`` seconds) and a status check and its update can never interleave."""
+    """The ledger as a SQLite database file. Each call is one short transaction; a change takes
+    the write lock up front (``BEGIN IMMEDIATE``), so concurrent processes serialise on
+    SQLite's lock (waiting up to ``timeout`` seconds, then a clear error) and a status check
+    and its update can never interleave. The file is opened as
+    :class:`lib.lake.sqlite_store.SqliteStore` opens it: created whole, never started anew
+    over a damaged one, read-only where the lake root is."""
 
     def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._timeout = timeout
-        db = sqlite3.connect(self.path, timeout=timeout)
+        self._store = SqliteStore(
+            self.path, what="the upload ledger", table="uploads", schema=_SCHEMA,
+            error=LedgerError, timeout=timeout,
+            hint="restore it from a backup; or, to start a new ledger knowingly, move the file "
+            "aside (the uploads already in the raw zone are then unknown to the lake and must "
+            "be uploaded again)")
+        if not self._store.exists():
+            return  # created by the first change; until then reads find nothing
+        if self._store.writable():
+            self._migrate()
+        else:
+            self._store.connect(write=False).close()  # a damaged file is refused now
+
+    def _migrate(self) -> None:
+        """A ledger written by an earlier version lacks the newer fields: add them."""
+        db = self._store.connect(write=True)
         try:
-            db.executescript(_SCHEMA)  # idempotent; runs in its own transaction
-            # A ledger written by an earlier version lacks the newer fields: add them.
             have = {row[1] for row in db.execute("PRAGMA table_info(uploads)")}
-            for c in _COLUMNS:
-                if c not in have:
-                    kind = "INTEGER" if c in _INTEGERS else "TEXT"
-                    default = " NOT NULL DEFAULT 0" if c in ("interruptions", "held") else ""
-                    db.execute(f"ALTER TABLE uploads ADD COLUMN {c} {kind}{default}")
-            db.commit()
+            missing = [c for c in _COLUMNS if c not in have]
+            if not missing:
+                return
+            db.execute("BEGIN IMMEDIATE")
+            for c in missing:
+                kind = "INTEGER" if c in _INTEGERS else "TEXT"
+                default = " NOT NULL DEFAULT 0" if c in ("interruptions", "held") else ""
+                db.execute(f"ALTER TABLE uploads ADD COLUMN {c} {kind}{default}")
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._store.translate(exc) from None
         finally:
             db.close()
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+    def _tx(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction: a write takes SQLite's write lock up front (``BEGIN IMMEDIATE``),
+        so that a status check and its update never interleave; a read needs no lock but a
+        snapshot (``BEGIN``), and works on a read-only lake root. Every SQLite error comes
+        out as a :class:`LedgerError` naming the file."""
+        if write and not self._store.exists():
+            self._store.create()
+        db = self._store.connect(write=write)
         db.row_factory = sqlite3.Row
         try:
-            db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield db
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._store.translate(exc) from None
         finally:
             db.close()
+
+    def _reads(self) -> bool:
+        """Whether there is anything to read (a ledger never created has no uploads)."""
+        return self._store.exists()
 
     @staticmethod
     def _record(row: sqlite3.Row) -> UploadRecord:
@@ -127,7 +160,9 @@ class SqliteLedger(Ledger):
         return record
 
     def get(self, upload_id: str) -> UploadRecord:
-        with self._tx() as db:
+        if not self._reads():
+            raise UnknownUploadError(upload_id)
+        with self._tx(write=False) as db:
             row = db.execute("SELECT * FROM uploads WHERE upload_id = ?", (upload_id,)).fetchone()
         if row is None:
             raise UnknownUploadError(upload_id)
@@ -142,18 +177,24 @@ class SqliteLedger(Ledger):
         if statuses is not None:
             sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
             params += list(statuses)
-        with self._tx() as db:
+        if not self._reads():
+            return []
+        with self._tx(write=False) as db:
             rows = db.execute(sql + " ORDER BY received_at, upload_id", params).fetchall()
         return [self._record(r) for r in rows]
 
     def history(self, upload_id: str) -> list[HistoryEntry]:
-        with self._tx() as db:
+        if not self._reads():
+            return []
+        with self._tx(write=False) as db:
             rows = db.execute("SELECT upload_id, at, from_status, to_status, note FROM history "
                               "WHERE upload_id = ? ORDER BY seq", (upload_id,)).fetchall()
         return [HistoryEntry(**dict(r)) for r in rows]
 
     def accepted_with_sha(self, dataset: str, sha256: str) -> UploadRecord | None:
-        with self._tx() as db:
+        if not self._reads():
+            return None
+        with self._tx(write=False) as db:
             row = db.execute(
                 f"SELECT * FROM uploads WHERE dataset = ? AND sha256 = ? AND status IN "
                 f"({', '.join('?' for _ in CLAIMING)})", (dataset, sha256, *CLAIMING)).fetchone()
@@ -199,8 +240,13 @@ class SqliteLedger(Ledger):
         """An exclusive ``flock`` on a file beside the database; the kernel releases it when
         the process dies, so a crashed run never leaves the dataset locked."""
         lock_path = self.path.parent / "locks" / f"{dataset}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "a+") as fh:
+        try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(lock_path, "a+")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            raise LedgerError(f"{lock_path}: cannot take the run lock of {dataset!r}: "
+                              f"{exc.strerror}; a run needs a writable lake root") from None
+        with fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from lib.errors import LakeError
 from lib.lake.paths import local_path, to_uri
+from lib.lake.sqlite_store import SqliteStore
 
 CATALOG_FILE = "catalog.sqlite"
 PARTITION_TYPE = "string"  # a crawler types key=value folders as strings
@@ -129,6 +130,11 @@ class LocalCatalog:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
+        self._store = SqliteStore(
+            self.path, what="the local catalog", table="tables", schema=_SCHEMA,
+            error=CatalogError, timeout=BUSY_TIMEOUT_S, wal=True,
+            hint="it holds only what the crawlers found, so move it aside and run `lake crawl` "
+            "to catalogue the zones again")
 
     @classmethod
     def for_lake(cls, lake_root: str | Path) -> LocalCatalog:
@@ -137,19 +143,40 @@ class LocalCatalog:
     # -- connections -------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        """This thread's connection for changes: the file is created whole if it does not
+        exist yet (:class:`lib.lake.sqlite_store.SqliteStore`)."""
         con = getattr(self._local, "con", None)
         if con is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA foreign_keys=ON")
-            con.execute("PRAGMA synchronous=NORMAL")
-            with _write(con):
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        con.execute(statement)
+            self._store.create()
+            con = self._store.connect(write=True)
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA foreign_keys=ON")
+                con.execute("PRAGMA synchronous=NORMAL")
+                with _write(con):  # a catalog of an earlier version gets the newer tables
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            con.execute(statement)
+            except sqlite3.Error as exc:
+                con.close()
+                raise self._store.translate(exc) from None
             self._local.con = con
         return con
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's connection for reading: the one for changes once there is one (a
+        transaction reads its own changes), else the file opened read-only (as a read-only
+        lake root allows), or, before anything was catalogued, an empty catalog in memory:
+        reading never creates the file."""
+        con = getattr(self._local, "con", None) or getattr(self._local, "reader", None)
+        if con is not None:
+            return con
+        if not self._store.exists():
+            empty = sqlite3.connect(":memory:", isolation_level=None)
+            empty.executescript(_SCHEMA)
+            return empty
+        self._local.reader = self._store.connect(write=False)
+        return self._local.reader
 
     @contextmanager
     def transaction(self) -> Iterator[LocalCatalog]:
@@ -159,11 +186,17 @@ class LocalCatalog:
         if con.in_transaction:  # nested: part of the enclosing one
             yield self
             return
-        with _write(con):
-            yield self
+        try:
+            with _write(con):
+                yield self
+        except sqlite3.Error as exc:
+            raise self._store.translate(exc) from None
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
-        return self._connect().execute(sql, args).fetchall()
+        try:
+            return self._reader().execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise self._store.translate(exc) from None
 
     def _change(self, sql: str, args: tuple = ()) -> None:
         with self.transaction():

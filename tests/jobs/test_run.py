@@ -3,9 +3,12 @@ upload ids, the run lock, and crash safety with the process really killed mid-ru
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +17,7 @@ import pytest
 
 from glue_jobs.orders.v1 import job
 from lib.contracts.contract import load_contract
+from lib.jobs import run as run_module
 from lib.jobs.faults import CRASH_ENV, CRASH_EXIT_CODE
 from lib.jobs.run import SelectionError
 from lib.lake.paths import LakePaths, local_path, to_uri
@@ -227,21 +231,24 @@ def test_a_publish_that_cannot_finish_stops_the_run_and_the_next_run_completes_i
 
 def test_an_upload_whose_rows_read_differ_from_its_checked_count_fails_alone(spark,
                                                                             tmp_path) -> None:
-    """Bytes changed after the check (here: a row appended to the raw file): the run must
-    not report success with rows missing from, or added to, the count."""
+    """The rows read differ from the records the upload check counted (here the ledger's
+    count is off by one, as if the check and the reader split a file differently; bytes
+    changed after the check are caught before, as `file.changed`): the run must not report
+    success with rows missing from, or added to, the count."""
     lake = tmp_path / "lake"
     contract = load_contract("orders", 1)
     ledger, paths = open_ledger(lake), LakePaths.from_root(lake)
     ok = upload_file(SAMPLES / FILE1, contract, ledger, paths)
-    tampered = upload_file(SAMPLES / "orders_2026-11-04_discounts.csv", contract, ledger, paths)
-    raw = local_path(tampered.location)
-    raw.write_text(raw.read_text() + "O-99,C-99,SKU-99,1,1.00,USD,2026-11-04T00:00:00Z,,\n")
+    miscounted = upload_file(SAMPLES / "orders_2026-11-04_discounts.csv", contract, ledger, paths)
+    with sqlite3.connect(ledger.path) as db:
+        db.execute("UPDATE uploads SET record_count = 5 WHERE upload_id = ?",
+                    (miscounted.upload_id,))
     assert run(lake) == 1
-    failed = ledger.get(tampered.upload_id)
+    failed = ledger.get(miscounted.upload_id)
     assert (failed.status, failed.error_code, failed.record_count) == \
-        ("FAILED", "run.count_mismatch", 6)
-    assert failed.error == (f"{tampered.location}: the job read 7 rows but the upload check "
-                            "counted 6 records; nothing of this upload is published")
+        ("FAILED", "run.count_mismatch", 5)
+    assert failed.error == (f"{miscounted.location}: the job read 6 rows but the upload check "
+                            "counted 5 records; nothing of this upload is published")
     assert ledger.get(ok.upload_id).status == "ARCHIVED"
     published = {r["_upload_id"] for r in spark.read.parquet(to_uri(lake / "clean" / "orders"))
                  .select("_upload_id").distinct().collect()}
@@ -311,3 +318,59 @@ def test_a_poisoned_upload_fails_alone_and_the_good_ones_publish(tmp_path) -> No
     fourth = attempt()  # nothing pending: the held upload waits for lake reprocess
     assert fourth.returncode == 0, fourth.stderr[-2000:]
     assert statuses(lake) == {good[0]: "ARCHIVED", good[1]: "ARCHIVED", poison: "FAILED"}
+
+
+def test_a_raw_file_replaced_after_acceptance_fails_alone_and_publishes_nothing(
+        spark, two_uploads) -> None:
+    lake, uid1, uid2 = two_uploads
+    record = open_ledger(lake).get(uid1)
+    raw = local_path(record.location)
+    swapped = raw.read_bytes().replace(b"O-1001", b"O-6666")  # same rows, other values
+    assert swapped != raw.read_bytes()
+    raw.write_bytes(swapped)
+    assert run(lake) == 1
+    changed = open_ledger(lake).get(uid1)
+    assert (changed.status, changed.error_code) == ("FAILED", "file.changed")
+    assert changed.error == (
+        f"{record.location}: its bytes are not the ones accepted: SHA-256 "
+        f"{hashlib.sha256(swapped).hexdigest()} now, {record.sha256} when upload {uid1} passed "
+        "its checks. The file was replaced or changed after it was accepted, so none of its "
+        "rows were used; upload the intended file again as a new upload")
+    assert statuses(lake)[uid2] == "ARCHIVED"
+    published = {p.name.split("_")[0] for p in (lake / "clean").rglob("*.parquet")}
+    published |= {p.name.split("_")[0] for p in (lake / "quarantine").rglob("*.parquet")}
+    assert uid2 in published and uid1 not in published
+
+
+def test_a_full_disk_is_named_as_such_and_the_uploads_are_retried(spark, two_uploads,
+                                                                 monkeypatch) -> None:
+    lake, uid1, uid2 = two_uploads
+    writes = []
+
+    def disk_full(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        writes.append(args)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(run_module, "write_batch", disk_full)
+    assert run(lake) == 1
+    assert len(writes) == 1  # not retried upload by upload: that would fill the disk again
+    for uid in (uid1, uid2):
+        r = open_ledger(lake).get(uid)
+        assert (r.status, r.error_code) == ("FAILED", "run.disk_full")
+        assert "the disk is full (No space left on device" in r.error
+        assert "free space where the lake's zones and Spark's local folder are" in r.error
+    monkeypatch.undo()
+    assert run(lake) == 0  # space freed: the next run takes them
+    assert statuses(lake) == {uid1: "ARCHIVED", uid2: "ARCHIVED"}
+
+
+def test_a_run_refused_by_the_lock_says_so_before_starting_spark(two_uploads, tmp_path) -> None:
+    lake, uid1, _ = two_uploads
+    spark_dir = tmp_path / "spark-of-the-refused-run"
+    with open_ledger(lake).run_lock("orders"):
+        done = lake_cli(lake, "run", "orders", tmp=tmp_path, LAKE_SPARK_DIR=str(spark_dir))
+    assert done.returncode == 2, done.stderr
+    assert "another run of 'orders' is in progress (pid " in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not spark_dir.exists()  # no session was started
+    assert statuses(lake)[uid1] == "ACCEPTED"

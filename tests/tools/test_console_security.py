@@ -215,6 +215,8 @@ def test_binding_beyond_loopback_needs_expose_and_says_what_it_exposes(tmp_path)
     assert exposure_warning("127.0.0.1") is None and exposure_warning("::1") is None
     assert serving_hosts("127.0.0.1") == ("127.0.0.1", "localhost", "::1")
     assert serving_hosts("192.0.2.7", ["lake.example"]) == ("192.0.2.7", "lake.example")
+    assert serving_hosts("0.0.0.0", ["10.0.0.5"]) == (
+        "127.0.0.1", "localhost", "::1", socket.gethostname(), "10.0.0.5")
 
 
 def test_the_api_pages_load_nothing_from_a_cdn(client) -> None:

@@ -30,6 +30,7 @@ import ipaddress
 import json
 import logging
 import re
+import socket
 import sys
 import threading
 from collections.abc import AsyncIterator, Collection, Sequence
@@ -73,6 +74,7 @@ CONTENT_PATH = re.compile(r"^/uploads/[^/]+/content$")
 MAX_JSON_BYTES = 64 * 1024  # the body of a POST; file bytes go to PUT .../content
 FINAL = (ARCHIVED, REJECTED, FAILED)
 SHOWN_ROWS = 50  # quarantined rows on an upload's page; the CSV has them all
+WILDCARDS = ("0.0.0.0", "::")
 RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
 
 
@@ -435,7 +437,12 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
 def serving_hosts(host: str, allow: Sequence[str] = ()) -> tuple[str, ...]:
     """The host names requests may address when the console binds ``host``: the loopback
     names when it binds loopback, the bound address otherwise, and the names of ``allow``."""
-    bound = [*LOOPBACK] if _is_loopback(host) else [host]
+    if _is_loopback(host):
+        bound = [*LOOPBACK]
+    elif host in WILDCARDS:  # every interface: this machine's names; other names via allow
+        bound = [*LOOPBACK, socket.gethostname()]
+    else:
+        bound = [host]
     return tuple(dict.fromkeys([*bound, *allow]))
 
 
@@ -450,7 +457,7 @@ def exposure_warning(host: str) -> str | None:
     """What binding ``host`` exposes, or None for loopback."""
     if _is_loopback(host):
         return None
-    where = "every network interface of this machine" if host in ("0.0.0.0", "::") \
+    where = "every network interface of this machine" if host in WILDCARDS \
         else f"the network address {host}"
     return (f"warning: the console listens on {where}. Anyone who can reach it can upload "
             "files, read every upload's rows and reports, and start runs: it has no login. Put "

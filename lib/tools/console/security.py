@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
 
+from lib.errors import LakeError
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -56,15 +58,17 @@ def host_name(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
-class BodyTooLarge(HTTPException):
-    """The body of a request passed its limit while it streamed (an HTTP exception, so that
-    the framework's body parsing passes it on instead of calling it a parse error)."""
+class BodyTooLarge(HTTPException, LakeError):
+    """The body of a request passed its limit while it streamed. An HTTP exception too, so
+    that the framework's body parsing passes it on instead of calling it a parse error."""
 
-    code = "request.too_large"
+    default_code = "request.too_large"
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"a request body over {limit} bytes; file bytes go to "
-                         "PUT /uploads/{id}/content")
+        message = (f"a request body over {limit} bytes; file bytes go to "
+                   "PUT /uploads/{id}/content")
+        HTTPException.__init__(self, 413, message)
+        LakeError.__init__(self, message)
 
 
 class Guard:
