@@ -15,10 +15,12 @@ The HTTP API has the shape of the deployed upload API (:mod:`lib.lambdas.upload_
   in the background (one run per dataset at a time; the ledger's run lock still applies).
 
 Refusals are ``4xx`` with ``{"error": <code>, "message": <what and why>}``. Every request
-that changes something must carry the ``X-Lake-Console`` header, which a page of another
-site cannot add without a CORS preflight this server never grants: no cross-site request
-can upload or start a run. The server binds to 127.0.0.1 by default (see docs/console.md
-before exposing it). Nothing it does deletes raw bytes.
+passes :class:`lib.tools.console.security.Guard` first: its ``Host`` must be the console's
+own (DNS rebinding), a request that changes something must carry the ``X-Lake-Console``
+header and no foreign ``Origin`` (no cross-site request can upload or start a run), its
+body is bounded while it streams, and every answer carries the security headers. Every
+template escapes what it renders. The server binds to 127.0.0.1 by default (see
+docs/console.md before exposing it). Nothing it does deletes raw bytes.
 """
 
 from __future__ import annotations
