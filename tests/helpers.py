@@ -10,6 +10,10 @@ import json
 import re
 import shutil
 import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -136,6 +140,30 @@ def new_record(ledger: Ledger, uid: str, sha: str = "", dataset: str = "orders")
     return ledger.create(UploadRecord(upload_id=uid, dataset=dataset, original_name=f"{uid}.csv",
                                       stored_name=f"{uid}.csv", size_bytes=10,
                                       sha256=sha or f"sha-{uid}", ingest_date="2026-11-22"))
+
+
+CONSOLE_URL = "http://127.0.0.1:8000"  # the console answers to its own address only
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[int]:
+    """``app`` served by uvicorn on a free port of 127.0.0.1, in a thread; yields the port."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def free_port() -> int:

@@ -10,27 +10,16 @@ import time
 from pathlib import Path
 
 import jsonschema
-import pytest
 from fastapi.testclient import TestClient
 
 from lib.ledger.sqlite import open_ledger
 from lib.tools.console.app import CSRF_HEADER, create_app
-from tests.helpers import SAMPLES
+from tests.helpers import CONSOLE_URL, SAMPLES
 
 GOOD = SAMPLES / "orders_2026-11-01.csv"
 LEGACY = SAMPLES / "orders_2026-11-03_legacy_export.csv"  # lacks required columns
 H = {CSRF_HEADER: "1"}
-BASE = "http://127.0.0.1:8000"  # the console answers to its own address only
-
-
-@pytest.fixture
-def lake(tmp_path) -> Path:
-    return tmp_path / "lake"
-
-
-@pytest.fixture
-def client(lake) -> TestClient:
-    return TestClient(create_app(lake, max_bytes=10_000), base_url=BASE)
+BASE = CONSOLE_URL
 
 
 def schema_of(client: TestClient, path: str, method: str, status: str) -> dict:

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from lib.tools.console.app import create_app
-from tests.helpers import REPO, SAMPLES, free_port
+from tests.helpers import REPO, SAMPLES, serving
 
 GOOD = SAMPLES / "orders_2026-11-01.csv"
 REFUSED = SAMPLES / "orders_2026-11-03_legacy_export.csv"
@@ -43,18 +40,8 @@ def console_without_runs(tmp_path):  # noqa: ANN201
 
 
 def _serve(lake: Path):  # noqa: ANN202
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(lake), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the console did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(lake)) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_drop_two_files_process_and_read_the_report(console, tmp_path) -> None:

