@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from lib.contracts.expressions import check_expression
+from lib.contracts.regex import PatternError, portable
 from lib.errors import LakeError
 
 # Lineage columns carried by every clean and quarantined row.
@@ -347,9 +348,9 @@ def _parse_rule(raw: Any, col_name: str, dtype: DataType, source: str, where: st
             raise ContractError(source, here, f"expected a regular expression string, "
                                 f"got {params!r}")
         try:
-            re.compile(params)
-        except re.error as exc:
-            raise ContractError(source, here, f"invalid regular expression: {exc}") from exc
+            portable(params)  # one meaning for every engine, or refused (lib.contracts.regex)
+        except PatternError as exc:
+            raise ContractError(source, here, str(exc)) from None
         parsed = {"regex": params}
     else:  # enum
         if (not isinstance(params, list) or not params
@@ -433,7 +434,7 @@ def _parse_default(raw: Any, dtype: DataType, rules: tuple[Rule, ...], source: s
         if rule.kind == "enum" and raw not in rule.params["values"]:
             raise ContractError(source, where, f"default {raw!r} is not one of the allowed "
                                 f"values {list(rule.params['values'])}")
-        if rule.kind == "pattern" and not re.search(rule.params["regex"], raw):
+        if rule.kind == "pattern" and not portable(rule.params["regex"]).search(raw):
             raise ContractError(source, where, f"default {raw!r} does not match the "
                                 f"column's pattern {rule.params['regex']!r}")
     return raw

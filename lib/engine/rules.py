@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 
 from lib.contracts.contract import Check
 from lib.contracts.contract import Column as ContractColumn
+from lib.contracts.regex import portable
 from lib.engine.schemas import spark_type
 
 # Trimmed from both ends of every value: ASCII whitespace and controls that separate, and
@@ -245,11 +246,12 @@ def check_column(check: Check, col: ContractColumn, s: Column, v: Column,
         if p.get("max") is not None:
             bad = bad | (n > p["max"])
         return _failed(s.isNotNull() & bad, check.code)
-    if kind == "pattern":
+    if kind == "pattern":  # the pattern's one meaning, written for Java (lib.contracts.regex)
+        regex = portable(p["regex"])
         if received is not None and folds_case(col):
-            return _failed(received.isNotNull() & ~received.rlike("(?i)" + p["regex"]),
+            return _failed(received.isNotNull() & ~received.rlike(regex.java(ignore_case=True)),
                            check.code)
-        return _failed(s.isNotNull() & ~s.rlike(p["regex"]), check.code)
+        return _failed(s.isNotNull() & ~s.rlike(regex.java()), check.code)
     if kind == "enum":
         if received is not None and folds_case(col):
             return _failed(received.isNotNull() & ~received.rlike(_enum_regex(p["values"])),
