@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from re import _constants as C  # noqa: N812 - the parser's node kinds
 from re import _parser as P  # noqa: N812
 
+from lib.errors import LakeError
+
 MAX_CODE_POINT = 0x10FFFF
 MAX_REPEAT_COUNT = 1000  # RE2's limit on {m,n}
 LINE_TERMINATORS = (0x0A, 0x0D, 0x85, 0x2028, 0x2029)
@@ -53,9 +55,11 @@ _NEGATED = {C.CATEGORY_NOT_DIGIT: C.CATEGORY_DIGIT, C.CATEGORY_NOT_WORD: C.CATEG
             C.CATEGORY_NOT_SPACE: C.CATEGORY_SPACE}
 
 
-class PatternError(ValueError):
+class PatternError(LakeError):
     """A pattern outside what every engine reads the same way; the message says which
     construct and why."""
+
+    default_code = "contract.pattern"
 
 
 def _normal(ranges: list[tuple[int, int]]) -> Ranges:
