@@ -5,6 +5,8 @@ differential test: every pattern against every text, first difference printed)."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pytest
 import yaml
@@ -137,3 +139,17 @@ def test_java_re2_and_python_answer_the_same_on_every_text(spark, ignore_case) -
 ])
 def test_the_meaning_is_javas_defaults_for_every_engine(pattern, text, matches) -> None:
     assert portable(pattern).search(text) is matches
+
+
+def test_lake_contract_check_names_a_refused_pattern(tmp_path, capsys) -> None:
+    from lib.tools import cli
+
+    v3 = (Path(__file__).resolve().parents[2] / "lib" / "contracts" / "orders" / "v2.yaml") \
+        .read_text(encoding="utf-8").replace("version: 2", "version: 3") \
+        .replace("'^[A-Z]{2}$'", "'^(?!XX)[A-Z]{2}$'")
+    candidate = tmp_path / "v3.yaml"
+    candidate.write_text(v3, encoding="utf-8")
+    assert cli.main(["contract", "check", "--file", str(candidate)]) == 2
+    err = capsys.readouterr().err
+    assert "columns[8].rules[0].pattern: lookahead and lookbehind are not allowed: RE2 has " \
+        "none" in err
