@@ -17,6 +17,7 @@ the file named.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import sqlite3
@@ -74,13 +75,9 @@ class SqliteStore:
         """Create the store whole if it does not exist (see the module docstring)."""
         if self.path.exists():
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise self.error(f"{self.path}: cannot create {self.what}: {exc.strerror}; "
-                             "the lake root is read-only here") from None
         tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.new")
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(tmp, isolation_level=None)
             try:
                 if self.wal:
@@ -88,15 +85,25 @@ class SqliteStore:
                 db.executescript(self.schema)
             finally:
                 db.close()
-            with contextlib.suppress(FileExistsError):  # another process was first: use theirs
+            try:
                 os.link(tmp, self.path)
-        except OSError as exc:
-            raise self.error(f"{self.path}: cannot create {self.what}: {exc.strerror}; "
-                             "the lake root is read-only here") from None
+            except FileExistsError:
+                pass  # another process was first: use theirs
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                    raise
+                # A file system without hard links: a rename, unless the file appeared.
+                if not self.path.exists():
+                    os.replace(tmp, self.path)
+        except (OSError, sqlite3.Error) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            if not self.writable():
+                why += "; the lake root is read-only here (reading works)"
+            raise self.error(f"{self.path}: cannot create {self.what}: {why}") from None
         finally:
-            tmp.unlink(missing_ok=True)
-            for suffix in ("-wal", "-shm", "-journal"):
-                Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+            for leftover in (tmp, *(Path(f"{tmp}{s}") for s in ("-wal", "-shm", "-journal"))):
+                with contextlib.suppress(OSError):  # missing, or a read-only file system
+                    leftover.unlink()
 
     def check(self) -> None:
         """Refuse a file that is not a complete store of this kind."""

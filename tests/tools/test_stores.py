@@ -195,3 +195,21 @@ def test_reads_work_on_a_read_only_lake_root_and_changes_are_refused(read_only_l
     assert "the upload ledger cannot be written by this user" in upload.stderr
     assert probe.returncode == 2 and "Traceback" not in probe.stderr, probe.stderr
     assert "the local catalog cannot be written by this user" in probe.stderr
+
+
+def test_a_read_only_lake_root_without_a_ledger_yet_is_refused_in_plain_words(tmp_path) -> None:
+    lake = tmp_path / "lake"
+    (lake / "_ledger").mkdir(parents=True)
+    for path in (lake / "_ledger", lake):
+        path.chmod(0o555)
+    try:
+        status = lake_cli(lake, "status", read_only=True)
+        assert (status.returncode, status.stdout.strip()) == (0, "no uploads"), status.stderr
+        upload = lake_cli(lake, "upload", "--dataset", "orders", str(GOOD), read_only=True)
+    finally:
+        for path in (lake, lake / "_ledger"):
+            path.chmod(0o755)
+    assert upload.returncode == 2 and "Traceback" not in upload.stderr, upload.stderr
+    assert f"{ledger_file(lake)}: cannot create the upload ledger: " in upload.stderr
+    assert "the lake root is read-only here (reading works)" in upload.stderr
+    assert not ledger_file(lake).exists()
