@@ -119,6 +119,7 @@ class PortableRegex:
 
     source: str
     tree: Node
+    ignore_case: bool  # the pattern starts with (?i)
 
     def java(self, ignore_case: bool = False) -> str:
         return _emit(self.tree, _JAVA, ignore_case or self.ignore_case)
@@ -129,17 +130,9 @@ class PortableRegex:
     def python(self, ignore_case: bool = False) -> str:
         return _emit(self.tree, _PYTHON, ignore_case or self.ignore_case)
 
-    @property
-    def ignore_case(self) -> bool:
-        return bool(_flags(self.source) & C.SRE_FLAG_IGNORECASE)
-
     def search(self, text: str, ignore_case: bool = False) -> bool:
         """Whether ``text`` holds a match (what every engine answers)."""
         return re.search(self.python(ignore_case), text) is not None
-
-
-def _flags(source: str) -> int:
-    return P.parse(source).state.flags
 
 
 @functools.lru_cache(maxsize=256)
@@ -155,7 +148,8 @@ def portable(pattern: str) -> PortableRegex:
         raise PatternError("flags other than a leading (?i) are not allowed: (?s), (?m), (?x) "
                            "and (?a) change '.', '^', '$' or spaces differently in Java and "
                            "RE2")
-    return PortableRegex(pattern, _tree(parsed.data))
+    return PortableRegex(pattern, _tree(parsed.data),
+                         bool(parsed.state.flags & C.SRE_FLAG_IGNORECASE))
 
 
 def _check_class_syntax(pattern: str) -> None:

@@ -68,7 +68,6 @@ class SqliteLedger(Ledger):
 
     def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
         self.path = Path(path)
-        self._timeout = timeout
         self._store = SqliteStore(
             self.path, what="the upload ledger", table="uploads", schema=_SCHEMA,
             error=LedgerError, timeout=timeout,
@@ -124,9 +123,12 @@ class SqliteLedger(Ledger):
         finally:
             db.close()
 
-    def _reads(self) -> bool:
-        """Whether there is anything to read (a ledger never created has no uploads)."""
-        return self._store.exists()
+    def _read(self, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
+        """The rows of one read; none from a ledger never created (reading creates nothing)."""
+        if not self._store.exists():
+            return []
+        with self._tx(write=False) as db:
+            return db.execute(sql, params).fetchall()
 
     @staticmethod
     def _record(row: sqlite3.Row) -> UploadRecord:
@@ -160,13 +162,10 @@ class SqliteLedger(Ledger):
         return record
 
     def get(self, upload_id: str) -> UploadRecord:
-        if not self._reads():
+        rows = self._read("SELECT * FROM uploads WHERE upload_id = ?", (upload_id,))
+        if not rows:
             raise UnknownUploadError(upload_id)
-        with self._tx(write=False) as db:
-            row = db.execute("SELECT * FROM uploads WHERE upload_id = ?", (upload_id,)).fetchone()
-        if row is None:
-            raise UnknownUploadError(upload_id)
-        return self._record(row)
+        return self._record(rows[0])
 
     def find(self, dataset: str | None = None,
              statuses: Sequence[str] | None = None) -> list[UploadRecord]:
@@ -177,28 +176,19 @@ class SqliteLedger(Ledger):
         if statuses is not None:
             sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
             params += list(statuses)
-        if not self._reads():
-            return []
-        with self._tx(write=False) as db:
-            rows = db.execute(sql + " ORDER BY received_at, upload_id", params).fetchall()
-        return [self._record(r) for r in rows]
+        return [self._record(r) for r in self._read(sql + " ORDER BY received_at, upload_id",
+                                                    params)]
 
     def history(self, upload_id: str) -> list[HistoryEntry]:
-        if not self._reads():
-            return []
-        with self._tx(write=False) as db:
-            rows = db.execute("SELECT upload_id, at, from_status, to_status, note FROM history "
-                              "WHERE upload_id = ? ORDER BY seq", (upload_id,)).fetchall()
+        rows = self._read("SELECT upload_id, at, from_status, to_status, note FROM history "
+                          "WHERE upload_id = ? ORDER BY seq", (upload_id,))
         return [HistoryEntry(**dict(r)) for r in rows]
 
     def accepted_with_sha(self, dataset: str, sha256: str) -> UploadRecord | None:
-        if not self._reads():
-            return None
-        with self._tx(write=False) as db:
-            row = db.execute(
-                f"SELECT * FROM uploads WHERE dataset = ? AND sha256 = ? AND status IN "
-                f"({', '.join('?' for _ in CLAIMING)})", (dataset, sha256, *CLAIMING)).fetchone()
-        return self._record(row) if row else None
+        rows = self._read(
+            f"SELECT * FROM uploads WHERE dataset = ? AND sha256 = ? AND status IN "
+            f"({', '.join('?' for _ in CLAIMING)})", (dataset, sha256, *CLAIMING))
+        return self._record(rows[0]) if rows else None
 
     def transition(self, upload_id: str, to_status: str, *,
                    expected: Sequence[str] | None = None, note: str | None = None,

@@ -25,6 +25,7 @@ A named query file is Athena SQL with a comment header::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -302,11 +303,12 @@ def run_query(catalog: LocalCatalog, sql: str, params: Sequence[str] = (),
     if isinstance(tree, exp.Describe):
         return _describe(catalog, tree)
     engine_sql = tree.sql(dialect="duckdb")
+    deadline = time.monotonic() + timeout_s  # one limit for the query, retries included
     for attempt in range(FILE_RACE_RETRIES + 1):
         con = None
         try:
             con = connect(catalog, _named_tables(tree, catalog), memory_limit=memory_limit)
-            columns, rows = _execute(con, engine_sql, max_rows, timeout_s)
+            columns, rows = _execute(con, engine_sql, max_rows, timeout_s, deadline)
             break
         except duckdb.IOException as exc:
             if attempt == FILE_RACE_RETRIES or not _vanished(exc):
@@ -323,7 +325,8 @@ def run_query(catalog: LocalCatalog, sql: str, params: Sequence[str] = (),
             raise QueryError(f"{_engine_error(exc)} (DuckDB SQL: {engine_sql})") from None
         finally:
             if con is not None:
-                con.close()
+                with contextlib.suppress(duckdb.Error):  # busy if Ctrl-C left it running
+                    con.close()
     truncated = max_rows is not None and len(rows) > max_rows
     rows = rows[:max_rows] if truncated else rows
     return QueryResult(columns, [tuple(_athena_value(v) for v in r) for r in rows], truncated)
@@ -336,11 +339,12 @@ def _vanished(exc: Exception) -> bool:
                                    "Cannot open file"))
 
 
-def _execute(con: Any, sql: str, max_rows: int | None,
-             timeout_s: float) -> tuple[tuple[str, ...], list[tuple]]:
+def _execute(con: Any, sql: str, max_rows: int | None, timeout_s: float,
+             deadline: float | None = None) -> tuple[tuple[str, ...], list[tuple]]:
     """Run ``sql`` on ``con`` in a worker thread, so that this one stays free to stop it at
-    once: at the time limit, or at Ctrl-C (DuckDB checks for an interrupt between its own
-    steps, while Python's signal handler only runs between Python instructions)."""
+    once: at the time limit (``timeout_s`` from now, or at ``deadline``), or at Ctrl-C
+    (DuckDB checks for an interrupt between its own steps, while Python's signal handler
+    only runs between Python instructions)."""
     outcome: dict[str, Any] = {}
     done = threading.Event()  # not Thread.join: a join that Ctrl-C interrupts forgets the thread
 
@@ -355,7 +359,7 @@ def _execute(con: Any, sql: str, max_rows: int | None,
         finally:
             done.set()
 
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + timeout_s if deadline is None else deadline
     threading.Thread(target=work, name="lake-query", daemon=True).start()
     try:
         while not done.wait(max(min(0.1, deadline - time.monotonic()), 0)):
