@@ -22,8 +22,6 @@ No Python UDFs: everything here is evaluated by the JVM in one pass.
 from __future__ import annotations
 
 import operator
-import re
-import unicodedata
 from decimal import Decimal
 from functools import reduce
 
@@ -33,44 +31,41 @@ from pyspark.sql import functions as F
 from lib.contracts.contract import Check
 from lib.contracts.contract import Column as ContractColumn
 from lib.contracts.regex import portable
+from lib.engine.catalogue import (
+    ASCII_SPACE,
+    CAPITAL_SIGMA,
+    CASE_NORMALIZERS,
+    COLLAPSED,
+    DATE_LAYOUTS,
+    DECIMAL_LITERAL,
+    INT_LITERAL,
+    INTEGER_BOUNDS,
+    INVISIBLE,
+    LONG_SAFE_LITERAL,
+    SMALL_SIGMA,
+    TIMESTAMP_LITERAL,
+    enum_regex,
+    folds_case,
+    too_many_fraction_digits,
+    too_many_integer_digits,
+)
 from lib.engine.schemas import spark_type
 
-# Trimmed from both ends of every value: ASCII whitespace and controls that separate, and
-# every character of the Basic Multilingual Plane that Unicode files as a separator (Zs, Zl,
-# Zp: no-break, thin, ideographic spaces ...) or an invisible format character (Cf:
-# zero-width space and joiners, word joiner, byte-order mark, bidi marks ...). A character
-# set for Spark's native btrim: no regular expression per value.
-INVISIBLE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85" + "".join(
-    chr(c) for c in range(0x10000)
-    if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) in ("Zs", "Zl", "Zp", "Cf"))
-_ASCII_SPACE = " \t\n\x0b\x0c\r"
-_SPACES = r"[\s\p{Z}]+"
-CASE_NORMALIZERS = ("upper", "lower")
 
-INT_LITERAL = r"^[+-]?[0-9]+$"
-# An integer literal that fits in a signed 64-bit value without overflow (<= 18 digits).
-LONG_SAFE_LITERAL = r"^[+-]?0*[0-9]{1,18}$"
-DECIMAL_LITERAL = r"^[0-9]+(\.[0-9]+)?$"
-TIMESTAMP_LITERAL = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
-    r"(Z|[+-][0-9]{2}:[0-9]{2})?$"
-)
-DATE_LITERAL = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-# Date layouts a contract may list (lib.contracts.contract.DATE_FORMATS) -> the literal's shape.
-DATE_LAYOUTS = {
-    "YYYY-MM-DD": DATE_LITERAL,
-    "YYYY/MM/DD": r"^[0-9]{4}/[0-9]{2}/[0-9]{2}$",
-}
+def _java_char(ch: str) -> str:
+    """One character as a Java escape, safe anywhere in a character class."""
+    return f"\\x{{{ord(ch):04x}}}"
 
-INTEGER_BOUNDS = {"int": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
+
+_SPACES = "[" + "".join(_java_char(c) for c in COLLAPSED) + "]+"
 
 
 def clean_string(raw: Column, normalize: tuple[str, ...] = ()) -> Column:
     """Trim, turn empty into null, then normalise case / whitespace."""
     # Most values have nothing to trim: a test of the first and last byte is cheaper than
     # the trim itself (which copies the value), so only values with a space at an end pay.
-    at_edge = reduce(operator.or_, [raw.startswith(ch) | raw.endswith(ch) for ch in _ASCII_SPACE])
-    value = F.when(at_edge, F.btrim(raw, F.lit(_ASCII_SPACE))).otherwise(raw)
+    at_edge = reduce(operator.or_, [raw.startswith(ch) | raw.endswith(ch) for ch in ASCII_SPACE])
+    value = F.when(at_edge, F.btrim(raw, F.lit(ASCII_SPACE))).otherwise(raw)
     # Only a value with a non-ASCII character can hold more to trim (as many characters as
     # bytes: ASCII): the full set is searched for those alone.
     ascii_only = F.length(value) == F.octet_length(value)
@@ -79,8 +74,8 @@ def clean_string(raw: Column, normalize: tuple[str, ...] = ()) -> Column:
     for step in normalize:
         if step == "upper":
             value = F.upper(value)
-        elif step == "lower":
-            value = F.lower(value)
+        elif step == "lower":  # context-free: see lib.engine.catalogue.CAPITAL_SIGMA
+            value = F.lower(F.translate(value, CAPITAL_SIGMA, SMALL_SIGMA))
         elif step == "collapse_whitespace":
             value = F.regexp_replace(value, _SPACES, " ")
         else:  # pragma: no cover - the contract parser refuses unknown normalisers
@@ -94,10 +89,6 @@ def cleaned_value(raw: Column, col: ContractColumn) -> Column:
     return F.coalesce(value, F.lit(col.default)) if col.default is not None else value
 
 
-def folds_case(col: ContractColumn) -> bool:
-    return any(step in CASE_NORMALIZERS for step in col.normalize)
-
-
 def received_value(raw: Column, col: ContractColumn) -> Column:
     """The value as received, for the character rules of a column that maps case: like
     :func:`cleaned_value` but without the case mapping."""
@@ -109,32 +100,8 @@ def received_value(raw: Column, col: ContractColumn) -> Column:
 Shapes = dict[str, Column]  # regular expression -> whether the cleaned string matches it
 
 
-def literal_shapes(col: ContractColumn) -> tuple[str, ...]:
-    """The regular expressions that :func:`typed_value` and :func:`check_column` test the
-    cleaned string of ``col`` against. A caller that evaluates each once per row (in a
-    projection of its own) passes the results back as ``shapes``; Spark would otherwise
-    evaluate some of them again for every rule, inside conditional branches that its common
-    subexpression elimination does not share."""
-    t = col.type
-    if t.name in INTEGER_BOUNDS:
-        return (INT_LITERAL, LONG_SAFE_LITERAL)
-    if t.name == "decimal":
-        return (DECIMAL_LITERAL, _too_many_fraction_digits(t.scale),
-                _too_many_integer_digits(t.precision - t.scale))
-    if t.name == "timestamp":
-        return (TIMESTAMP_LITERAL,)
-    if t.name == "date":
-        return tuple(DATE_LAYOUTS[layout] for layout in (col.formats or ("YYYY-MM-DD",)))
-    return ()
-
-
 def _matches(s: Column, regex: str, shapes: Shapes | None) -> Column:
     return shapes[regex] if shapes and regex in shapes else s.rlike(regex)
-
-
-def _enum_regex(values: list[str]) -> str:
-    """An anchored alternation of the literal values, ASCII case-insensitive."""
-    return "(?i)^(?:" + "|".join(re.escape(str(v)) for v in values) + ")$"
 
 
 def _long_value(s: Column, shapes: Shapes | None = None) -> Column:
@@ -145,18 +112,9 @@ def _decimal_ok(s: Column, precision: int, scale: int, shapes: Shapes | None = N
     """True when ``s`` is a plain decimal literal fitting decimal(precision, scale)."""
     return (
         _matches(s, DECIMAL_LITERAL, shapes)
-        & ~_matches(s, _too_many_fraction_digits(scale), shapes)
-        & ~_matches(s, _too_many_integer_digits(precision - scale), shapes)
+        & ~_matches(s, too_many_fraction_digits(scale), shapes)
+        & ~_matches(s, too_many_integer_digits(precision - scale), shapes)
     )
-
-
-def _too_many_fraction_digits(scale: int) -> str:
-    return rf"\.[0-9]{{{scale + 1},}}$"
-
-
-def _too_many_integer_digits(integer_digits: int) -> str:
-    # a non-zero leading digit followed by at least `integer_digits` more digits
-    return rf"^0*[1-9][0-9]{{{integer_digits},}}"
 
 
 def typed_value(s: Column, col: ContractColumn, shapes: Shapes | None = None) -> Column:
@@ -231,10 +189,10 @@ def check_column(check: Check, col: ContractColumn, s: Column, v: Column,
         return _failed(s.isNotNull() & v.isNull(), check.code)
     if kind == "precision":
         return _failed(_matches(s, DECIMAL_LITERAL, shapes)
-                       & _matches(s, _too_many_fraction_digits(p["scale"]), shapes), check.code)
+                       & _matches(s, too_many_fraction_digits(p["scale"]), shapes), check.code)
     if kind == "decimal_range":
         return _failed(_matches(s, DECIMAL_LITERAL, shapes)
-                       & _matches(s, _too_many_integer_digits(p["integer_digits"]), shapes),
+                       & _matches(s, too_many_integer_digits(p["integer_digits"]), shapes),
                        check.code)
     if kind == "integer_range":
         return _failed(_matches(s, INT_LITERAL, shapes) & v.isNull(), check.code)
@@ -254,7 +212,7 @@ def check_column(check: Check, col: ContractColumn, s: Column, v: Column,
         return _failed(s.isNotNull() & ~s.rlike(regex.java()), check.code)
     if kind == "enum":
         if received is not None and folds_case(col):
-            return _failed(received.isNotNull() & ~received.rlike(_enum_regex(p["values"])),
+            return _failed(received.isNotNull() & ~received.rlike(enum_regex(p["values"])),
                            check.code)
         return _failed(s.isNotNull() & ~s.isin(list(p["values"])), check.code)
     if kind == "range":

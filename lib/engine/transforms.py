@@ -44,14 +44,8 @@ from lib.contracts.contract import (
     ContractError,
 )
 from lib.contracts.contract import Column as ContractColumn
-from lib.engine.rules import (
-    check_column,
-    cleaned_value,
-    folds_case,
-    literal_shapes,
-    received_value,
-    typed_value,
-)
+from lib.engine.catalogue import folds_case, literal_shapes
+from lib.engine.rules import check_column, cleaned_value, received_value, typed_value
 from lib.engine.schemas import clean_schema, quarantine_schema, spark_type
 
 RAW = "_raw"

@@ -39,6 +39,11 @@ CSV_OPTIONS = {
 }
 # No quoted field of the file holds a line break (the upload check says so): split reads.
 LINE_OPTIONS = {**CSV_OPTIONS, "multiLine": "false"}
+# Every field of a record is tokenised, also those of columns the contract does not read:
+# with pruning, a line read split (not multi-line) that has too few or too many fields is
+# not seen as malformed when the file has a column the contract drops, and its missing
+# fields are read as empty values instead.
+SESSION_CONF = {"spark.sql.csv.parser.columnPruning.enabled": "false"}
 
 
 def read_header(fs: HadoopFs, upload: Upload, contract: Contract) -> HeaderPlan:

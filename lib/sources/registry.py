@@ -9,7 +9,7 @@ from lib.sources import csv_reader, jsonl_reader
 from lib.sources.base import Reader
 
 READERS: dict[str, Reader] = {
-    "csv": Reader(csv_reader.read_header, csv_reader.read_upload),
+    "csv": Reader(csv_reader.read_header, csv_reader.read_upload, csv_reader.SESSION_CONF),
     "jsonl": Reader(jsonl_reader.read_header, jsonl_reader.read_upload,
                     jsonl_reader.SESSION_CONF),
 }

@@ -1,0 +1,72 @@
+"""A contract's derived expressions (Spark SQL) as DuckDB SQL, translated by sqlglot.
+
+The allow-list of :mod:`lib.contracts.expressions` holds only functions whose meaning both
+engines share (the parity tests evaluate each on both); what differs in the arithmetic is
+written out here:
+
+* decimal and integer columns are read as ``DECIMAL(38, scale)``: Spark widens a product's
+  precision, DuckDB keeps 18 digits and stops with an overflow;
+* a division, which the allow-list admits only by a power of ten, is a multiplication by
+  its exact inverse (DuckDB divides decimals in floating point; Spark in decimal, exactly at
+  these scales);
+* the result is cast to the derived column's type with ``TRY_CAST``: a value that does not
+  fit is null, as in Spark.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from lib.contracts.contract import Contract, ContractError
+from lib.engine.duck.rules import duck_type
+
+_POWER_OF_TEN = re.compile(r"^10*$")
+
+
+def _rewrite(types: dict[str, object], earlier: dict[str, exp.Expression]):  # noqa: ANN202
+    def transform(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and not node.table and node.name.lower() in earlier:
+            return exp.Paren(this=earlier[node.name.lower()].copy())
+        if isinstance(node, exp.Column) and not node.table:
+            t = types.get(node.name.lower())
+            if t is not None and getattr(t, "name", "") in ("int", "bigint", "decimal"):
+                scale = getattr(t, "scale", 0) if t.name == "decimal" else 0  # type: ignore[attr-defined]
+                return exp.cast(node.copy(), exp.DataType.build(f"DECIMAL(38, {scale})"))
+        return node
+    return transform
+
+
+def _exact_division(node: exp.Expression) -> exp.Expression:
+    """``x / 100`` -> ``x * 0.01`` (a division by anything else is refused at load)."""
+    if isinstance(node, exp.Div):
+        divisor = node.expression
+        if isinstance(divisor, exp.Literal) and _POWER_OF_TEN.match(divisor.this or ""):
+            digits = len(divisor.this) - 1
+            inverse = "1" if digits == 0 else "0." + "0" * (digits - 1) + "1"
+            return exp.Mul(this=node.this, expression=exp.Literal.number(inverse))
+    return node
+
+
+def derived_sql(contract: Contract) -> dict[str, tuple[str, object]]:
+    """Each derived column -> (DuckDB expression, its contract type). An expression that does
+    not parse is a :class:`~lib.contracts.contract.ContractError` naming the file and field."""
+    types: dict[str, object] = {c.name: c.type for c in contract.columns}
+    earlier: dict[str, exp.Expression] = {}
+    out: dict[str, tuple[str, object]] = {}
+    for i, d in enumerate(contract.derived):
+        try:
+            tree = sqlglot.parse_one(d.expression, read="spark")
+        except ParseError as exc:
+            detail = exc.errors[0]["description"] if exc.errors else str(exc)
+            raise ContractError(contract.source, f"derived[{i}].expression",
+                                f"{d.expression!r} does not parse: {detail}") from None
+        # A derived column may read an earlier one: its expression is inlined.
+        tree = exp.TryCast(this=tree.transform(_exact_division).transform(_rewrite(types, earlier)),
+                           to=exp.DataType.build(duck_type(d.type), dialect="duckdb"))
+        earlier[d.name.lower()] = tree
+        out[d.name] = (tree.sql(dialect="duckdb", identify=True), d.type)
+    return out

@@ -1,0 +1,218 @@
+"""Contract enforcement as DuckDB SQL: the counterpart of :mod:`lib.engine.transforms`.
+
+The raw relation (:data:`RAW_COLUMNS`: every contract column as text exactly as read, the
+JSON fields that held an object or array, the raw text of malformed records, the record's
+exact ordinal in its file, lineage and the quarantine partition) goes through:
+
+* :func:`validate` - the cleaning steps, literal shapes, typed values and reason codes of
+  :mod:`lib.engine.duck.rules`, one projection per stage, so that each value is computed once
+  per row; ``_errors`` holds every failed reason code, sorted;
+* :func:`classify` - among the valid rows of one upload, the keys that repeat (the unique
+  column, or without one every contract column): rows sharing a key with different content
+  are all quarantined with ``<key>.conflict``; identical rows collapse to the first in file
+  order (the others are ``duplicate``);
+* :func:`clean_rows` / :func:`quarantine_rows` - the two zones' columns in the order and
+  types of :func:`lib.engine.schemas.clean_schema` / ``quarantine_schema``.
+
+Each function returns a SQL query over a named relation; nothing here runs a query.
+"""
+
+from __future__ import annotations
+
+from lib.contracts.contract import (
+    CONTRACT_VERSION,
+    ERRORS,
+    INGESTED_AT,
+    LINEAGE_COLUMNS,
+    NESTED_FIELDS,
+    QUARANTINE_PARTITION,
+    RAW_RECORD,
+    ROW_MALFORMED,
+    SOURCE_FILE,
+    SOURCE_RECORD,
+    UPLOAD_ID,
+    Contract,
+)
+from lib.contracts.contract import Column as ContractColumn
+from lib.engine.catalogue import folds_case, literal_shapes
+from lib.engine.duck.derived import derived_sql
+from lib.engine.duck.rules import (
+    check_column,
+    cleaned_steps,
+    duck_type,
+    ident,
+    lit,
+    received_steps,
+    typed_value,
+)
+
+RAW = "__raw_"  # prefix of the values as read, kept beside the typed ones
+DISPOSITION = "_disposition"
+WAS_VALID = "_was_valid"  # valid before the repeats were resolved
+CLEAN, QUARANTINE, DUPLICATE = "clean", "quarantine", "duplicate"
+_NOT_ROW_LOCAL = ("malformed", "conflict")
+
+
+def raw_columns(contract: Contract) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of the raw relation a reader builds."""
+    return ([(c.name, "VARCHAR") for c in contract.columns]
+            + [(NESTED_FIELDS, "VARCHAR"), (RAW_RECORD, "VARCHAR"), (SOURCE_RECORD, "BIGINT"),
+               (UPLOAD_ID, "VARCHAR"), (SOURCE_FILE, "VARCHAR"), (INGESTED_AT, "TIMESTAMPTZ"),
+               (CONTRACT_VERSION, "VARCHAR"), (QUARANTINE_PARTITION, "DATE")])
+
+
+_PASSTHROUGH = (RAW_RECORD, SOURCE_RECORD, *LINEAGE_COLUMNS, QUARANTINE_PARTITION)
+
+
+def _character_rules(contract: Contract) -> list[ContractColumn]:
+    return [c for c in contract.columns
+            if folds_case(c) and any(r.kind in ("pattern", "enum") for r in c.rules)]
+
+
+def _chain(steps_per_value: dict[str, tuple[str, list[str]]], source: str) -> str:
+    """Apply each value's steps, one projection per step: ``{alias: (input column, steps)}``.
+    Returns a query whose columns are those of ``source`` plus each alias."""
+    depth = max((len(steps) for _, steps in steps_per_value.values()), default=0)
+    query = f"SELECT * FROM {source}"
+    current = {alias: src for alias, (src, _) in steps_per_value.items()}
+    for i in range(depth):
+        cols = []
+        for alias, (_, steps) in steps_per_value.items():
+            if i < len(steps):
+                name = f"{alias}__{i}"
+                cols.append(f"{steps[i].replace('{v}', ident(current[alias]))} AS {ident(name)}")
+                current[alias] = name
+        query = f"SELECT *, {', '.join(cols)} FROM ({query})"
+    finals = ", ".join(f"{ident(src)} AS {ident(alias)}" for alias, src in current.items())
+    return f"SELECT *, {finals} FROM ({query})" if finals else query
+
+
+def _nested_flag(name: str) -> str:
+    listed = f"(',' || {ident(NESTED_FIELDS)} || ',')"
+    return f"coalesce(contains({listed}, {lit(',' + name + ',')}), false)"
+
+
+def validate(contract: Contract, source: str) -> str:
+    """The raw relation ``source`` -> each contract column typed (PII not yet hashed), its
+    value as read (``__raw_<name>``), ``_errors`` (sorted reason codes, empty when valid) and
+    the reader's bookkeeping and lineage columns."""
+    json = contract.format == "jsonl"
+    received = {c.name for c in _character_rules(contract)}
+    chains: dict[str, tuple[str, list[str]]] = {}
+    for c in contract.columns:
+        chains[f"__clean_{c.name}"] = (RAW + c.name, cleaned_steps(c))
+        if c.name in received:
+            chains[f"__received_{c.name}"] = (RAW + c.name, received_steps(c))
+    renamed = ", ".join(f"{ident(c.name)} AS {ident(RAW + c.name)}" for c in contract.columns)
+    base = f"SELECT {renamed}, * EXCLUDE ({', '.join(ident(c.name) for c in contract.columns)}) " \
+           f"FROM {source}"
+    cleaned_q = _chain(chains, f"({base})")
+
+    def cleaned(name: str) -> str:
+        return ident(f"__clean_{name}")
+
+    # JSON Lines: a field that held an object or array is no value (null in every rule but
+    # <column>.type).
+    nested = {c.name: ident(f"__nested_{c.name}") for c in contract.columns} if json else {}
+    if json:
+        flags = ", ".join(f"{_nested_flag(c.name)} AS {nested[c.name]}" for c in contract.columns)
+        masks = ", ".join(
+            f"CASE WHEN NOT {nested[n]} THEN {ident(a)} END AS {ident(a)}"
+            for a, (src, _) in chains.items() for n in [src[len(RAW):]])
+        cleaned_q = (f"SELECT * REPLACE ({masks}) FROM (SELECT *, {flags} FROM ({cleaned_q}))")
+    shapes = {c.name: {rx: ident(f"__shape_{c.name}_{i}")
+                       for i, rx in enumerate(literal_shapes(c))} for c in contract.columns}
+    shape_cols = [f"regexp_matches({cleaned(c.name)}, {lit(rx)}) AS {shapes[c.name][rx]}"
+                  for c in contract.columns for rx in literal_shapes(c)]
+    shaped_q = f"SELECT *{''.join(', ' + s for s in shape_cols)} FROM ({cleaned_q})"
+    typed_cols = [f"{typed_value(cleaned(c.name), c, shapes[c.name])} AS {ident(c.name)}"
+                  for c in contract.columns]
+    typed_q = f"SELECT *, {', '.join(typed_cols)} FROM ({shaped_q})"
+    codes: dict[str, list[str]] = {}
+    for chk in contract.checks():
+        if chk.kind in _NOT_ROW_LOCAL:
+            continue
+        col = contract.column(chk.column)
+        codes.setdefault(chk.code, []).append(check_column(
+            chk, col, cleaned(col.name), ident(col.name), nested.get(col.name),
+            ident(f"__received_{col.name}") if col.name in received else None,
+            shapes[col.name]))
+    merged = [f"coalesce({', '.join(cols)})" if len(cols) > 1 else cols[0]
+              for _, cols in sorted(codes.items())]
+    listed = (f"list_filter([{', '.join(merged)}], lambda x: x IS NOT NULL)" if merged
+              else "CAST([] AS VARCHAR[])")
+    errors = (f"CASE WHEN {ident(RAW_RECORD)} IS NOT NULL THEN [{lit(ROW_MALFORMED)}] "
+              f"ELSE {listed} END")
+    keep = [ident(c.name) for c in contract.columns] + [ident(RAW + c.name) for c in contract.columns]
+    return (f"SELECT {', '.join(keep)}, {errors} AS {ident(ERRORS)}, "
+            f"{', '.join(ident(n) for n in _PASSTHROUGH)} FROM ({typed_q})")
+
+
+def _group_columns(contract: Contract) -> list[str]:
+    key = contract.unique_column
+    return [UPLOAD_ID, *([key.name] if key is not None else contract.column_names)]
+
+
+def classify(contract: Contract, source: str) -> str:
+    """Validated relation ``source`` -> every row with ``_disposition`` (see the module
+    docstring). The keys that repeat come from one aggregate over the valid rows; they are
+    few, and joined back to the rows."""
+    names = _group_columns(contract)
+    key = contract.unique_column
+    keys = ", ".join(ident(n) for n in names)
+    content = "struct_pack(" + ", ".join(f"{ident(n)} := {ident(n)}"
+                                         for n in contract.column_names) + ")"
+    groups = (f"SELECT {keys}, count(*) AS g_rows, count(DISTINCT {content}) > 1 AS g_conflict, "
+              f"min({ident(SOURCE_RECORD)}) AS g_first FROM {source} "
+              f"WHERE len({ident(ERRORS)}) = 0 GROUP BY {keys} HAVING count(*) > 1")
+    match = " AND ".join(f"r.{ident(n)} IS NOT DISTINCT FROM g.{ident(n)}" for n in names)
+    valid = f"len(r.{ident(ERRORS)}) = 0"
+    conflict = f"({valid} AND coalesce(g.g_conflict, false))"
+    disposition = (f"CASE WHEN NOT {valid} OR {conflict} THEN '{QUARANTINE}' "
+                   f"WHEN g.g_first IS NULL OR r.{ident(SOURCE_RECORD)} = g.g_first "
+                   f"THEN '{CLEAN}' ELSE '{DUPLICATE}' END")
+    errors = (f"CASE WHEN {conflict} THEN [{lit(key.code('conflict'))}] ELSE r.{ident(ERRORS)} END"
+              if key is not None else f"r.{ident(ERRORS)}")
+    return (f"SELECT r.* REPLACE ({errors} AS {ident(ERRORS)}), {disposition} AS "
+            f"{ident(DISPOSITION)}, {valid} AS {ident(WAS_VALID)} "
+            f"FROM {source} r LEFT JOIN ({groups}) g ON {match}")
+
+
+def clean_columns(contract: Contract) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of the clean zone, partition columns last (the order of
+    :func:`lib.engine.schemas.clean_schema`)."""
+    fields = [(c.name, duck_type(c.type)) for c in contract.columns]
+    fields += [(d.name, duck_type(d.type)) for d in contract.derived]
+    fields += [(UPLOAD_ID, "VARCHAR"), (SOURCE_FILE, "VARCHAR"), (INGESTED_AT, "TIMESTAMPTZ"),
+               (CONTRACT_VERSION, "VARCHAR")]
+    data = [f for f in fields if f[0] not in contract.partition_by]
+    parts = [next(f for f in fields if f[0] == p) for p in contract.partition_by]
+    return data + parts
+
+
+def clean_rows(contract: Contract, source: str) -> str:
+    """Classified relation -> clean zone rows: PII hashed, derived columns computed."""
+    exprs = {c.name: (f"sha256({ident(c.name)})" if c.pii == "sha256" else ident(c.name))
+             for c in contract.columns}
+    derived = derived_sql(contract)
+    exprs.update({n: e for n, (e, _) in derived.items()})
+    for n in LINEAGE_COLUMNS:
+        exprs[n] = ident(n)
+    cols = ", ".join(f"{exprs[n]} AS {ident(n)}" for n, _ in clean_columns(contract))
+    return f"SELECT {cols} FROM {source} WHERE {ident(DISPOSITION)} = '{CLEAN}'"
+
+
+def quarantine_columns(contract: Contract) -> list[tuple[str, str]]:
+    return ([(c.name, "VARCHAR") for c in contract.columns]
+            + [(ERRORS, "VARCHAR[]"), (RAW_RECORD, "VARCHAR"), (SOURCE_RECORD, "BIGINT"),
+               (UPLOAD_ID, "VARCHAR"), (SOURCE_FILE, "VARCHAR"), (INGESTED_AT, "TIMESTAMPTZ"),
+               (CONTRACT_VERSION, "VARCHAR"), (QUARANTINE_PARTITION, "DATE")])
+
+
+def quarantine_rows(contract: Contract, source: str) -> str:
+    """Classified relation -> quarantine rows: the values as read, every reason code, the raw
+    text of malformed records, the record's ordinal in its file, lineage."""
+    exprs = {c.name: ident(RAW + c.name) for c in contract.columns}
+    cols = ", ".join(f"{exprs.get(n, ident(n))} AS {ident(n)}"
+                     for n, _ in quarantine_columns(contract))
+    return f"SELECT {cols} FROM {source} WHERE {ident(DISPOSITION)} = '{QUARANTINE}'"

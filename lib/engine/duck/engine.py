@@ -1,0 +1,115 @@
+"""The contract on a batch of uploads with DuckDB: read, validate, classify, and the two zones'
+rows and the counts, in one process and without a JVM.
+
+:func:`connect` opens a connection set up as the Spark job's session is (UTC, a memory limit
+with spilling to a folder); :func:`enforce` runs the steps of :mod:`lib.engine.duck.enforce`
+on the uploads of a batch, keeping the classified rows in a temporary table that the
+writes and the counts read; :func:`clean_query` and :func:`quarantine_query` select the
+zones' rows from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+
+from lib.contracts.contract import ERRORS, UPLOAD_ID, Contract
+from lib.contracts.header import HeaderPlan
+from lib.engine.duck import enforce as sql
+from lib.engine.duck.csv_line import NotReproduced
+from lib.engine.duck.read import read_csv, register
+from lib.engine.duck.rules import ident
+
+CLASSIFIED = "lake_classified"
+READ_PARTITION = "_read_partition"  # the key of the run's counts: one read partition here
+
+
+def connect(memory_limit: str = "1GB", temp_dir: Path | None = None,
+            threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection for one run: UTC, at most ``memory_limit``, spilling under ``temp_dir``."""
+    con = duckdb.connect(config={"memory_limit": memory_limit,
+                                 **({"threads": threads} if threads else {})})
+    con.execute("SET TimeZone = 'UTC'")
+    if temp_dir is not None:
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = '{str(temp_dir).replace(chr(39), chr(39) * 2)}'")
+    register(con)
+    return con
+
+
+@dataclass(frozen=True)
+class Input:
+    """One upload of a batch, as the engine reads it."""
+
+    upload_id: str
+    path: Path  # the local file
+    source_file: str  # the URI its rows carry as _source_file
+    ingest_date: date
+    plan: HeaderPlan
+    multiline: bool | None
+
+
+@dataclass
+class Outcome:
+    """Rows per (upload, reason codes) before duplicates are resolved (``counts``, in the
+    shape :func:`lib.jobs.run._fill_counts` reads), and per upload with repeats the rows in
+    conflict and the duplicates (``repeated``)."""
+
+    counts: list[dict] = field(default_factory=list)
+    repeated: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def enforce(con: duckdb.DuckDBPyConnection, contract: Contract, batch: Sequence[Input],
+            ingested_at: datetime) -> Outcome:
+    """Read every upload of ``batch``, validate and classify the rows into the temporary table
+    :data:`CLASSIFIED`; return the counts."""
+    if contract.format != "csv":
+        raise NotReproduced(f"the DuckDB engine reads CSV only; {contract.ref} is "
+                            f"{contract.format}: run it with the Spark engine")
+    if not batch:
+        raise ValueError("enforce needs at least one upload")
+    raws = []
+    for i, up in enumerate(batch):
+        name = f"lake_raw_{i}"
+        read_csv(con, name, up.path, up.upload_id, up.source_file, up.ingest_date, up.plan,
+                 contract, ingested_at, up.multiline)
+        raws.append(f"SELECT * FROM {ident(name)}")
+    raw = " UNION ALL ".join(raws)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lake_validated AS "
+                f"{sql.validate(contract, f'({raw})')}")
+    for i in range(len(batch)):
+        con.execute(f"DROP TABLE {ident(f'lake_raw_{i}')}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {CLASSIFIED} AS "
+                f"{sql.classify(contract, 'lake_validated')}")
+    out = Outcome()
+    for upload, errors, n in con.execute(
+            f"SELECT {ident(UPLOAD_ID)}, {ident(ERRORS)}, count(*) FROM lake_validated "
+            f"GROUP BY ALL ORDER BY ALL").fetchall():
+        out.counts.append({UPLOAD_ID: upload, READ_PARTITION: 0, ERRORS: list(errors),
+                           "count": int(n)})
+    con.execute("DROP TABLE lake_validated")
+    for upload, conflicting, duplicates in con.execute(f"""
+            SELECT {ident(UPLOAD_ID)},
+                   count(*) FILTER (WHERE {ident(sql.DISPOSITION)} = '{sql.QUARANTINE}'
+                                    AND {ident(sql.WAS_VALID)}),
+                   count(*) FILTER (WHERE {ident(sql.DISPOSITION)} = '{sql.DUPLICATE}')
+            FROM {CLASSIFIED} GROUP BY ALL""").fetchall():
+        if conflicting or duplicates:
+            out.repeated[upload] = (int(conflicting), int(duplicates))
+    return out
+
+
+def clean_query(contract: Contract) -> str:
+    return sql.clean_rows(contract, CLASSIFIED)
+
+
+def quarantine_query(contract: Contract) -> str:
+    return sql.quarantine_rows(contract, CLASSIFIED)
+
+
+def release(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {CLASSIFIED}")

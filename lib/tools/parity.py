@@ -1,0 +1,229 @@
+"""The two engines on the same files, row for row: the differential harness.
+
+:func:`compare_files` runs the contract on a list of files with the Spark transforms (one
+read partition per file, so ordinals are exact without offsets) and with the DuckDB engine,
+and returns the differences: the clean rows with every column, the quarantined rows with
+their reason codes, and the counts. ``lake parity`` and ``make parity`` run it on the
+corpora; the tests run it on the small ones.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import BinaryIO
+
+from pyspark.sql import functions as F
+
+from lib.contracts.contract import Contract
+from lib.contracts.header import HeaderPlan, parse_header_line, plan_header
+from lib.engine.duck import engine as duck
+from lib.engine.duck.csv_line import NotReproduced, split_line
+from lib.engine.duck.read import not_reproduced_reason
+from lib.engine.transforms import apply_contract, split
+from lib.sources.base import Upload, union_all
+from lib.sources.csv_reader import SESSION_CONF, read_upload
+from lib.upload.structure import scan_csv
+
+INGESTED_AT = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+INGEST_DATE = date(2026, 11, 21)
+
+
+def _norm(value: object) -> object:
+    """One Python value for both engines' results: aware timestamps in UTC, lists as tuples."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    if isinstance(value, list):
+        return tuple(_norm(v) for v in value)
+    if isinstance(value, Decimal):
+        return value
+    return value
+
+
+def _key(row: tuple) -> tuple:
+    return tuple((v is None, repr(v)) for v in row)
+
+
+@dataclass
+class Difference:
+    what: str
+    spark: tuple | None
+    duckdb: tuple | None
+
+
+@dataclass
+class Result:
+    columns: dict[str, list[str]] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    differences: list[Difference] = field(default_factory=list)
+    not_reproduced: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if not self.differences:
+            return "identical: " + ", ".join(f"{n} {z} rows" for z, n in self.rows.items())
+        d = self.differences[0]
+        return (f"{len(self.differences)} difference(s); first in {d.what}:\n"
+                f"  spark:  {d.spark}\n  duckdb: {d.duckdb}")
+
+
+def _open(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")  # type: ignore[return-value]
+
+
+def _header_plan(path: Path, contract: Contract) -> HeaderPlan:
+    with _open(path) as fh:
+        first = fh.readline().decode("utf-8")
+    return plan_header(parse_header_line(first), contract, str(path))
+
+
+def _multiline(path: Path, contract: Contract) -> bool:
+    """Whether a quoted field holds a line break, as the upload check records it."""
+    with _open(path) as fh:
+        return scan_csv(fh, contract, str(path)).multiline
+
+
+def compare_files(spark, contract: Contract, files: Sequence[Path]) -> Result:  # noqa: ANN001
+    """Both engines on ``files`` (each its own upload); the differences, if any."""
+    uploads = [(f"u{i:03d}", Path(f).resolve()) for i, f in enumerate(files)]
+    plans = {uid: _header_plan(p, contract) for uid, p in uploads}
+    result = Result()
+    inputs = []
+    for uid, p in uploads:
+        multiline = _multiline(p, contract)
+        why = not_reproduced_reason(p, multiline)
+        if why:
+            result.not_reproduced.append(f"{p}: {why}")
+            continue
+        inputs.append(duck.Input(uid, p, p.as_uri(), INGEST_DATE, plans[uid], multiline))
+    con = duck.connect()
+    try:
+        duck.enforce(con, contract, inputs, INGESTED_AT)
+        duck_clean = con.execute(duck.clean_query(contract))
+        clean_cols = [d[0] for d in duck_clean.description]
+        duck_rows = {"clean": duck_clean.fetchall()}
+        q = con.execute(duck.quarantine_query(contract))
+        quarantine_cols = [d[0] for d in q.description]
+        duck_rows["quarantine"] = q.fetchall()
+    finally:
+        con.close()
+    conf = {**SESSION_CONF, "spark.sql.files.maxPartitionBytes": str(1 << 50)}
+    before = {k: spark.conf.get(k, None) for k in conf}
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+    try:
+        raw = union_all([
+            read_upload(spark, Upload(i.upload_id, i.source_file, INGEST_DATE,
+                                      multiline=i.multiline),
+                        i.plan, contract, INGESTED_AT) for i in inputs])
+        clean, quarantine = split(contract, raw.transform(apply_contract(contract)))
+        spark_rows = {"clean": [tuple(r) for r in clean.collect()],
+                      "quarantine": [tuple(r) for r in quarantine.select(
+                          *[F.col(c) for c in quarantine.columns]).collect()]}
+        result.columns = {"clean": clean.columns, "quarantine": quarantine.columns}
+    finally:
+        for k, v in before.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+    for zone, cols in (("clean", clean_cols), ("quarantine", quarantine_cols)):
+        if cols != result.columns[zone]:
+            result.differences.append(Difference(f"{zone} columns", tuple(result.columns[zone]),
+                                                 tuple(cols)))
+            continue
+        a = sorted((tuple(_norm(v) for v in r) for r in spark_rows[zone]), key=_key)
+        b = sorted((tuple(_norm(v) for v in r) for r in duck_rows[zone]), key=_key)
+        result.rows[zone] = len(a)
+        for x, y in zip(a, b, strict=False):
+            if x != y:
+                result.differences.append(Difference(f"{zone} rows", x, y))
+                break
+        if len(a) != len(b):
+            result.differences.append(Difference(f"{zone} row count", (len(a),), (len(b),)))
+    return result
+
+
+# -- the seeded fuzz corpus ------------------------------------------------------------------
+
+_SPACES = ["\u00a0", "\u2009", "\u3000", "\u200b", "\ufeff", "\u200e", "\u2028", "\u0085",
+           "\t", "\x0b", "\x1c", " "]
+_NUMBERS = ["0", "-0", "+1", "007", "1e3", "1E3", "1.", ".5", "-1.5", "2147483647",
+            "2147483648", "-2147483648", "-2147483649", "9223372036854775807",
+            "99999999999999999999", "0009999999999.99", "9999999999.99", "10000000000",
+            "0.001", "1.999", "1,000", "$5", "١٢", "１２", "NaN", "Infinity", "", " 5 "]
+_TIMES = ["2026-11-01T10:00:00Z", "2026-11-01 10:00:00", "2026-11-01T10:00:00.123456+05:30",
+          "2026-11-01T10:00:00.1234567Z", "2026-11-01T24:00:00Z", "2026-11-01T23:59:60Z",
+          "2026-02-29T10:00:00Z", "2024-02-29T10:00:00Z", "2026-13-01T10:00:00Z",
+          "0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2026-11-01T10:00:00+18:00",
+          "2026-11-01T10:00:00+18:30", "2026-11-01T10:00:00-05:60", "2026-11-01T10:00:00+0100",
+          "2026-11-01", "2026-11-01T10:00Z", "1999-12-31T23:59:59Z", "2100-01-01T00:00:00Z",
+          "2000-01-01T00:30:00+01:00", "yesterday", "2026-11-01t10:00:00z"]
+_TEXTS = ["a@b.co", "Mixed@Case.COM", "ß@straße.de", "İstanbul@x.tr", "ΟΔΟΣ@x.gr", "ﬁ@x.io",
+          "a b@c.de", "not-an-email", "sku-ııı", "ß-123", "sku-001", "ABC", "SKU_1", "Ǆ-12",
+          "ǅ", "k", "\u212a", "x\u0301", "😀", "a,b", 'say "hi"', "=1+2", "@cmd", "usd", "Usd",
+          "chf", "ΣΑΣ", "eur\u200b"]
+
+
+def _field(rng, pool: list[str]) -> str:  # noqa: ANN001
+    value = rng.choice(pool)
+    if rng.random() < 0.3:
+        value = rng.choice(_SPACES) + value
+    if rng.random() < 0.3:
+        value = value + rng.choice(_SPACES)
+    return value
+
+
+def _quote(rng, value: str) -> str:  # noqa: ANN001
+    """The value as a CSV field: quoted when it must be (or at random), quotes doubled."""
+    if any(ch in value for ch in ',"\r\n') or rng.random() < 0.1:
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def fuzz_csv(path: Path, rows: int, seed: int) -> None:
+    """An adversarial orders file: the header in another order and case with an extra column,
+    a BOM, CRLF and LF, blank lines, Unicode spaces and format characters around values,
+    numbers at and beyond type limits, malformed dates and times with and without zones,
+    repeated and conflicting keys, quotes and separators inside and outside quotes, records
+    with too few and too many fields. Every line is one the DuckDB engine reproduces."""
+    rng = random.Random(seed)
+    header = ["Order ID", "customer_id", "Customer_Email", "PRODUCT_SKU", "quantity",
+              "unit_price", "currency", "order_ts", "country", "discount_pct", "notes"]
+    lines = ["\ufeff" + ",".join(header)]
+    previous: list[str] | None = None
+    for i in range(rows):
+        r = rng.random()
+        if previous is not None and r < 0.05:
+            lines.append(",".join(previous))  # an exact repeat
+            continue
+        key = f"O-{i:06d}" if r > 0.1 or previous is None else previous[0]  # conflicts
+        valid = [key, "C-1", "a@b.co", "sku-001", "3", "19.99", "usd", "2026-11-01T10:00:00Z",
+                 "us", "5.5", "note"]
+        pools = [[key], ["C-1", "", " ", "C-\u00a02"], _TEXTS, _TEXTS, _NUMBERS, _NUMBERS,
+                 _TEXTS, _TIMES, ["us", "DE", "USA", "", "d\u00e9"], _NUMBERS, _TEXTS]
+        fields = [_field(rng, [v]) if rng.random() < 0.2 else v for v in valid]
+        for k in rng.sample(range(len(fields)), rng.choice([0, 0, 0, 1, 1, 2])):
+            fields[k] = _field(rng, pools[k])
+        fields = [_quote(rng, f) for f in fields]
+        if r > 0.97:
+            fields = fields[:rng.randint(1, 9)]  # too few fields
+        elif r > 0.95:
+            fields.append("extra")
+        elif 0.9 < r < 0.92:  # quotes where a field does not start with one
+            fields[rng.randrange(len(fields))] = rng.choice(['a"b', '"ab"cd', '"x,y"z', '""', 'x"'])
+        line = ",".join(fields)
+        try:
+            split_line(line)
+        except NotReproduced:
+            continue
+        lines.append(line)
+        previous = fields
+        if rng.random() < 0.02:
+            lines.append(rng.choice(["", "  ", "\t"]))  # blank lines hold no record
+    body = "".join(line + rng.choice(["\n", "\r\n"]) for line in lines)
+    path.write_bytes(body.encode("utf-8"))
