@@ -555,7 +555,7 @@ def disk_full_message(up: Upload, exc: BaseException) -> str:
 def process_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> None:
     """Read, enforce, count, write, commit and publish one batch of uploads."""
     reader = reader_for(run.contract)
-    with _session_conf(run.spark, {**reader.session_conf, **cluster_conf(run, batch)}):
+    with session_conf(run.spark, {**reader.session_conf, **cluster_conf(run, batch)}):
         enforced = enforce(run, read(run, reader, batch), batch)
         try:
             key = run.contract.unique_column
@@ -946,7 +946,7 @@ def _fail(result: UploadResult, code: str, message: str) -> None:
 
 
 @contextlib.contextmanager
-def _session_conf(spark: SparkSession, conf: Mapping[str, str]) -> Iterator[None]:
+def session_conf(spark: SparkSession, conf: Mapping[str, str]) -> Iterator[None]:
     """Set session settings for the duration of a batch, then restore them."""
     before = {k: spark.conf.get(k, None) for k in conf}
     for k, v in conf.items():

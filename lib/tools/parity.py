@@ -18,14 +18,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import BinaryIO
 
-from pyspark.sql import functions as F
-
 from lib.contracts.contract import Contract
 from lib.contracts.header import HeaderPlan, parse_header_line, plan_header
 from lib.engine.duck import engine as duck
 from lib.engine.duck.csv_line import NotReproduced, split_line
 from lib.engine.duck.read import not_reproduced_reason
 from lib.engine.transforms import apply_contract, split
+from lib.jobs.run import session_conf
 from lib.sources.base import Upload, union_all
 from lib.sources.csv_reader import SESSION_CONF, read_upload
 from lib.upload.structure import scan_csv
@@ -112,25 +111,15 @@ def compare_files(spark, contract: Contract, files: Sequence[Path]) -> Result:  
     finally:
         con.close()
     conf = {**SESSION_CONF, "spark.sql.files.maxPartitionBytes": str(1 << 50)}
-    before = {k: spark.conf.get(k, None) for k in conf}
-    for k, v in conf.items():
-        spark.conf.set(k, v)
-    try:
+    with session_conf(spark, conf):
         raw = union_all([
             read_upload(spark, Upload(i.upload_id, i.source_file, INGEST_DATE,
                                       multiline=i.multiline),
                         i.plan, contract, INGESTED_AT) for i in inputs])
         clean, quarantine = split(contract, raw.transform(apply_contract(contract)))
         spark_rows = {"clean": [tuple(r) for r in clean.collect()],
-                      "quarantine": [tuple(r) for r in quarantine.select(
-                          *[F.col(c) for c in quarantine.columns]).collect()]}
+                      "quarantine": [tuple(r) for r in quarantine.collect()]}
         result.columns = {"clean": clean.columns, "quarantine": quarantine.columns}
-    finally:
-        for k, v in before.items():
-            if v is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, v)
     for zone, cols in (("clean", clean_cols), ("quarantine", quarantine_cols)):
         if cols != result.columns[zone]:
             result.differences.append(Difference(f"{zone} columns", tuple(result.columns[zone]),

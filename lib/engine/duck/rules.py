@@ -226,6 +226,16 @@ def enum_regex(values: list[str]) -> str:
     return r"\A(?:" + "|".join(_ascii_insensitive(str(v)) for v in values) + r")\z"
 
 
+def _outside(value: str, p: dict, low: object, high: object) -> str:
+    """``value`` below ``p['min']`` (as ``low``) or above ``p['max']`` (as ``high``)."""
+    bad = []
+    if p.get("min") is not None:
+        bad.append(f"{value} < {low}")
+    if p.get("max") is not None:
+        bad.append(f"{value} > {high}")
+    return " OR ".join(bad) or "false"
+
+
 def _failed(condition: str, code: str) -> str:
     return f"CASE WHEN {condition} THEN {lit(code)} END"
 
@@ -258,12 +268,8 @@ def check_column(check: Check, col: ContractColumn, s: str, v: str, nested: str 
     if kind == "integer_range":
         return _failed(f"{matches(s, INT_LITERAL, shapes)} AND {v} IS NULL", check.code)
     if kind == "length":
-        bad = []
-        if p.get("min") is not None:
-            bad.append(f"length({s}) < {int(p['min'])}")
-        if p.get("max") is not None:
-            bad.append(f"length({s}) > {int(p['max'])}")
-        return _failed(f"{s} IS NOT NULL AND ({' OR '.join(bad) or 'false'})", check.code)
+        bounds = _outside(f"length({s})", p, p.get("min"), p.get("max"))
+        return _failed(f"{s} IS NOT NULL AND ({bounds})", check.code)
     if kind == "pattern":
         regex = portable(p["regex"])
         if received is not None and folds_case(col):
@@ -278,10 +284,7 @@ def check_column(check: Check, col: ContractColumn, s: str, v: str, nested: str 
         values = ", ".join(lit(str(x)) for x in p["values"])
         return _failed(f"{s} IS NOT NULL AND {s} NOT IN ({values})", check.code)
     if kind == "range":
-        bad = []
-        if p.get("min") is not None:
-            bad.append(f"{v} < {_bound_literal(p['min'], col)}")
-        if p.get("max") is not None:
-            bad.append(f"{v} > {_bound_literal(p['max'], col)}")
-        return _failed(f"{v} IS NOT NULL AND ({' OR '.join(bad) or 'false'})", check.code)
+        low, high = (_bound_literal(p[k], col) if p.get(k) is not None else None
+                     for k in ("min", "max"))
+        return _failed(f"{v} IS NOT NULL AND ({_outside(v, p, low, high)})", check.code)
     raise ValueError(f"check {check.code!r}: kind {kind!r} is not a row rule")
