@@ -15,7 +15,12 @@ conflicting ids), then runs each measure in a process of its own and prints one 
 * **memory**: the peak of the whole process tree (the JVM included: PSS summed over the
   processes with psutil, sampled) of the job alone at ``--rows`` and at ``--big-rows``, with
   the driver memory given;
-* **files**: Parquet files per (upload, partition) the job wrote into the clean zone.
+* **files**: Parquet files per (upload, partition) the job wrote into the clean zone;
+* **DuckDB engine**: the same run with the DuckDB engine (no JVM, in a process of its own,
+  after a warm-up run), its throughput against the Spark job and the split bare conversion
+  of the compare run, its counts against the Spark job's, and the peak memory of its
+  process tree at ``--rows`` and ``--big-rows`` with DuckDB's memory limit
+  (``--duckdb-memory``; it spills past it).
 
 Results are ratios measured in the same run on the same data, never absolute timings to
 compare across machines.
@@ -47,6 +52,9 @@ COUNTRIES = ["US", "DE", "GB", "JP", "CA", "AU", "CH", "FR"]
 TARGET_RATIO, AIM_RATIO = 0.55, 0.85  # job / bare conversion with the split read
 TARGET_SPEEDUP = 1.6  # local[2] / local[1]
 TARGET_MEMORY_GROWTH = 1.3  # peak tree PSS at --big-rows / at --rows
+TARGET_DUCK_OVER_JOB = 5.0  # DuckDB engine throughput / Spark job throughput
+TARGET_DUCK_OVER_SPLIT = 2.0  # DuckDB engine throughput / split bare conversion throughput
+TARGET_DUCK_PEAK_GB = 1.5  # peak tree memory of the DuckDB engine at --big-rows
 FILE_BYTES = 128 * 1024 * 1024  # partitions below this size: one file per upload
 WARM_ROWS = 300_000
 
@@ -145,13 +153,64 @@ def files_per_partition(zone: Path) -> dict:
 
 # -- one measure per process -----------------------------------------------------------------
 
+def land(lake: Path, path: Path, structure: dict):  # noqa: ANN201 - (paths, ledger)
+    """One upload recorded ACCEPTED in the lake's ledger, with what the upload check records
+    (record count, no quoted line break). The raw file is a hard link (a copy across file
+    systems): archiving leaves it."""
+    from lib.lake.paths import LakePaths, local_path
+    from lib.ledger.records import ACCEPTED, UploadRecord
+    from lib.ledger.sqlite import open_ledger
+
+    paths, ledger = LakePaths.from_root(lake), open_ledger(lake)
+    upload_id = f"bench{lake.name.replace('-', '')}"
+    landed_uri = paths.landed("orders", "2026-11-01", upload_id, path.name)
+    landed = local_path(landed_uri)
+    landed.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(path, landed)
+    except OSError:
+        shutil.copyfile(path, landed)
+    ledger.create(UploadRecord(upload_id=upload_id, dataset="orders", original_name=path.name,
+                               stored_name=path.name, size_bytes=path.stat().st_size,
+                               sha256=upload_id, ingest_date="2026-11-01"))
+    ledger.transition(upload_id, ACCEPTED, location=landed_uri, **structure[path.name])
+    return paths, ledger
+
+
+def duck_child(args: argparse.Namespace) -> dict:
+    """The run with the DuckDB engine: no Spark session in this process."""
+    from lib.contracts.contract import load_contract
+    from lib.jobs.duck_rows import DuckRows
+    from lib.jobs.run import process_uploads
+
+    work = Path(args.work_dir).resolve()
+    src, warm = Path(args.src), Path(args.warm)
+    out = work / "out" / "duckdb" / src.stem
+    shutil.rmtree(out, ignore_errors=True)
+    structure = json.loads(Path(args.structure).read_text())
+    contract = load_contract("orders", 1)
+
+    def run_job(path: Path, lake: Path):  # noqa: ANN202
+        paths, ledger = land(lake, path, structure)
+        rows = DuckRows(memory_limit=args.duckdb_memory, temp_dir=out / "spill")
+        return process_uploads(rows, contract, paths, ledger, job_name="orders_v1",
+                               job_version=1)
+
+    run_job(warm, out / "warm-lake")
+    reports = []
+    result = {"job_s": timed(lambda: reports.append(run_job(src, out / "lake")))}
+    result["status"], result["totals"] = reports[0].status, reports[0].totals()
+    result["files"] = files_per_partition(out / "lake" / "clean" / "orders")
+    shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
 def child(args: argparse.Namespace) -> dict:
     from lib.contracts.contract import load_contract
     from lib.jobs.local_spark import local_spark_session
     from lib.jobs.run import process_uploads
-    from lib.lake.paths import LakePaths, local_path, to_uri
-    from lib.ledger.records import ACCEPTED, UploadRecord
-    from lib.ledger.sqlite import open_ledger
+    from lib.jobs.spark_rows import SparkRows
+    from lib.lake.paths import to_uri
 
     work = Path(args.work_dir).resolve()
     src, warm = Path(args.src), Path(args.warm)
@@ -162,25 +221,10 @@ def child(args: argparse.Namespace) -> dict:
     contract = load_contract("orders", 1)
 
     def run_job(path: Path, lake: Path):  # noqa: ANN202
-        # The whole run on one upload recorded ACCEPTED in the lake's ledger, with what the
-        # upload check records (record count, no quoted line break: the job reads it split).
-        # The raw file is a hard link (a copy across file systems): archiving leaves it.
-        paths, ledger = LakePaths.from_root(lake), open_ledger(lake)
-        upload_id = f"bench{lake.name.replace('-', '')}"
-        landed_uri = paths.landed("orders", "2026-11-01", upload_id, path.name)
-        landed = local_path(landed_uri)
-        landed.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, landed)
-        except OSError:
-            shutil.copyfile(path, landed)
-        ledger.create(UploadRecord(upload_id=upload_id, dataset="orders",
-                                   original_name=path.name, stored_name=path.name,
-                                   size_bytes=path.stat().st_size, sha256=upload_id,
-                                   ingest_date="2026-11-01"))
-        ledger.transition(upload_id, ACCEPTED, location=landed_uri,
-                          **structure[path.name])
-        return process_uploads(spark, contract, paths, ledger, job_name="orders_v1",
+        # The whole run on one upload recorded ACCEPTED in the lake's ledger (the job reads
+        # it split: the upload check found no quoted line break).
+        paths, ledger = land(lake, path, structure)
+        return process_uploads(SparkRows(spark), contract, paths, ledger, job_name="orders_v1",
                                job_version=1)
 
     structure = json.loads(Path(args.structure).read_text())
@@ -238,7 +282,7 @@ def measure(args: argparse.Namespace, kind: str, master: str, src: Path, warm: P
             structure: Path) -> dict:
     cmd = [sys.executable, __file__, "--child", kind, "--master", master, "--src", str(src),
            "--warm", str(warm), "--structure", str(structure), "--work-dir", args.work_dir,
-           "--driver-memory", args.driver_memory]
+           "--driver-memory", args.driver_memory, "--duckdb-memory", args.duckdb_memory]
     print(f"measuring: {kind} at {master} on {src.name}", flush=True)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     memory = TreeMemory(proc.pid)
@@ -269,14 +313,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dirty", type=float, default=0.03)
     ap.add_argument("--work-dir", default=".bench")
     ap.add_argument("--driver-memory", default="1g")
-    ap.add_argument("--child", choices=["compare", "job"], help=argparse.SUPPRESS)
+    ap.add_argument("--duckdb-memory", default="1GB",
+                    help="DuckDB's memory limit in the DuckDB engine's runs (it spills past it)")
+    ap.add_argument("--child", choices=["compare", "job", "duckdb"], help=argparse.SUPPRESS)
     ap.add_argument("--master", default="local[2]", help=argparse.SUPPRESS)
     ap.add_argument("--src", help=argparse.SUPPRESS)
     ap.add_argument("--warm", help=argparse.SUPPRESS)
     ap.add_argument("--structure", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print("RESULT " + json.dumps(child(args)), flush=True)
+        result = duck_child(args) if args.child == "duckdb" else child(args)
+        print("RESULT " + json.dumps(result), flush=True)
         return 0
 
     from lib.contracts.contract import load_contract
@@ -295,7 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     one = measure(args, "job", "local[1]", src, warm, structure)
     two = measure(args, "job", "local[2]", src, warm, structure)
     large = measure(args, "job", "local[2]", big, warm, structure) if big else None
+    duck = measure(args, "duckdb", "-", src, warm, structure)
+    duck_large = measure(args, "duckdb", "-", big, warm, structure) if big else None
     print_table(args, compare, one, two, large)
+    print_duck_table(args, compare, duck, duck_large)
     return 0
 
 
@@ -358,3 +408,38 @@ def print_table(args: argparse.Namespace, compare: dict, one: dict, two: dict,
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def print_duck_table(args: argparse.Namespace, compare: dict, duck: dict,
+                     large: dict | None) -> None:
+    def met(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    rows, gb = args.rows, 1e9
+    over_job = compare["job_s"] / duck["job_s"]
+    over_split = compare["split_s"] / duck["job_s"]
+    same = duck["totals"] == compare["totals"]
+    print()
+    print(f"DuckDB engine on the same {rows:,} rows (memory limit {args.duckdb_memory}), against "
+          "the compare run above")
+    print()
+    print(f"| {'measure':<44} | {'result':<24} | {'target':<28} |")
+    print(f"|{'-' * 46}|{'-' * 26}|{'-' * 30}|")
+
+    def row(what: str, result: str, target: str = "") -> None:
+        print(f"| {what:<44} | {result:<24} | {target:<28} |")
+
+    row("DuckDB engine, whole run", f"{duck['job_s']:5.1f} s {rows / duck['job_s']:>10,.0f} rows/s")
+    row("DuckDB engine / Spark job (throughput)", f"{over_job:.2f}x",
+        f">= {TARGET_DUCK_OVER_JOB}x: {met(over_job >= TARGET_DUCK_OVER_JOB)}")
+    row("DuckDB engine / split bare (throughput)", f"{over_split:.2f}x",
+        f">= {TARGET_DUCK_OVER_SPLIT}x: {met(over_split >= TARGET_DUCK_OVER_SPLIT)}")
+    row("counts equal to the Spark job's", "yes" if same else f"NO: {duck['totals']}",
+        f"equal: {met(same)}")
+    row(f"peak tree PSS, DuckDB at {rows:,} rows", f"{duck['peak_pss'] / gb:.2f} GB")
+    if large is not None:
+        row(f"peak tree PSS, DuckDB at {args.big_rows:,} rows",
+            f"{large['peak_pss'] / gb:.2f} GB ({large['status']})",
+            f"<= {TARGET_DUCK_PEAK_GB} GB: {met(large['peak_pss'] / gb <= TARGET_DUCK_PEAK_GB)}")
+        row("  its throughput",
+            f"{large['job_s']:5.1f} s {args.big_rows / large['job_s']:>10,.0f} rows/s")

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 def measure(server: ThreadedMotoServer, iceberg_jar: Path, args: argparse.Namespace) -> dict:
     from pyspark.sql import functions as F
 
-    from lib.jobs import publish
+    from lib.jobs import publish, spark_rows
     from lib.jobs.local_spark import local_spark_session
     from lib.lake.fs import HadoopFs
     from tests.aws_stubs import S3Requests
@@ -86,7 +86,7 @@ def measure(server: ThreadedMotoServer, iceberg_jar: Path, args: argparse.Namesp
     def lake_publish(uid: str, run_id: str) -> None:
         intent, journal = f"{commits}/{run_id}.intent.json", f"{commits}/{run_id}.json"
         publish.write_record(fs, intent, publish.intent_json(run_id, [uid]))
-        publish.write(rows(uid), zone, ("order_date",), run_id)
+        spark_rows.write(rows(uid), zone, ("order_date",), run_id)
         plan = publish.PublishPlan("orders", run_id)
         publish.plan_upload(fs, plan, publish.zone_files(fs, zone, 1), zone, uid)
         publish.commit(fs, journal, plan)

@@ -8,8 +8,8 @@ from typing import Any
 
 import boto3
 
+from lib.jobs.argv import JobArgumentError
 from lib.jobs.publish import DEFAULT_MAX_RECORDS_PER_FILE
-from lib.jobs.runtime import JobArgumentError
 from lib.lake.paths import LakePaths
 from lib.ledger.base import Ledger
 from lib.ledger.dynamo import DEFAULT_RETENTION_DAYS, DynamoLedger

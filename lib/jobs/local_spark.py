@@ -14,13 +14,9 @@ from pyspark.sql import SparkSession
 
 from lib.jobs.jars import protocol_jar
 from lib.jobs.s3a import s3a_conf, s3a_jars
+from lib.jobs.settings import DRIVER_MEMORY_ENV, driver_memory_setting
 
-DRIVER_MEMORY_ENV = "LAKE_DRIVER_MEMORY"
-
-
-def driver_memory_setting() -> str:
-    """The local driver's memory: ``$LAKE_DRIVER_MEMORY``, else 1g."""
-    return os.environ.get(DRIVER_MEMORY_ENV, "1g")
+__all__ = ["DRIVER_MEMORY_ENV", "SESSION_CONF", "driver_memory_setting", "local_spark_session"]
 
 
 # SQL settings every job runs with, locally and on Glue (set by lib.jobs.runtime).
@@ -29,6 +25,15 @@ SESSION_CONF = {
     # Casts that fail yield null; the contract's rules report them with a reason code.
     "spark.sql.ansi.enabled": "false",
     "spark.sql.parquet.compression.codec": "snappy",
+    # One Parquet encoding for both engines (the DuckDB engine writes the same): timestamps
+    # as INT64 microseconds in UTC, the type Parquet defines (not Spark's default, the
+    # deprecated INT96), and dates and times in the proleptic Gregorian calendar both ways,
+    # as every other reader means them (no rebasing, no refusal of dates before 1582).
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
+    "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
+    "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",
+    "spark.sql.parquet.int96RebaseModeInRead": "CORRECTED",
     # HotSpot never JIT-compiles a method over 8,000 bytes of bytecode: the validation's
     # generated code for ~30 rules is larger, and ran interpreted (3x slower). Above this
     # size Spark generates per-expression code (split in small methods) instead.

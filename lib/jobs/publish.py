@@ -1,8 +1,9 @@
 """Per-upload publishing into a zone: each file written once, under its final name.
 
-A run writes an upload's rows straight into the zones through the lake's commit protocol
-(``jvm/lake/spark/UploadFilesCommitProtocol.java``, :data:`lib.jobs.jars.PROTOCOL_CLASS`),
-one file per (upload, partition) unless ``max_records_per_file`` splits it::
+A run writes an upload's rows straight into the zones (the Spark engine through the lake's
+commit protocol, ``jvm/lake/spark/UploadFilesCommitProtocol.java``, in
+:mod:`lib.jobs.spark_rows`; the DuckDB engine in :mod:`lib.jobs.duck_rows`), one file per
+(upload, partition) unless ``max_records_per_file`` splits it::
 
     <zone>/<dataset>/<partition>/<upload_id>_<run_id>_<task>.c<n>.snappy.parquet
 
@@ -29,24 +30,33 @@ reader that lists the folders (a crawler, Athena) sees meanwhile is in docs/data
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-
-from lib.contracts.contract import UPLOAD_ID
-from lib.errors import ConfigError
-from lib.jobs.jars import PROTOCOL_CLASS
-from lib.lake.fs import HadoopFs
+from lib.lake.fs import FileEntry
 from lib.lake.paths import join
 
-PUBLISH_KEY = "pub_upload"  # the write's first partition column: the start of a file's name
-RUN_ID_OPTION = "lake.publish.run_id"  # the write option the commit protocol names files by
+
+class Fs(Protocol):
+    """A filesystem adapter: :class:`lib.lake.fs.Fs` (Spark, ``file://`` and ``s3://``)
+    or :class:`lib.lake.localfs.LocalFs` (plain Python, ``file://``)."""
+
+    def exists(self, path: str) -> bool: ...
+    def is_file(self, path: str) -> bool: ...
+    def list(self, path: str) -> list[FileEntry]: ...
+    def glob_paths(self, pattern: str) -> list[str]: ...
+    def parquet_rows(self, path: str) -> int: ...
+    def rename(self, src: str, dst: str) -> None: ...
+    def delete(self, path: str, recursive: bool = False) -> bool: ...
+    def write_text(self, path: str, text: str) -> None: ...
+    def read_text(self, path: str) -> str: ...
+    def sha256(self, path: str) -> str: ...
+    def read_first_line(self, path: str) -> str | None: ...
+
 DEFAULT_MAX_RECORDS_PER_FILE = 5_000_000
 _PARTITION_DIR = re.compile(r"^[^=/]+=[^/]*$")
 # Moves and deletes of a publish run this many at a time: each is a round trip to the file
@@ -54,57 +64,12 @@ _PARTITION_DIR = re.compile(r"^[^=/]+=[^/]*$")
 PUBLISH_THREADS = 8
 
 
-def require_protocol(spark: SparkSession) -> None:
-    """Fail before any upload is claimed if the session cannot load the commit protocol."""
-    try:  # as Spark finds it for a write (FileCommitProtocol.instantiate)
-        spark.sparkContext._jvm.org.apache.spark.util.Utils.classForName(PROTOCOL_CLASS, True,
-                                                                         False)
-    except Exception:  # py4j wraps ClassNotFoundException
-        raise ConfigError(
-            f"the Spark session cannot load {PROTOCOL_CLASS}, the lake's commit protocol: "
-            "on Glue pass lib/<release>/lake-spark.jar in --extra-jars (the deployed job "
-            "does), locally build it with `make jars`") from None
-
-
-@contextlib.contextmanager
-def _protocol(spark: SparkSession) -> Iterator[None]:
-    key = "spark.sql.sources.commitProtocolClass"
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, PROTOCOL_CLASS)
-    try:
-        yield
-    finally:
-        if before is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, before)
-
-
-def write(df: DataFrame, dataset_uri: str, partition_by: tuple[str, ...], run_id: str,
-          max_records_per_file: int = DEFAULT_MAX_RECORDS_PER_FILE) -> None:
-    """Write ``df`` into the zone folder ``dataset_uri``, partitioned by ``partition_by``,
-    each file named by its upload and ``run_id``.
-
-    ``df`` comes clustered by (upload, partition) (:func:`lib.jobs.run.rebalanced`): each
-    task writes one file per (upload, partition) it holds, so a partition gets one file per
-    upload and run unless it is large enough to be spread over several tasks."""
-    with _protocol(df.sparkSession):
-        (
-            df.withColumn(PUBLISH_KEY, F.col(UPLOAD_ID))
-            .write.mode("append")
-            .partitionBy(PUBLISH_KEY, *partition_by)
-            .option(RUN_ID_OPTION, run_id)
-            .option("maxRecordsPerFile", max_records_per_file)
-            .parquet(dataset_uri)
-        )
-
-
 def run_prefix(upload_id: str, run_id: str) -> str:
     """How the names of the files ``run_id`` wrote for ``upload_id`` start."""
     return f"{upload_id}_{run_id}_"
 
 
-def zone_files(fs: HadoopFs, dataset_uri: str, partition_depth: int) -> list[str]:
+def zone_files(fs: Fs, dataset_uri: str, partition_depth: int) -> list[str]:
     """Every Parquet file of a zone's dataset folder, in one listing: the published ones and
     those a task is still writing as ``.<name>`` (on a file system, not on S3)."""
     return fs.glob_paths(join(dataset_uri, *(["*"] * partition_depth), "*.parquet"))
@@ -140,7 +105,7 @@ class PublishPlan:
                    [tuple(m) for m in d.get("moves", [])])
 
 
-def plan_upload(fs: HadoopFs, plan: PublishPlan, listing: Iterable[str], dataset_uri: str,
+def plan_upload(fs: Fs, plan: PublishPlan, listing: Iterable[str], dataset_uri: str,
                 upload_id: str) -> tuple[list[str], int, dict[str, int]]:
     """Add one upload's files of one zone to ``plan``: those this run wrote (named
     :func:`run_prefix`) are its new state, those earlier runs wrote for it are deleted.
@@ -169,7 +134,7 @@ def _partition(dataset_uri: str, path: str) -> str:
     return "/".join(parts)
 
 
-def write_record(fs: HadoopFs, uri: str, text: str) -> None:
+def write_record(fs: Fs, uri: str, text: str) -> None:
     """Write a journal or an intent under a temporary name, then rename it into place (a
     small file: one copy on S3), so it is either complete or absent."""
     tmp = f"{uri}.tmp"
@@ -181,12 +146,12 @@ def intent_json(run_id: str, upload_ids: Iterable[str]) -> str:
     return json.dumps({"run_id": run_id, "uploads": sorted(upload_ids)}, indent=1) + "\n"
 
 
-def read_intent(fs: HadoopFs, uri: str) -> tuple[str, list[str]]:
+def read_intent(fs: Fs, uri: str) -> tuple[str, list[str]]:
     d = json.loads(fs.read_text(uri))
     return d["run_id"], d["uploads"]
 
 
-def remove_files(fs: HadoopFs, listing: Iterable[str], run_id: str,
+def remove_files(fs: Fs, listing: Iterable[str], run_id: str,
                  upload_ids: Iterable[str]) -> int:
     """Delete the files ``run_id`` wrote for ``upload_ids`` (a run that did not commit),
     hidden ones a task never renamed included. Returns how many there were."""
@@ -198,12 +163,12 @@ def remove_files(fs: HadoopFs, listing: Iterable[str], run_id: str,
     return len(doomed)
 
 
-def commit(fs: HadoopFs, journal_uri: str, plan: PublishPlan) -> None:
+def commit(fs: Fs, journal_uri: str, plan: PublishPlan) -> None:
     """Write the journal: the commit point."""
     write_record(fs, journal_uri, plan.to_json())
 
 
-def apply(fs: HadoopFs, plan: PublishPlan, after_delete: Callable[[int], None] | None = None) -> None:
+def apply(fs: Fs, plan: PublishPlan, after_delete: Callable[[int], None] | None = None) -> None:
     """Carry out a committed plan: every delete, several at a time (and the moves of a
     journal an earlier release wrote). Safe to repeat after a crash: a file already deleted
     is skipped."""
@@ -226,13 +191,13 @@ def apply(fs: HadoopFs, plan: PublishPlan, after_delete: Callable[[int], None] |
         list(pool.map(delete, enumerate(plan.deletes)))
 
 
-def pending_journals(fs: HadoopFs, journal_dir: str) -> list[tuple[str, PublishPlan]]:
+def pending_journals(fs: Fs, journal_dir: str) -> list[tuple[str, PublishPlan]]:
     """Committed plans not yet fully applied (a run died while publishing), oldest first."""
     return [(e.path, PublishPlan.from_json(fs.read_text(e.path)))
             for e in fs.list(journal_dir)
             if not e.is_dir and e.name.endswith(".json") and not e.name.endswith(".intent.json")]
 
 
-def pending_intents(fs: HadoopFs, journal_dir: str) -> list[str]:
+def pending_intents(fs: Fs, journal_dir: str) -> list[str]:
     """Intents left by runs (their journals, if any, already applied): oldest first."""
     return [e.path for e in fs.list(journal_dir) if e.name.endswith(".intent.json")]

@@ -48,6 +48,7 @@ class RunReport:
     report_path: str = ""
     report_page: str = ""  # the same report as an HTML page
     recovered: list[str] = field(default_factory=list)  # uploads an earlier run's journal held
+    engine: str = "spark"  # which engine touched the rows: spark or duckdb
 
     @property
     def processed(self) -> list[UploadResult]:
@@ -102,6 +103,7 @@ class RunReport:
             "job": self.job,
             "job_version": self.job_version,
             "contract": self.contract,
+            "engine": self.engine,
             "run_id": self.run_id,
             "status": self.status,
             "started_at": self.started_at,
@@ -124,7 +126,8 @@ class RunReport:
 def format_summary(report: RunReport, max_partitions: int = 20) -> str:
     t = report.totals()
     lines = [
-        f"job {report.job} (version {report.job_version}, contract {report.contract})  "
+        f"job {report.job} (version {report.job_version}, contract {report.contract}, "
+        f"{report.engine} engine)  "
         f"run {report.run_id}"
         f"  status: {report.status}",
         f"  uploads            {t['uploads']} ({t['uploads_processed']} processed, "

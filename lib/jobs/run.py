@@ -49,37 +49,19 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from typing import Protocol
 
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Row, SparkSession
-from pyspark.sql import functions as F
-
-from lib.contracts.contract import ERRORS, QUARANTINE_PARTITION, UPLOAD_ID, Contract
+from lib.contracts.contract import ERRORS, UPLOAD_ID, Contract
 from lib.contracts.header import HeaderPlan
-from lib.engine.transforms import (
-    COUNTS,
-    GROUP_CONFLICT,
-    GROUP_PREFIX,
-    GROUP_ROWS,
-    OUTCOME_SET,
-    READ_PARTITION,
-    classify,
-    derived_columns,
-    outcomes,
-    partition_offsets,
-    repeats,
-    split,
-    validate,
-    with_derived,
-)
 from lib.errors import FileError, LakeError
 from lib.jobs.faults import crash_point
-from lib.jobs.local_spark import DRIVER_MEMORY_ENV, driver_memory_setting
 from lib.jobs.publish import (
     DEFAULT_MAX_RECORDS_PER_FILE,
+    Fs,
     PublishPlan,
     apply,
     commit,
@@ -89,15 +71,14 @@ from lib.jobs.publish import (
     plan_upload,
     read_intent,
     remove_files,
-    require_protocol,
-    write,
     write_record,
     zone_files,
 )
 from lib.jobs.report import FAILED as RESULT_FAILED
 from lib.jobs.report import RunReport, UploadResult
 from lib.jobs.report_html import RECENT_RUNS, past_runs, render
-from lib.lake.fs import HadoopFs, java_error_message
+from lib.jobs.settings import DRIVER_MEMORY_ENV, driver_memory_setting
+from lib.lake.fs import java_error_message
 from lib.lake.paths import LakePaths, join
 from lib.ledger.base import Ledger
 from lib.ledger.records import (
@@ -111,8 +92,7 @@ from lib.ledger.records import (
     LedgerError,
     UploadRecord,
 )
-from lib.sources.base import Reader, Upload, lineage_columns, union_all
-from lib.sources.registry import reader_for
+from lib.sources.files import Upload, read_header
 
 INTERRUPTED = "run.interrupted"
 PUBLISH_INCOMPLETE = "run.publish_incomplete"
@@ -168,12 +148,38 @@ class SelectionError(LedgerError):
     default_code = "run.selection"
 
 
+class Enforced(Protocol):
+    """A batch read and enforced by an engine: the rows per (upload, read partition, reason
+    codes) (``counts``: mappings with ``_upload_id``, ``_read_partition``, ``_errors`` and
+    ``count``) and, per upload with repeats, the rows in conflict and the duplicates
+    (``repeated``); ``write`` puts the rows of some of its uploads into the zones."""
+
+    counts: Sequence[Mapping]
+    repeated: Mapping[str, tuple[int, int]]
+
+    def write(self, run: Run, upload_ids: Sequence[str]) -> None: ...
+
+
+class RowEngine(Protocol):
+    """The steps of a run that touch rows: :class:`lib.jobs.spark_rows.SparkRows` (Spark,
+    locally and on Glue) or :class:`lib.jobs.duck_rows.DuckRows` (DuckDB, no JVM). Everything
+    else about a run (the ledger, the intent and the journal, the counts, the report) is the
+    same whichever engine ran."""
+
+    name: str
+    fs: Fs
+
+    def prepare(self, contract: Contract) -> None: ...  # refuse what it cannot run, early
+    def alive(self) -> bool: ...  # False: the engine's process died, nothing more can run
+    def batch(self, run: Run, batch: Batch) -> AbstractContextManager[Enforced]: ...
+
+
 @dataclass
 class Run:
     """What every step of one run works with."""
 
-    spark: SparkSession
-    fs: HadoopFs
+    rows: RowEngine
+    fs: Fs
     contract: Contract
     paths: LakePaths
     ledger: Ledger
@@ -196,7 +202,7 @@ def new_run_id(now: datetime) -> str:
 
 
 def process_uploads(
-    spark: SparkSession,
+    rows: RowEngine,
     contract: Contract,
     paths: LakePaths,
     ledger: Ledger,
@@ -211,11 +217,10 @@ def process_uploads(
     """One run of ``contract``'s job on the dataset's pending uploads (or ``upload_ids``):
     the steps of the module docstring, in order. Returns the run report, already written."""
     started = now or datetime.now(UTC)
-    run = Run(spark, HadoopFs(spark), contract, paths, ledger,
+    run = Run(rows, rows.fs, contract, paths, ledger,
               logger or logging.getLogger(f"lake.{job_name}"), job_name, job_version,
               new_run_id(started), started, max_records_per_file)
-    derived_columns(contract)  # a contract Spark cannot parse fails here, before any claim
-    require_protocol(spark)  # so does a session without the commit protocol
+    rows.prepare(contract)  # what the engine cannot run fails here, before any claim
     with ledger.run_lock(contract.dataset):
         recovered = recover(run)
         claimed = select_and_claim(run, upload_ids)
@@ -387,7 +392,7 @@ def select_and_claim(run: Run, upload_ids: Sequence[str] | None) -> list[Upload]
 def new_report(run: Run, uploads: Sequence[Upload], recovered: Sequence[str]) -> RunReport:
     paths = run.paths
     report = RunReport(job=run.job_name, job_version=run.job_version,
-                       contract=run.contract.ref, run_id=run.run_id,
+                       contract=run.contract.ref, run_id=run.run_id, engine=run.rows.name,
                        started_at=run.started.isoformat(),
                        lake={"raw": paths.raw, "clean": paths.clean,
                              "quarantine": paths.quarantine, "reports": paths.reports})
@@ -415,13 +420,12 @@ def read_headers(run: Run, uploads: Sequence[Upload], report: RunReport) -> Batc
     """Check each upload's file: its bytes are the ones accepted (:func:`verify_bytes`), its
     header matches the contract. A file that cannot be used fails alone. Returns the uploads
     that can be read, with how to read each."""
-    reader = reader_for(run.contract)
     results = _results(report)
     batch: Batch = []
     for up in dict((u.upload_id, u) for u in uploads).values():
         try:
             verify_bytes(run, up)
-            plan = reader.read_header(run.fs, up, run.contract)
+            plan = read_header(run.fs, up, run.contract)
         except FileError as exc:
             _fail(results[up.upload_id], exc.code, str(exc))
             run.log.error("upload %s failed: %s", up.upload_id, exc)
@@ -451,12 +455,6 @@ def verify_bytes(run: Run, up: Upload) -> None:
             "again as a new upload", CHANGED, up.path)
 
 
-def read(run: Run, reader: Reader, batch: Batch) -> DataFrame:
-    """The batch's raw frame: every upload read lazily with its own header plan."""
-    return union_all([reader.read_upload(run.spark, u, plan, run.contract, run.started)
-                      for u, plan in batch])
-
-
 def plan_batches(run: Run, ready: Batch) -> list[Batch]:
     """One batch of the uploads, except those in :data:`ALONE_AFTER` interrupted runs or
     more: each in a batch of its own, after the others, the longest record last (the
@@ -472,14 +470,6 @@ def plan_batches(run: Run, ready: Batch) -> list[Batch]:
 
     alone = sorted((item for item in ready if interruptions(item) >= ALONE_AFTER), key=longest)
     return ([together] if together else []) + [[item] for item in alone]
-
-
-def driver_alive(spark: SparkSession) -> bool:
-    """Whether the JVM behind the session still answers (it exits on an out-of-memory)."""
-    try:
-        return not spark.sparkContext._jsc.sc().isStopped()
-    except Exception:  # noqa: BLE001 - py4j: the gateway is gone with the JVM
-        return False
 
 
 def process(run: Run, planned: list[Batch], report: RunReport) -> None:
@@ -512,7 +502,7 @@ def process(run: Run, planned: list[Batch], report: RunReport) -> None:
             for up, _ in current:
                 _fail(results[up.upload_id], exc.code, str(exc))
         except Exception as exc:  # Spark failed on the batch: isolate the bad upload(s)
-            if not driver_alive(run.spark):
+            if not run.rows.alive():
                 raise DriverDied(run.run_id, run.dataset, [up.upload_id for up, _ in current],
                                  _death_cause(exc)) from exc
             unwrite(run, [up.upload_id for up, _ in current])
@@ -529,8 +519,11 @@ def process(run: Run, planned: list[Batch], report: RunReport) -> None:
                 batches = [[item] for item in current] + batches
             else:
                 up = current[0][0]
-                _fail(results[up.upload_id], "file.unreadable",
-                      f"{up.path}: cannot be processed: {java_error_message(exc)}")
+                if isinstance(exc, LakeError):  # the engine says what it cannot do
+                    _fail(results[up.upload_id], exc.code, f"{up.path}: {exc.message}")
+                else:
+                    _fail(results[up.upload_id], "file.unreadable",
+                          f"{up.path}: cannot be processed: {java_error_message(exc)}")
                 run.log.error("upload %s failed: %s", up.upload_id,
                               results[up.upload_id].error)
 
@@ -554,133 +547,17 @@ def disk_full_message(up: Upload, exc: BaseException) -> str:
 
 def process_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> None:
     """Read, enforce, count, write, commit and publish one batch of uploads."""
-    reader = reader_for(run.contract)
-    with session_conf(run.spark, {**reader.session_conf, **cluster_conf(run, batch)}):
-        enforced = enforce(run, read(run, reader, batch), batch)
-        try:
-            key = run.contract.unique_column
-            _fill_counts(results, enforced.counts, enforced.repeated,
-                         key.code("conflict") if key is not None else None)
-            batch = count_check(run, batch, results)
-            if batch:
-                write_batch(run, enforced, [up.upload_id for up, _ in batch])
-        finally:
-            enforced.release()
+    with run.rows.batch(run, batch) as enforced:
+        key = run.contract.unique_column
+        _fill_counts(results, enforced.counts, enforced.repeated,
+                     key.code("conflict") if key is not None else None)
+        batch = count_check(run, batch, results)
+        if batch:
+            write_batch(run, enforced, [up.upload_id for up, _ in batch])
     if not batch:
         return
     plan = commit_batch(run, batch, results)
     publish(run, plan, [results[up.upload_id] for up, _ in batch])
-
-
-# -- 4. enforce ------------------------------------------------------------------------------
-
-# Rows (upload, key) that repeat, beyond which the repeats are joined back with a shuffle
-# instead of broadcast (the rows are then clustered again for the write).
-BROADCAST_GROUPS = 250_000
-# What a zone file should hold at most: the rows of one (upload, partition) are written by one
-# task up to about this size (shuffle bytes, close to the Parquet bytes here), by several
-# above it.
-TARGET_FILE_BYTES = 128 * 1024 * 1024
-
-
-@dataclass
-class Enforced:
-    """The keys that repeat and the counts, from one aggregate of the batch's rows
-    (``outcome``, kept in memory: it is small); the rows classified (``classified``: read
-    and validated once, clustered by (upload, partition) in shuffle files that every later
-    step reads, which live as long as it does); the rows per (upload, read partition,
-    reason codes) (``counts``) and, per upload with repeats, the rows in conflict and the
-    duplicates (``repeated``)."""
-
-    outcome: DataFrame
-    classified: DataFrame
-    clustered: bool  # whether ``classified`` kept the clustering of ``rows``
-    counts: list[Row]
-    repeated: dict[str, tuple[int, int]]
-
-    def release(self) -> None:
-        self.outcome.unpersist()
-
-
-def cluster_conf(run: Run, batch: Batch) -> dict[str, str]:
-    """AQE settings for the batch's shuffles. Tasks of at most about
-    :data:`TARGET_FILE_BYTES` (a larger (upload, partition) is split over several), and
-    enough of them: 4 per core of the cluster, or 4 per :data:`TARGET_FILE_BYTES` of input
-    (gzip counted at 8x its size) if that is more. They are not coalesced: on a few cores a
-    handful of uneven tasks leaves cores idle, and one (upload, partition) still goes to one
-    task, so coalescing would not save a file."""
-    size = 0
-    for up, _ in batch:
-        record = run.claimed.get(up.upload_id)
-        nbytes = record.size_bytes if record is not None else 0
-        size += nbytes * (8 if up.path.endswith(".gz") else 1)
-    cores = run.spark.sparkContext.defaultParallelism
-    return {
-        "spark.sql.adaptive.enabled": "true",
-        "spark.sql.adaptive.advisoryPartitionSizeInBytes": str(TARGET_FILE_BYTES),
-        "spark.sql.adaptive.coalescePartitions.enabled": "false",
-        "spark.sql.shuffle.partitions": str(max(4 * cores, -(-4 * size // TARGET_FILE_BYTES))),
-    }
-
-
-def rebalanced(spark: SparkSession, df: DataFrame, keys: Sequence[str]) -> DataFrame:
-    """``df`` clustered by ``keys`` with Spark's ``REBALANCE`` (with AQE): the rows of one key
-    value go to one task unless they exceed the advisory size, then to several; small ones
-    share a task."""
-    cols = ", ".join(f"`{k}`" for k in keys)
-    return spark.sql(f"SELECT /*+ REBALANCE({cols}) */ * FROM {{df}}", df=df)
-
-
-def shuffled_once(spark: SparkSession, df: DataFrame) -> DataFrame:
-    """Run ``df`` (which ends in a shuffle) now, and return a frame that reads that shuffle's
-    files: every later action on it starts from them instead of reading and validating the
-    input again, and sees exactly the same rows. It costs nothing beyond the shuffle itself
-    (persisting the same rows cost more than reading and validating them); the files live as
-    long as the frame."""
-    rdd = df._jdf.queryExecution().toRdd()  # AQE runs the shuffle's map stage here
-    return DataFrame(spark._jsparkSession.internalCreateDataFrame(rdd, df._jdf.schema(), False),
-                     spark)
-
-
-def enforce(run: Run, raw: DataFrame, batch: Batch) -> Enforced:
-    """The contract on the batch in one pass over the input: read and validate every row,
-    cluster the rows by (upload, partition) for the write (the one wide shuffle), then, from
-    one read of the shuffle files, the keys that repeat and the counts; classify."""
-    contract, spark = run.contract, run.spark
-    records = sum(up.expected_records or 0 for up, _ in batch)
-    run.log.info("reading and validating %d upload(s)%s", len(batch),
-                 f", {records:,} records" if records else "")
-    t0 = time.perf_counter()
-    validated = raw.transform(validate(contract)).transform(with_derived(contract))
-    # What is the same for every row of an upload (its file, ingest date, the run's time and
-    # contract) does not go through the shuffle: it is joined back from a row per upload.
-    lineage = union_all([spark.range(1).select(*lineage_columns(up, contract, run.started))
-                         for up, _ in batch])
-    keys = [UPLOAD_ID, *contract.partition_by]
-    constant = [c for c in lineage.columns if c not in keys]
-    shuffled = shuffled_once(spark, rebalanced(spark, validated.drop(*constant), keys))
-    rows = (shuffled.join(F.broadcast(lineage.select(UPLOAD_ID, *constant)), UPLOAD_ID)
-            .select(*validated.columns))
-    t1 = time.perf_counter()
-    run.log.info("read, validated and clustered the rows in %.1fs; finding repeats and "
-                 "counting", t1 - t0)
-    outcome = rows.transform(outcomes(contract)).persist(StorageLevel.MEMORY_AND_DISK)
-    counts = (outcome.where(F.col(OUTCOME_SET) == COUNTS)
-              .select(UPLOAD_ID, READ_PARTITION, ERRORS, "count").collect())
-    groups = repeats(outcome)
-    conflict = F.col(GROUP_CONFLICT)
-    per_upload = groups.groupBy(F.col(GROUP_PREFIX + UPLOAD_ID).alias("upload")).agg(
-        F.sum(F.when(conflict, F.col(GROUP_ROWS)).otherwise(0)).alias("conflicting"),
-        F.sum(F.when(~conflict, F.col(GROUP_ROWS) - 1).otherwise(0)).alias("duplicates"),
-        F.count(F.lit(1)).alias("keys"),
-    ).collect()  # one row per upload with repeats
-    repeated = {r["upload"]: (int(r["conflicting"]), int(r["duplicates"])) for r in per_upload}
-    n_keys = sum(int(r["keys"]) for r in per_upload)
-    broadcast = n_keys <= BROADCAST_GROUPS
-    classified = rows.transform(classify(contract, groups, broadcast=broadcast))
-    run.log.info("counted outcomes in %.1fs: %s rows read, %d repeated key(s)",
-                 time.perf_counter() - t1, f"{sum(int(r['count']) for r in counts):,}", n_keys)
-    return Enforced(outcome, classified, broadcast, counts, repeated)
 
 
 # -- 5. verify -------------------------------------------------------------------------------
@@ -705,32 +582,11 @@ def count_check(run: Run, batch: Batch, results: dict[str, UploadResult]) -> Bat
 # -- 6. write --------------------------------------------------------------------------------
 
 def write_batch(run: Run, enforced: Enforced, upload_ids: Sequence[str]) -> None:
-    """Write the clean and the quarantined rows of ``upload_ids`` into the zones, each file
-    under a name of its (upload, run), after the intent that lets a later run remove them
-    if this one never commits. The clean rows are already clustered (unless the repeats
-    were joined back with a shuffle); the quarantined ones, few, are clustered by upload
-    here."""
-    contract, paths = run.contract, run.paths
-    classified = enforced.classified
-    if set(upload_ids) != {r[UPLOAD_ID] for r in enforced.counts}:  # some failed the count
-        classified = classified.where(F.col(UPLOAD_ID).isin(list(upload_ids)))
-    # A file read in several partitions: the records before each one give exact ordinals.
-    clean, quarantine = split(contract, classified, partition_offsets(enforced.counts))
-    clean_uri, quarantine_uri = paths.clean_dataset(run.dataset), paths.quarantine_dataset(run.dataset)
-    write_record(run.fs, paths.intent(run.dataset, run.run_id),
+    """Write the intent that lets a later run remove this run's files if it never commits,
+    then the engine's files of ``upload_ids``, each under a name of its (upload, run)."""
+    write_record(run.fs, run.paths.intent(run.dataset, run.run_id),
                  intent_json(run.run_id, upload_ids))
-    run.log.info("writing the clean and the quarantined rows of %d upload(s)", len(upload_ids))
-    t0 = time.perf_counter()
-    if not enforced.clustered:
-        clean = rebalanced(run.spark, clean, [UPLOAD_ID, *contract.partition_by])
-    write(clean, clean_uri, contract.partition_by, run.run_id, run.max_records_per_file)
-    t1 = time.perf_counter()
-    run.log.info("wrote clean rows in %.1fs (%s)", t1 - t0, clean_uri)
-    crash_point("writing")
-    write(rebalanced(run.spark, quarantine, [UPLOAD_ID, QUARANTINE_PARTITION]),
-          quarantine_uri, (QUARANTINE_PARTITION,), run.run_id, run.max_records_per_file)
-    run.log.info("wrote quarantined rows in %.1fs (%s)", time.perf_counter() - t1,
-                 quarantine_uri)
+    enforced.write(run, upload_ids)
 
 
 # -- 7. commit -------------------------------------------------------------------------------
@@ -902,7 +758,7 @@ def _results(report: RunReport) -> dict[str, UploadResult]:
     return {u.upload_id: u for u in report.uploads}
 
 
-def _fill_counts(results: dict[str, UploadResult], counts: Sequence[Row],
+def _fill_counts(results: dict[str, UploadResult], counts: Sequence[Mapping],
                  repeated: Mapping[str, tuple[int, int]], conflict_code: str | None) -> None:
     """Each upload's counts from the rows per (upload, read partition, reason codes) and, per
     upload with repeats, its rows in conflict and its duplicates: a valid row is clean
@@ -943,19 +799,3 @@ def _fail(result: UploadResult, code: str, message: str) -> None:
     result.error_code = code
     result.error = message
     _reset_counts(result)
-
-
-@contextlib.contextmanager
-def session_conf(spark: SparkSession, conf: Mapping[str, str]) -> Iterator[None]:
-    """Set session settings for the duration of a batch, then restore them."""
-    before = {k: spark.conf.get(k, None) for k in conf}
-    for k, v in conf.items():
-        spark.conf.set(k, v)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, v)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from lib.errors import LakeError
+from lib.jobs.argv import JobArgumentError, job_logger, parse_job_args
 from lib.jobs.local_spark import (
     DRIVER_MEMORY_ENV,
     SESSION_CONF,
@@ -36,46 +36,7 @@ from lib.jobs.s3a import is_s3
 from lib.lake.fs import java_error_message
 from lib.lake.paths import join, local_path, to_uri
 
-
-class JobArgumentError(LakeError):
-    """Missing or malformed job arguments."""
-
-    default_code = "job.arguments"
-
-
-def parse_job_args(argv: Sequence[str], required: Sequence[str] = (),
-                   optional: Mapping[str, str | None] | None = None) -> dict[str, str | None]:
-    """Parse ``--KEY value`` pairs the way Glue passes them to a job script."""
-    optional = dict(optional or {})
-    wanted = ["JOB_NAME", *[r for r in required if r != "JOB_NAME"]]
-    seen: dict[str, str] = {}
-    i = 0
-    args = list(argv)
-    while i < len(args):
-        token = args[i]
-        if not token.startswith("--") or len(token) == 2:
-            raise JobArgumentError(f"unexpected argument {token!r}: job arguments are "
-                                   "'--KEY value' pairs")
-        key = token[2:]
-        if "=" in key:
-            key, value = key.split("=", 1)
-            i += 1
-        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
-            value = args[i + 1]
-            i += 2
-        else:
-            value = "true"  # a bare flag, as Glue passes some of its own
-            i += 1
-        seen[key] = value
-    missing = [k for k in wanted if not seen.get(k)]
-    if missing:
-        raise JobArgumentError(
-            f"missing required job argument(s): {', '.join('--' + m for m in missing)}; "
-            f"given: {', '.join('--' + k for k in seen) or '(none)'}")
-    out: dict[str, str | None] = {k: seen[k] for k in wanted}
-    for k, default in optional.items():
-        out[k] = seen.get(k, default)
-    return out
+__all__ = ["JobArgumentError", "JobContext", "open_job", "parse_job_args"]
 
 
 @dataclass
@@ -96,17 +57,6 @@ def _on_glue() -> bool:
     if forced:
         return forced == "glue"
     return importlib.util.find_spec("awsglue") is not None
-
-
-def _logger(name: str) -> logging.Logger:
-    log = logging.getLogger(f"lake.{name}")
-    if not logging.getLogger().handlers and not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                               "%H:%M:%S"))
-        log.addHandler(handler)
-        log.setLevel(os.environ.get("LAKE_LOG_LEVEL", "INFO"))
-    return log
 
 
 def local_work_dir(lake_root: str | None) -> Path:
@@ -149,7 +99,7 @@ def open_job(argv: Sequence[str], required: Sequence[str] = (),
              optional: Mapping[str, str | None] | None = None) -> Iterator[JobContext]:
     """Open the job's context; commit the Glue job only if the body succeeds."""
     args = parse_job_args(argv, required, optional)
-    log = _logger(str(args["JOB_NAME"]))
+    log = job_logger(str(args["JOB_NAME"]))
     if _on_glue():
         from awsglue.context import GlueContext  # type: ignore[import-not-found]
         from awsglue.job import Job  # type: ignore[import-not-found]

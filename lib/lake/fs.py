@@ -5,8 +5,10 @@ so the job code never branches on where it runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pyspark.sql import SparkSession
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def normalise_uri(uri: str) -> str:

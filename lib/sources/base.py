@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame
@@ -28,23 +28,12 @@ from lib.contracts.contract import (
     UPLOAD_ID,
     Contract,
 )
-from lib.errors import FileError
-from lib.lake.fs import HadoopFs, java_error_message
+from lib.sources.files import Upload, open_check
+
+__all__ = ["Reader", "Upload", "first_in_partition", "lineage_columns", "open_check",
+           "record_ordinal", "union_all"]
 
 _ORDINAL_MASK = (1 << POSITION_BITS) - 1  # monotonically_increasing_id: partition, ordinal
-
-
-@dataclass(frozen=True)
-class Upload:
-    """One input file and the identity its rows carry."""
-
-    upload_id: str
-    path: str
-    ingest_date: date
-    expected_records: int | None = None  # counted by the upload check (None: not counted)
-    # Whether a quoted field holds a line break (None: not known): only then is a CSV file
-    # read whole, in one task; otherwise it is split across tasks.
-    multiline: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -53,21 +42,6 @@ class Reader:
     read_upload: Callable
     # Session settings the read needs while the batch runs (restored afterwards).
     session_conf: Mapping[str, str] = field(default_factory=dict)
-
-
-def open_check(fs: HadoopFs, upload: Upload) -> str | None:
-    """The file's first line, proving it exists and can be read (gzip included)."""
-    try:
-        if not fs.exists(upload.path):
-            raise FileError("file not found", "file.not_found", upload.path)
-        if not fs.is_file(upload.path):
-            raise FileError("not a file", "file.not_found", upload.path)
-        return fs.read_first_line(upload.path)
-    except FileError:
-        raise
-    except Exception as exc:  # py4j surfaces Java I/O errors (bad gzip, permissions) here
-        raise FileError(f"cannot read the file: {java_error_message(exc)}", "file.unreadable",
-                        upload.path) from exc
 
 
 def record_ordinal() -> Column:

@@ -22,9 +22,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lib.contracts.contract import NESTED_FIELDS, RAW_RECORD, SOURCE_RECORD, Contract
-from lib.contracts.header import HeaderPlan, parse_header_line, plan_header
-from lib.lake.fs import HadoopFs
-from lib.sources.base import Upload, lineage_columns, open_check, record_ordinal
+from lib.contracts.header import HeaderPlan
+from lib.sources.base import Upload, lineage_columns, record_ordinal
+from lib.sources.files import csv_header
 
 CSV_OPTIONS = {
     "header": "true",
@@ -46,9 +46,7 @@ LINE_OPTIONS = {**CSV_OPTIONS, "multiLine": "false"}
 SESSION_CONF = {"spark.sql.csv.parser.columnPruning.enabled": "false"}
 
 
-def read_header(fs: HadoopFs, upload: Upload, contract: Contract) -> HeaderPlan:
-    """Read and match one file's header, or raise :class:`~lib.errors.FileError`."""
-    return plan_header(parse_header_line(open_check(fs, upload)), contract, upload.path)
+read_header = csv_header  # the check is plain Python, shared with the DuckDB engine
 
 
 def read_upload(spark: SparkSession, upload: Upload, plan: HeaderPlan, contract: Contract,

@@ -31,14 +31,8 @@ from pyspark.sql import types as T
 
 from lib.contracts.contract import NESTED_FIELDS, RAW_RECORD, SOURCE_RECORD, Contract
 from lib.contracts.header import HeaderPlan
-from lib.lake.fs import HadoopFs
-from lib.sources.base import (
-    Upload,
-    first_in_partition,
-    lineage_columns,
-    open_check,
-    record_ordinal,
-)
+from lib.sources.base import Upload, first_in_partition, lineage_columns, record_ordinal
+from lib.sources.files import jsonl_header
 
 _HUGE = str(1 << 50)
 # Never split a file: one read partition per file keeps line numbers exact.
@@ -50,13 +44,7 @@ SESSION_CONF = {
 _LINE = "value"
 
 
-def read_header(fs: HadoopFs, upload: Upload, contract: Contract) -> HeaderPlan:
-    """JSON Lines has no header: check the file can be read; every column is looked up by
-    key in every line."""
-    open_check(fs, upload)
-    names = contract.column_names
-    return HeaderPlan(source=upload.path, header=names, read_names=names, matched=names,
-                      missing_optional=(), extra=())
+read_header = jsonl_header  # the check is plain Python, shared with the DuckDB engine
 
 
 def _struct(contract: Contract, dtype: T.DataType, corrupt: bool = False) -> T.StructType:

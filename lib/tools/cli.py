@@ -119,9 +119,21 @@ def _run_job(args: argparse.Namespace, job: str, version: int | None,
     argv = ["--JOB_NAME", f"{job}_v{version}", "--lake_root", to_uri(args.lake_root)]
     if upload_ids is not None:
         argv += ["--upload_ids", json.dumps(list(upload_ids))]
+    if getattr(args, "engine", "spark") == "duckdb":
+        from lib.jobs.duck_entry import run_duck_job
+
+        with tracking(f"job {job}_v{version} (DuckDB)") as update:
+            update("running")
+            return int(run_duck_job(getattr(module, "DATASET", job), version, argv))
     with tracking(f"job {job}_v{version}") as update:
         update("starting Spark")
         return int(module.main(argv))
+
+
+def engine_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=("spark", "duckdb"), default="spark",
+                        help="spark: the Glue job's engine (default); duckdb: the same contract "
+                             "in this process, no JVM, for uploads one machine holds (CSV)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -561,11 +573,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="upload these files first (same checks as `lake upload`) and process "
                           "only them (default: every ACCEPTED or FAILED upload of the dataset)")
     max_bytes(run)
+    engine_option(run)
     run.set_defaults(func=cmd_run)
 
     rp = sub.add_parser("reprocess", help="process one upload again, replacing its rows")
     rp.add_argument("upload_id")
     rp.add_argument("--version", type=int, help="job version (default: the latest)")
+    engine_option(rp)
     rp.set_defaults(func=cmd_reprocess)
 
     ct = sub.add_parser("contract", help="dataset contracts")

@@ -18,15 +18,22 @@ from decimal import Decimal
 from pathlib import Path
 from typing import BinaryIO
 
-from lib.contracts.contract import Contract
+import duckdb
+
+from lib.contracts.contract import SOURCE_FILE, UPLOAD_ID, Contract
 from lib.contracts.header import HeaderPlan, parse_header_line, plan_header
 from lib.engine.duck import engine as duck
 from lib.engine.duck.csv_line import NotReproduced, split_line
 from lib.engine.duck.read import not_reproduced_reason
 from lib.engine.transforms import apply_contract, split
-from lib.jobs.run import session_conf
+from lib.jobs.duck_rows import DuckRows
+from lib.jobs.run import process_uploads
+from lib.jobs.spark_rows import SparkRows, session_conf
+from lib.lake.paths import LakePaths
+from lib.ledger.sqlite import open_ledger
 from lib.sources.base import Upload, union_all
 from lib.sources.csv_reader import SESSION_CONF, read_upload
+from lib.upload.landing import upload_file
 from lib.upload.structure import scan_csv
 
 INGESTED_AT = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -216,3 +223,88 @@ def fuzz_csv(path: Path, rows: int, seed: int) -> None:
             lines.append(rng.choice(["", "  ", "\t"]))  # blank lines hold no record
     body = "".join(line + rng.choice(["\n", "\r\n"]) for line in lines)
     path.write_bytes(body.encode("utf-8"))
+
+
+# -- whole runs: the job's steps around each engine ------------------------------------------
+
+def _zone_rows(zone: Path, names: dict[str, str]) -> tuple[list[str], list[tuple]]:
+    """Every row of a zone folder (partition columns included), with each upload id and
+    source file replaced by the upload's file name (they differ between two lakes)."""
+    files = sorted(zone.rglob("*.parquet"))
+    if not files:
+        return [], []
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    rel = con.execute(f"SELECT * FROM read_parquet({[str(f) for f in files]!r}, "
+                      "hive_partitioning = true, union_by_name = true)")
+    cols = [d[0] for d in rel.description]
+    rows = []
+    for r in rel.fetchall():
+        d = dict(zip(cols, r, strict=True))
+        if UPLOAD_ID in d:
+            d[UPLOAD_ID] = names.get(d[UPLOAD_ID], d[UPLOAD_ID])
+        if SOURCE_FILE in d:
+            d[SOURCE_FILE] = str(d[SOURCE_FILE]).rsplit("/", 1)[-1]
+        rows.append(tuple(_norm(d[c]) for c in cols))
+    con.close()
+    return cols, sorted(rows, key=_key)
+
+
+def compare_runs(spark, contract: Contract, files: Sequence[Path], work: Path) -> Result:  # noqa: ANN001
+    """Both engines through the whole run (:func:`lib.jobs.run.process_uploads`): the files
+    landed in two lakes with the upload checks, one run with each engine at the same time,
+    then every row of both zones and every upload's counts compared. Uploads the DuckDB
+    engine does not reproduce (``engine.not_reproduced``) are listed, not compared."""
+    now = INGESTED_AT
+    lakes = {"spark": work / "spark-lake", "duckdb": work / "duckdb-lake"}
+    names: dict[str, dict[str, str]] = {}
+    reports = {}
+    for engine, lake in lakes.items():
+        paths, ledger = LakePaths.from_root(lake), open_ledger(lake)
+        names[engine] = {}
+        for f in files:
+            record = upload_file(Path(f), contract, ledger, paths, now=now)
+            names[engine][record.upload_id] = Path(f).name
+        rows = SparkRows(spark) if engine == "spark" else DuckRows(temp_dir=work / "spill")
+        reports[engine] = process_uploads(rows, contract, paths, ledger, job_name="parity",
+                                          job_version=contract.version, now=now)
+    result = Result()
+    skipped = set()
+    for u in reports["duckdb"].uploads:
+        if u.error_code == NotReproduced.default_code:
+            name = names["duckdb"][u.upload_id]
+            skipped.add(name)
+            result.not_reproduced.append(f"{name}: {u.error}")
+    counts = {}
+    for engine, report in reports.items():
+        counts[engine] = sorted(
+            (names[engine][u.upload_id], u.status, u.error_code, u.rows_read, u.clean,
+             u.quarantined, u.duplicates_removed, tuple(sorted(u.reasons.items())))
+            for u in report.uploads if names[engine][u.upload_id] not in skipped)
+    if counts["spark"] != counts["duckdb"]:
+        for x, y in zip(counts["spark"], counts["duckdb"], strict=False):
+            if x != y:
+                result.differences.append(Difference("upload counts", x, y))
+                break
+    for zone in ("clean", "quarantine"):
+        got = {}
+        for engine, lake in lakes.items():
+            cols, rows = _zone_rows(lake / zone / contract.dataset, names[engine])
+            got[engine] = (cols, [r for r in rows
+                                  if UPLOAD_ID not in cols or r[cols.index(UPLOAD_ID)] not in skipped])
+        (a_cols, a), (b_cols, b) = got["spark"], got["duckdb"]
+        result.columns[zone] = a_cols
+        if a and b and sorted(a_cols) != sorted(b_cols):
+            result.differences.append(Difference(f"{zone} columns", tuple(a_cols), tuple(b_cols)))
+            continue
+        if a_cols != b_cols and b_cols:  # the same columns, read in another order
+            order = [b_cols.index(c) for c in a_cols]
+            b = sorted((tuple(r[i] for i in order) for r in b), key=_key)
+        result.rows[zone] = len(a)
+        for x, y in zip(a, b, strict=False):
+            if x != y:
+                result.differences.append(Difference(f"{zone} rows", x, y))
+                break
+        if len(a) != len(b):
+            result.differences.append(Difference(f"{zone} row count", (len(a),), (len(b),)))
+    return result

@@ -13,9 +13,12 @@ first record is the header. Found:
 * ``file.format``: a quoted field that is never closed, with the line where its record
   starts (Spark would read the rest of the file as one field);
 * ``file.record_too_large``: a record over ``max_record_bytes``, with its line;
-* the data record count, the longest record and its line, whether any quoted field holds a
-  line break (then the file needs a multi-line read), and how many records have another
-  field count than the header (the job quarantines them as ``row.malformed``).
+* the data record count (a line of nothing but spaces, tabs and other characters up to
+  U+0020 holds no record in a file read line by line, as in Spark's reader, and is one in a
+  file read whole), the longest record and its line, whether
+  any quoted field holds a line break (then the file needs a multi-line read), and how many
+  records have another field count than the header (the job quarantines them as
+  ``row.malformed``).
 
 JSON Lines: every non-blank line is a record (blank: nothing but spaces, as the job reads
 it). Each line is parsed as the job parses it; a line that is not one JSON object, or is
@@ -41,6 +44,9 @@ from lib.errors import LakeError
 # deeper line is a corrupt record there (row.malformed), and so it is counted here.
 JSON_MAX_DEPTH = 1000
 _BOM = "\ufeff"
+# A line of nothing but these (Java's trim: every character up to the space) holds no record:
+# Spark's CSV reader skips it, so it is no record here either.
+_JAVA_BLANK = "".join(chr(c) for c in range(33))
 _SENTINEL = "\x00end-of-file\x00\n"  # NUL never passes the byte scan: it cannot be data
 _SAMPLE_KEYS = 1000  # JSON Lines: keys are collected from the first objects only
 _CHUNK = 1 << 20
@@ -89,6 +95,7 @@ class _Lines:
         self.offset = 0
         self.record_start = 0
         self.record_line = 1
+        self.last = ""  # the last line read
 
     def start_record(self) -> None:
         self.record_start = self.offset
@@ -106,6 +113,7 @@ class _Lines:
             text = raw.decode("utf-8")
             if self.number == 1:
                 text = text.removeprefix(_BOM)
+            self.last = text
             yield text
 
 
@@ -133,6 +141,7 @@ def scan_csv(fh: BinaryIO, contract: Contract, source: str) -> Structure:
         yield _SENTINEL
 
     reader = csv.reader(with_sentinel(), strict=False)
+    spaced: list[tuple[int, int]] = []  # (bytes, line) of each line of nothing but spaces
     try:
         for row in reader:
             if row and row[-1].endswith(_SENTINEL):  # the sentinel was swallowed by a quote
@@ -143,23 +152,39 @@ def scan_csv(fh: BinaryIO, contract: Contract, source: str) -> Structure:
             record_line = lines.record_line
             if lines.number > record_line:
                 out.multiline = True
+            spaces = (len(row) == 1 and lines.number == record_line
+                      and not lines.last.strip(_JAVA_BLANK))
             lines.start_record()
             if not row:
-                continue  # a blank line holds no record
+                continue  # an empty line holds no record
             if out.header is None:
-                out.header = row
+                if not spaces:
+                    out.header = row
                 continue
-            out.records += 1
-            if length > out.longest_record_bytes:
-                out.longest_record_bytes, out.longest_record_line = length, record_line
-            if len(row) != len(out.header):
-                out.field_count_mismatch += 1
-                out.first_mismatch_line = out.first_mismatch_line or record_line
+            if spaces:  # a record only if the file is read whole (see below)
+                spaced.append((length, record_line))
+                continue
+            _count(out, length, record_line, len(row) != len(out.header))
     except _Oversized as big:
         if big.spans_lines and _ends_inside_quotes(fh, big.tail):
             raise _never_closed(source, big.line) from None
         raise _too_large(source, contract, big.line) from None
+    # A line of nothing but spaces: Spark's reader skips it when it reads the file line by
+    # line, and reads it as a (malformed) record when it reads the file whole, which it does
+    # when a quoted field holds a line break.
+    if out.multiline:
+        for length, line in spaced:
+            _count(out, length, line, out.header is not None and len(out.header) != 1)
     return out
+
+
+def _count(out: Structure, length: int, line: int, mismatch: bool) -> None:
+    out.records += 1
+    if length > out.longest_record_bytes:
+        out.longest_record_bytes, out.longest_record_line = length, line
+    if mismatch:
+        out.field_count_mismatch += 1
+        out.first_mismatch_line = min(out.first_mismatch_line or line, line)
 
 
 def _ends_inside_quotes(fh: BinaryIO, tail: bytes) -> bool:

@@ -112,6 +112,7 @@ def test_case_mapping_matches_java_on_every_character_with_a_case(spark) -> None
         steps = duck_rules.clean_steps((norm,))
         query, prev = "SELECT * FROM t", "v0"
         for i, step in enumerate(steps):
+            step = step.replace("{a}", duck_rules.ascii_flag("v0"))
             query = f"SELECT *, {step.replace('{v}', prev)} AS v{i + 1} FROM ({query})"
             prev = f"v{i + 1}"
         got = [r[0] for r in con.execute(f"SELECT {prev} FROM ({query})").fetchall()]

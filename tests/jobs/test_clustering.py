@@ -14,8 +14,8 @@ from pyspark.sql import types as T
 
 from glue_jobs.orders.v1 import job
 from lib.contracts.contract import load_contract
-from lib.jobs import run as run_module
-from lib.jobs.run import rebalanced, shuffled_once
+from lib.jobs import spark_rows
+from lib.jobs.spark_rows import rebalanced, shuffled_once
 from lib.lake.paths import LakePaths, to_uri
 from lib.ledger.sqlite import open_ledger
 from lib.upload.landing import upload_file
@@ -42,7 +42,7 @@ def test_a_skewed_partition_is_written_by_several_tasks_and_small_ones_once(
 
     # Files of about 40 KB of shuffle bytes; the input read by many tasks (a skewed
     # partition is split between the tasks that read it).
-    monkeypatch.setattr(run_module, "TARGET_FILE_BYTES", 40_000)
+    monkeypatch.setattr(spark_rows, "TARGET_FILE_BYTES", 40_000)
     conf = {"spark.sql.files.maxPartitionBytes": "32k", "spark.sql.files.openCostInBytes": "1k"}
     before = {k: spark.conf.get(k) for k in conf}
     for k, v in conf.items():

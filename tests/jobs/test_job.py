@@ -283,7 +283,7 @@ def test_a_written_file_short_of_the_counted_rows_fails_before_the_commit(
     """A writer that drops a row (here: one clean row filtered out on its way to the zone)
     shows in the written files' footers; the batch fails with ``run.conservation`` before
     its journal is written, and the files it wrote are deleted again."""
-    import lib.jobs.run as run_module
+    import lib.jobs.spark_rows as run_module
 
     real_write = run_module.write
 

@@ -18,6 +18,7 @@ from glue_jobs.orders.v2 import job
 from lib.contracts.contract import load_contract
 from lib.jobs.run import process_uploads
 from lib.jobs.runtime import JobArgumentError
+from lib.jobs.spark_rows import SparkRows
 from lib.lake.paths import LakePaths, to_uri
 from lib.ledger.dynamo import DynamoLedger
 from lib.ledger.records import ACCEPTED, UploadRecord
@@ -161,7 +162,7 @@ def test_a_run_archives_what_it_processed_even_before_the_index_lists_it(
     lake = tmp_path / "lake"
     ledger = LaggingIndexLedger(aws["table"])
     _accepted(ledger, lake, SAMPLES / "orders_2026-11-01.csv", "u-1")
-    report = process_uploads(spark, load_contract("orders", 2), LakePaths.from_root(lake),
+    report = process_uploads(SparkRows(spark), load_contract("orders", 2), LakePaths.from_root(lake),
                              ledger, job_name="orders-v2", job_version=2)
     assert [u.upload_id for u in report.processed] == ["u-1"]
     assert ledger.get("u-1").status == "ARCHIVED"

@@ -13,7 +13,7 @@ import pytest
 from chispa import assert_df_equality
 
 from lib.errors import ConfigError
-from lib.jobs import publish
+from lib.jobs import publish, spark_rows
 from lib.lake.paths import to_uri
 from tests.helpers import REPO
 
@@ -30,7 +30,7 @@ def test_each_file_is_written_once_under_its_upload_and_run(spark, tmp_path) -> 
 
     key = "spark.sql.sources.commitProtocolClass"
     before = spark.conf.get(key, None)
-    publish.write(df, to_uri(zone), ("d",), "20261129T000000Z-abc123")
+    spark_rows.write(df, to_uri(zone), ("d",), "20261129T000000Z-abc123")
 
     files = sorted(str(p.relative_to(zone)) for p in zone.rglob("*")
                    if p.is_file() and not p.name.startswith("."))
@@ -46,27 +46,27 @@ def test_each_file_is_written_once_under_its_upload_and_run(spark, tmp_path) -> 
                                      "_upload_id string, v int")
     assert_df_equality(got, expected, ignore_row_order=True)
     # the write leaves the session's commit protocol as it found it
-    assert spark.conf.get(key, None) == before and before != publish.PROTOCOL_CLASS
+    assert spark.conf.get(key, None) == before and before != spark_rows.PROTOCOL_CLASS
 
 
 def test_a_write_not_partitioned_by_the_upload_first_is_refused(spark, tmp_path) -> None:
     df = spark.createDataFrame([("u1", "a")], "_upload_id string, d string")
-    with publish._protocol(spark), pytest.raises(Exception) as exc:
-        df.write.partitionBy("d").option(publish.RUN_ID_OPTION, "R1").parquet(
+    with spark_rows._protocol(spark), pytest.raises(Exception) as exc:
+        df.write.partitionBy("d").option(spark_rows.RUN_ID_OPTION, "R1").parquet(
             to_uri(tmp_path / "zone"))
     assert "the write is not partitioned by pub_upload first: 'd=a'" in str(exc.value)
-    with publish._protocol(spark), pytest.raises(Exception) as exc:
-        df.withColumn(publish.PUBLISH_KEY, F.col("_upload_id")).write.partitionBy(
-            publish.PUBLISH_KEY).parquet(to_uri(tmp_path / "zone2"))
+    with spark_rows._protocol(spark), pytest.raises(Exception) as exc:
+        df.withColumn(spark_rows.PUBLISH_KEY, F.col("_upload_id")).write.partitionBy(
+            spark_rows.PUBLISH_KEY).parquet(to_uri(tmp_path / "zone2"))
     assert "the write has no lake.publish.run_id option" in str(exc.value)
 
 
 def test_a_session_that_cannot_load_the_protocol_is_refused_with_what_to_do(
         spark, monkeypatch) -> None:
-    publish.require_protocol(spark)  # this session has it
-    monkeypatch.setattr(publish, "PROTOCOL_CLASS", "lake.spark.NoSuchProtocol")
+    spark_rows.require_protocol(spark)  # this session has it
+    monkeypatch.setattr(spark_rows, "PROTOCOL_CLASS", "lake.spark.NoSuchProtocol")
     with pytest.raises(ConfigError) as exc:
-        publish.require_protocol(spark)
+        spark_rows.require_protocol(spark)
     assert str(exc.value) == (
         "the Spark session cannot load lake.spark.NoSuchProtocol, the lake's commit protocol: "
         "on Glue pass lib/<release>/lake-spark.jar in --extra-jars (the deployed job does), "
@@ -102,7 +102,7 @@ RETRIED_WRITE = """
 import sys
 from pathlib import Path
 from pyspark.sql import functions as F
-from lib.jobs import publish
+from lib.jobs import spark_rows
 from lib.jobs.local_spark import local_spark_session
 from lib.lake.paths import to_uri
 
@@ -111,7 +111,7 @@ spark = local_spark_session(work, master="local[1,2]")  # one thread, a task may
 df = (spark.range(0, 2000, numPartitions=1)
       .select(F.lit("u1").alias("_upload_id"),
               F.when(F.col("id") < 1000, "a").otherwise("b").alias("d"), F.col("id").alias("v")))
-publish.write(df, to_uri(zone), ("d",), "R1")
+spark_rows.write(df, to_uri(zone), ("d",), "R1")
 print(spark.read.parquet(str(zone)).count())
 """
 

@@ -21,7 +21,7 @@ def test_lake_run_processes_files_into_the_given_lake_root(spark, tmp_path, caps
     code = cli.main(["--lake-root", str(tmp_path / "lk"), "run", "orders", "--input", str(f)])
     out = capsys.readouterr().out
     assert code == 0
-    assert "job orders_v2 (version 2, contract orders/2)" in out  # the latest by default
+    assert "job orders_v2 (version 2, contract orders/2, spark engine)" in out  # the latest by default
     assert "  rows read          14\n  clean              4\n  quarantined        9\n" \
            "  duplicates removed 1\n" in out
     assert sorted(p.parent.name for p in (tmp_path / "lk" / "clean" / "orders")

@@ -37,6 +37,7 @@ from lib.contracts.contract import Column as ContractColumn
 from lib.engine.catalogue import folds_case, literal_shapes
 from lib.engine.duck.derived import derived_sql
 from lib.engine.duck.rules import (
+    ascii_flag,
     check_column,
     cleaned_steps,
     duck_type,
@@ -73,14 +74,18 @@ def _chain(steps_per_value: dict[str, tuple[str, list[str]]], source: str) -> st
     """Apply each value's steps, one projection per step: ``{alias: (input column, steps)}``.
     Returns a query whose columns are those of ``source`` plus each alias."""
     depth = max((len(steps) for _, steps in steps_per_value.values()), default=0)
-    query = f"SELECT * FROM {source}"
+    sources = sorted({src for src, _ in steps_per_value.values()})
+    flags = {src: f"{src}__ascii" for src in sources}
+    query = (f"SELECT *, {', '.join(f'{ascii_flag(ident(s))} AS {ident(flags[s])}' for s in sources)} "
+             f"FROM {source}") if sources else f"SELECT * FROM {source}"
     current = {alias: src for alias, (src, _) in steps_per_value.items()}
     for i in range(depth):
         cols = []
-        for alias, (_, steps) in steps_per_value.items():
+        for alias, (src, steps) in steps_per_value.items():
             if i < len(steps):
                 name = f"{alias}__{i}"
-                cols.append(f"{steps[i].replace('{v}', ident(current[alias]))} AS {ident(name)}")
+                step = steps[i].replace("{a}", ident(flags[src]))
+                cols.append(f"{step.replace('{v}', ident(current[alias]))} AS {ident(name)}")
                 current[alias] = name
         query = f"SELECT *, {', '.join(cols)} FROM ({query})"
     finals = ", ".join(f"{ident(src)} AS {ident(alias)}" for alias, src in current.items())
@@ -139,13 +144,15 @@ def validate(contract: Contract, source: str) -> str:
             shapes[col.name]))
     merged = [f"coalesce({', '.join(cols)})" if len(cols) > 1 else cols[0]
               for _, cols in sorted(codes.items())]
-    listed = (f"list_filter([{', '.join(merged)}], lambda x: x IS NOT NULL)" if merged
-              else "CAST([] AS VARCHAR[])")
+    # The codes joined by commas (concat_ws skips nulls; codes hold no comma) in a projection
+    # of their own, split only when a row failed something: most rows build no list at all.
+    joined = f"concat_ws(',', {', '.join(merged)})" if merged else "''"
+    codes_q = f"SELECT *, {joined} AS __codes FROM ({typed_q})"
     errors = (f"CASE WHEN {ident(RAW_RECORD)} IS NOT NULL THEN [{lit(ROW_MALFORMED)}] "
-              f"ELSE {listed} END")
+              f"WHEN __codes = '' THEN CAST([] AS VARCHAR[]) ELSE string_split(__codes, ',') END")
     keep = [ident(c.name) for c in contract.columns] + [ident(RAW + c.name) for c in contract.columns]
     return (f"SELECT {', '.join(keep)}, {errors} AS {ident(ERRORS)}, "
-            f"{', '.join(ident(n) for n in _PASSTHROUGH)} FROM ({typed_q})")
+            f"{', '.join(ident(n) for n in _PASSTHROUGH)} FROM ({codes_q})")
 
 
 def _group_columns(contract: Contract) -> list[str]:
@@ -153,18 +160,30 @@ def _group_columns(contract: Contract) -> list[str]:
     return [UPLOAD_ID, *([key.name] if key is not None else contract.column_names)]
 
 
-def classify(contract: Contract, source: str) -> str:
+def groups(contract: Contract, source: str) -> str:
+    """The keys that repeat among the valid rows of each upload of the validated relation
+    ``source``: how many rows (``g_rows``), whether their contents differ (``g_conflict``,
+    compared exactly) and the first in file order (``g_first``). The repeated keys are found
+    first (one aggregate on the key alone); only their rows are compared."""
+    names = _group_columns(contract)
+    keys = ", ".join(ident(n) for n in names)
+    valid = f"len({ident(ERRORS)}) = 0"
+    content = "struct_pack(" + ", ".join(f"{ident(n)} := r.{ident(n)}"
+                                         for n in contract.column_names) + ")"
+    match = " AND ".join(f"r.{ident(n)} IS NOT DISTINCT FROM k.{ident(n)}" for n in names)
+    return (f"SELECT {', '.join(f'r.{ident(n)}' for n in names)}, count(*) AS g_rows, "
+            f"count(DISTINCT {content}) > 1 AS g_conflict, "
+            f"min(r.{ident(SOURCE_RECORD)}) AS g_first "
+            f"FROM {source} r SEMI JOIN (SELECT {keys} FROM {source} WHERE {valid} "
+            f"GROUP BY {keys} HAVING count(*) > 1) k ON {match} "
+            f"WHERE len(r.{ident(ERRORS)}) = 0 GROUP BY ALL")
+
+
+def classify(contract: Contract, source: str, repeated: str) -> str:
     """Validated relation ``source`` -> every row with ``_disposition`` (see the module
-    docstring). The keys that repeat come from one aggregate over the valid rows; they are
-    few, and joined back to the rows."""
+    docstring), ``repeated`` being :func:`groups` of it (few rows: joined back)."""
     names = _group_columns(contract)
     key = contract.unique_column
-    keys = ", ".join(ident(n) for n in names)
-    content = "struct_pack(" + ", ".join(f"{ident(n)} := {ident(n)}"
-                                         for n in contract.column_names) + ")"
-    groups = (f"SELECT {keys}, count(*) AS g_rows, count(DISTINCT {content}) > 1 AS g_conflict, "
-              f"min({ident(SOURCE_RECORD)}) AS g_first FROM {source} "
-              f"WHERE len({ident(ERRORS)}) = 0 GROUP BY {keys} HAVING count(*) > 1")
     match = " AND ".join(f"r.{ident(n)} IS NOT DISTINCT FROM g.{ident(n)}" for n in names)
     valid = f"len(r.{ident(ERRORS)}) = 0"
     conflict = f"({valid} AND coalesce(g.g_conflict, false))"
@@ -175,7 +194,7 @@ def classify(contract: Contract, source: str) -> str:
               if key is not None else f"r.{ident(ERRORS)}")
     return (f"SELECT r.* REPLACE ({errors} AS {ident(ERRORS)}), {disposition} AS "
             f"{ident(DISPOSITION)}, {valid} AS {ident(WAS_VALID)} "
-            f"FROM {source} r LEFT JOIN ({groups}) g ON {match}")
+            f"FROM {source} r LEFT JOIN {repeated} g ON {match}")
 
 
 def clean_columns(contract: Contract) -> list[tuple[str, str]]:

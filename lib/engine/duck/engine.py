@@ -65,8 +65,9 @@ class Outcome:
 
 def enforce(con: duckdb.DuckDBPyConnection, contract: Contract, batch: Sequence[Input],
             ingested_at: datetime) -> Outcome:
-    """Read every upload of ``batch``, validate and classify the rows into the temporary table
-    :data:`CLASSIFIED`; return the counts."""
+    """Read every upload of ``batch`` and validate its rows into a temporary table, find the
+    keys that repeat, and define the view :data:`CLASSIFIED` of the rows with their
+    disposition, which the writes read; return the counts."""
     if contract.format != "csv":
         raise NotReproduced(f"the DuckDB engine reads CSV only; {contract.ref} is "
                             f"{contract.format}: run it with the Spark engine")
@@ -83,23 +84,21 @@ def enforce(con: duckdb.DuckDBPyConnection, contract: Contract, batch: Sequence[
                 f"{sql.validate(contract, f'({raw})')}")
     for i in range(len(batch)):
         con.execute(f"DROP TABLE {ident(f'lake_raw_{i}')}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {CLASSIFIED} AS "
-                f"{sql.classify(contract, 'lake_validated')}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lake_groups AS "
+                f"{sql.groups(contract, 'lake_validated')}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {CLASSIFIED} AS "
+                f"{sql.classify(contract, 'lake_validated', 'lake_groups')}")
     out = Outcome()
     for upload, errors, n in con.execute(
             f"SELECT {ident(UPLOAD_ID)}, {ident(ERRORS)}, count(*) FROM lake_validated "
             f"GROUP BY ALL ORDER BY ALL").fetchall():
         out.counts.append({UPLOAD_ID: upload, READ_PARTITION: 0, ERRORS: list(errors),
                            "count": int(n)})
-    con.execute("DROP TABLE lake_validated")
     for upload, conflicting, duplicates in con.execute(f"""
-            SELECT {ident(UPLOAD_ID)},
-                   count(*) FILTER (WHERE {ident(sql.DISPOSITION)} = '{sql.QUARANTINE}'
-                                    AND {ident(sql.WAS_VALID)}),
-                   count(*) FILTER (WHERE {ident(sql.DISPOSITION)} = '{sql.DUPLICATE}')
-            FROM {CLASSIFIED} GROUP BY ALL""").fetchall():
-        if conflicting or duplicates:
-            out.repeated[upload] = (int(conflicting), int(duplicates))
+            SELECT {ident(UPLOAD_ID)}, sum(g_rows) FILTER (WHERE g_conflict),
+                   sum(g_rows - 1) FILTER (WHERE NOT g_conflict)
+            FROM lake_groups GROUP BY ALL""").fetchall():
+        out.repeated[upload] = (int(conflicting or 0), int(duplicates or 0))
     return out
 
 
@@ -112,4 +111,6 @@ def quarantine_query(contract: Contract) -> str:
 
 
 def release(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"DROP TABLE IF EXISTS {CLASSIFIED}")
+    con.execute(f"DROP VIEW IF EXISTS {CLASSIFIED}")
+    con.execute("DROP TABLE IF EXISTS lake_groups")
+    con.execute("DROP TABLE IF EXISTS lake_validated")

@@ -109,17 +109,28 @@ def _case_mapped(fn: str, special: dict[str, str]) -> str:
     listed = ", ".join(lit(c) for c in JAVA_UNCASED)
     per_char = (f"array_to_string(list_transform(string_split({{v}}, ''), lambda c: CASE WHEN c IN "
                 f"({listed}) THEN c ELSE {fn}({_replaced('c', special)}) END), '')")
-    return (f"CASE WHEN {_ascii('{v}')} THEN {fn}({{v}}) "
+    return (f"CASE WHEN {{a}} THEN {fn}({{v}}) "
             f"WHEN regexp_matches({{v}}, {lit(kept)}) THEN {per_char} "
             f"ELSE {fn}({_replaced('{v}', special)}) END")
 
 
+def ascii_flag(raw: str) -> str:
+    """Whether the value as read holds ASCII only: ``{a}`` in :func:`clean_steps`. (Trimming
+    ASCII keeps a value with another character non-ASCII; a value the full trim made ASCII
+    takes the slower branch of the case mapping, with the same result.)"""
+    return _ascii(raw)
+
+
 def clean_steps(normalize: tuple[str, ...] = ()) -> list[str]:
     """Trim, empty -> null, then each normaliser: expressions over ``{v}``, the previous
-    step's value (the first step's ``{v}`` is the value as read)."""
+    step's value (the first step's ``{v}`` is the value as read), and ``{a}``, whether the
+    value as read is ASCII (:func:`ascii_flag`), computed once."""
+    # Most values have nothing to trim: the ends are looked at first (as in the Spark engine),
+    # and only a value with a character up to the space at an end is trimmed.
     steps = [
-        f"trim({{v}}, {lit(ASCII_SPACE)})",
-        f"nullif(CASE WHEN {_ascii('{v}')} THEN {{v}} ELSE trim({{v}}, {lit(INVISIBLE)}) END, '')",
+        f"CASE WHEN ascii({{v}}) <= 32 OR ascii(right({{v}}, 1)) <= 32 "
+        f"THEN trim({{v}}, {lit(ASCII_SPACE)}) ELSE {{v}} END",
+        f"nullif(CASE WHEN {{a}} THEN {{v}} ELSE trim({{v}}, {lit(INVISIBLE)}) END, '')",
     ]
     for step in normalize:
         if step in CASE_NORMALIZERS:

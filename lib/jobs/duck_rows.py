@@ -1,0 +1,159 @@
+"""The DuckDB engine of a run (:mod:`lib.jobs.run`): the steps that touch rows, in this process,
+without a JVM, on a local lake.
+
+:class:`DuckRows` reads a batch's uploads and enforces the contract with
+:mod:`lib.engine.duck`, then writes each upload's files into the zones with the layout and
+the names of the Spark engine's files::
+
+    <zone>/<dataset>/<k>=<v>/.../<upload_id>_<run_id>_duckdb-<n>.c000.snappy.parquet
+
+DuckDB writes them under the run's staging folder (``<zone>/_staging/<dataset>/<run_id>/``,
+which the next run's recovery removes if this one dies), partitioned by upload and the
+contract's partition columns; each file is then moved into place under its final name (a
+rename on the same disk). Partition folder names are Spark's: the same characters escaped
+(a space is not, a ``/`` is ``%2F``), an empty or missing value is
+``__HIVE_DEFAULT_PARTITION__``. The Parquet types are the Spark files' (decimals as
+INT32/INT64/fixed bytes by precision, timestamps as INT64 microseconds in UTC, lists in the
+three-level layout), so files of both engines sit in one partition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote
+
+import duckdb
+
+from lib.contracts.contract import QUARANTINE_PARTITION, UPLOAD_ID, Contract
+from lib.engine.duck import engine as duck
+from lib.engine.duck.csv_line import NotReproduced
+from lib.engine.duck.derived import derived_sql
+from lib.engine.duck.enforce import clean_columns
+from lib.engine.duck.rules import ident, lit
+from lib.jobs.faults import crash_point
+from lib.jobs.run import Batch, Run
+from lib.lake.localfs import LocalFs
+from lib.lake.paths import join, local_path
+
+DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+_PUB = "pub_upload"
+# Spark's ExternalCatalogUtils.escapePathName: these characters become %XX in a folder name.
+_ESCAPED = frozenset([*map(chr, range(0x01, 0x20)), '"', "#", "%", "'", "*", "/", ":", "=",
+                      "?", "\\", "\x7f", "{", "[", "]", "^"])
+
+
+def spark_partition_value(text: str) -> str:
+    """A partition value as Spark names its folder."""
+    if text == "":
+        return DEFAULT_PARTITION
+    return "".join(f"%{ord(ch):02X}" if ch in _ESCAPED else ch for ch in text)
+
+
+@dataclass
+class DuckEnforced:
+    """A batch enforced in DuckDB: the counts, and the classified rows in a temporary table."""
+
+    rows: DuckRows
+    counts: list[dict]
+    repeated: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def write(self, run: Run, upload_ids: Sequence[str]) -> None:
+        self.rows.write(run, upload_ids)
+
+
+class DuckRows:
+    """The DuckDB engine: what :func:`lib.jobs.run.process_uploads` asks of an engine."""
+
+    name = "duckdb"
+
+    def __init__(self, memory_limit: str = "1GB", temp_dir: Path | None = None,
+                 threads: int | None = None) -> None:
+        self.fs = LocalFs()
+        self.memory_limit, self.temp_dir, self.threads = memory_limit, temp_dir, threads
+        self.con: duckdb.DuckDBPyConnection | None = None
+
+    def prepare(self, contract: Contract) -> None:
+        """Refuse, before any claim, a contract this engine does not run."""
+        if contract.format != "csv":
+            raise NotReproduced(f"the DuckDB engine reads CSV only; {contract.ref} is "
+                                f"{contract.format}: run it with --engine spark", source=contract.ref)
+        derived_sql(contract)  # a derived expression that does not parse fails here
+        types = dict(clean_columns(contract))
+        timed = [p for p in contract.partition_by if types[p] == "TIMESTAMPTZ"]
+        if timed:
+            raise NotReproduced(f"{contract.ref} is partitioned by a timestamp ({timed[0]}): "
+                                "run it with --engine spark", source=contract.ref)
+
+    def alive(self) -> bool:
+        return True  # an error in DuckDB is an exception here, never a dead process
+
+    @contextlib.contextmanager
+    def batch(self, run: Run, batch: Batch) -> Iterator[DuckEnforced]:
+        con = duck.connect(self.memory_limit, self.temp_dir, self.threads)
+        self.con = con
+        try:
+            inputs = [duck.Input(up.upload_id, self._local(up.path), up.path, up.ingest_date,
+                                 plan, up.multiline) for up, plan in batch]
+            t0 = time.perf_counter()
+            run.log.info("reading and validating %d upload(s) with DuckDB", len(batch))
+            outcome = duck.enforce(con, run.contract, inputs, run.started)
+            run.log.info("read, validated and classified the rows in %.1fs",
+                         time.perf_counter() - t0)
+            yield DuckEnforced(self, outcome.counts, outcome.repeated)
+        finally:
+            self.con = None
+            con.close()
+
+    @staticmethod
+    def _local(uri: str) -> Path:
+        path = local_path(uri)
+        if path is None:
+            raise NotReproduced(f"{uri}: the DuckDB engine reads files on a local lake only")
+        return path
+
+    def write(self, run: Run, upload_ids: Sequence[str]) -> None:
+        assert self.con is not None, "write runs inside batch()"
+        contract = run.contract
+        keep = f"{ident(UPLOAD_ID)} IN ({', '.join(lit(u) for u in upload_ids)})"
+        t0 = time.perf_counter()
+        self._write_zone(run, f"SELECT * FROM ({duck.clean_query(contract)}) WHERE {keep}",
+                         run.paths.clean_dataset(run.dataset), contract.partition_by)
+        crash_point("writing")
+        self._write_zone(run, f"SELECT * FROM ({duck.quarantine_query(contract)}) WHERE {keep}",
+                         run.paths.quarantine_dataset(run.dataset), (QUARANTINE_PARTITION,))
+        run.log.info("wrote the clean and the quarantined rows in %.1fs",
+                     time.perf_counter() - t0)
+
+    def _write_zone(self, run: Run, query: str, dataset_uri: str,
+                    partition_by: Sequence[str]) -> None:
+        assert self.con is not None
+        stage_uri = join(run.paths.staging_root(dataset_uri.rsplit("/", 1)[0], run.dataset),
+                         run.run_id)
+        stage = self._local(stage_uri)
+        zone = self._local(dataset_uri)
+        if stage.exists():
+            self.fs.delete(stage_uri, recursive=True)
+        stage.parent.mkdir(parents=True, exist_ok=True)
+        keys = ", ".join(ident(k) for k in (_PUB, *partition_by))
+        self.con.execute(
+            f"COPY (SELECT *, {ident(UPLOAD_ID)} AS {ident(_PUB)} FROM ({query})) "
+            f"TO {lit(str(stage))} (FORMAT parquet, COMPRESSION snappy, "
+            f"PARTITION_BY ({keys}), FILENAME_PATTERN 'part-{{i}}', "
+            f"FILE_EXTENSION 'snappy.parquet')")
+        for path in sorted(stage.rglob("*.snappy.parquet")):
+            folders = path.relative_to(stage).parts[:-1]
+            values: Mapping[str, str] = dict(f.split("=", 1) for f in folders)
+            upload = unquote(values[_PUB])
+            target = zone.joinpath(*[
+                f"{k}={spark_partition_value(unquote(values[k]))}"
+                if values[k] != DEFAULT_PARTITION else f"{k}={DEFAULT_PARTITION}"
+                for k in partition_by])
+            n = path.name.removeprefix("part-").removesuffix(".snappy.parquet")
+            name = f"{upload}_{run.run_id}_duckdb-{int(n):05d}.c000.snappy.parquet"
+            target.mkdir(parents=True, exist_ok=True)
+            path.rename(target / name)
+        self.fs.delete(stage_uri, recursive=True)

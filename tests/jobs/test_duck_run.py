@@ -1,0 +1,121 @@
+"""`lake run --engine duckdb`: the same run around the DuckDB engine, without a JVM, and its
+files beside the Spark engine's."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from glue_jobs.orders.v2 import job as orders_v2
+from lib.contracts.contract import load_contract
+from lib.jobs.duck_rows import spark_partition_value
+from lib.ledger.sqlite import open_ledger
+from lib.tools import cli
+from lib.tools.parity import compare_runs, fuzz_csv
+from tests.helpers import REPO, SAMPLES, to_uri
+
+LAKE = Path(sys.executable).with_name("lake")
+LINE_SAMPLES = ["orders_2026-11-02.csv.gz", "orders_2026-11-04_discounts.csv"]
+
+
+def _without_java() -> dict[str, str]:
+    """The environment with no Java to be found: a run that started a JVM would fail."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "SPARK_HOME")}
+    env["PATH"] = str(LAKE.parent)  # the venv holds no java
+    assert shutil.which("java", path=env["PATH"]) is None
+    return env
+
+
+def test_a_duckdb_run_processes_uploads_without_a_jvm(tmp_path: Path) -> None:
+    lake = tmp_path / "lk"
+    files = [str(SAMPLES / n) for n in LINE_SAMPLES]
+    out = subprocess.run([str(LAKE), "--lake-root", str(lake), "run", "orders", "--engine",
+                          "duckdb", "--input", *files], capture_output=True, text=True,
+                         env=_without_java(), cwd=REPO, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "job orders_v2 (version 2, contract orders/2, duckdb engine)" in out.stdout
+    assert "  rows read          12\n  clean              5\n  quarantined        6\n" \
+           "  duplicates removed 1\n" in out.stdout
+    report = json.loads(next((lake / "_reports" / "orders").glob("*.json")).read_text())
+    assert report["engine"] == "duckdb" and report["status"] == "succeeded"
+    assert {r.status for r in open_ledger(lake).find("orders")} == {"ARCHIVED"}
+    names = sorted(p.name for p in (lake / "clean" / "orders").rglob("*.parquet"))
+    assert names and all("_duckdb-" in n and n.endswith(".c000.snappy.parquet") for n in names)
+    assert not list((lake / "clean" / "_staging").rglob("*.parquet"))
+
+
+def test_a_file_the_engine_does_not_reproduce_fails_alone_and_spark_takes_it(spark,
+                                                                              tmp_path) -> None:
+    """The multi-line sample: FAILED with engine.not_reproduced and a message saying what to
+    do; the next Spark run processes it, and the partition it shares with a DuckDB upload
+    holds both engines' files, read alike by Spark, the crawl and lake query."""
+    lake = tmp_path / "lk"
+    files = [str(SAMPLES / n) for n in ["orders_2026-11-01.csv", *LINE_SAMPLES]]
+    assert cli.main(["--lake-root", str(lake), "upload", "--dataset", "orders", *files]) == 0
+    assert cli.main(["--lake-root", str(lake), "run", "orders", "--engine", "duckdb"]) == 1
+    failed = open_ledger(lake).find("orders", ["FAILED"])
+    assert [(r.original_name, r.error_code) for r in failed] == [
+        ("orders_2026-11-01.csv", "engine.not_reproduced")]
+    assert "quoted fields hold line breaks" in failed[0].error
+    assert "the next run with the Spark engine (lake run DATASET) processes it" in failed[0].error
+    assert orders_v2.main(["--JOB_NAME", "orders_v2", "--lake_root", to_uri(lake)]) == 0
+    shared = lake / "clean" / "orders" / "order_date=2026-11-01"
+    by_engine = {"duckdb" if "_duckdb-" in p.name else "spark": p for p in shared.glob("[!.]*.parquet")}
+    assert sorted(by_engine) == ["duckdb", "spark"]
+    spark_file, duck_file = by_engine["spark"], by_engine["duckdb"]
+    a, b = pq.read_schema(spark_file), pq.read_schema(duck_file)
+    assert a.names == b.names
+    assert [str(t) for t in a.types] == [str(t) for t in b.types]  # decimals, timestamp[us, UTC]
+    assert str(a.field("order_ts").type) == "timestamp[us, tz=UTC]"
+    read = spark.read.parquet(to_uri(lake / "clean" / "orders"))
+    assert read.where("order_date = '2026-11-01'").count() == 4
+    assert cli.main(["--lake-root", str(lake), "crawl"]) == 0
+    con = duckdb.connect()
+    total = con.execute(
+        f"SELECT count(*), sum(total_amount) FROM read_parquet('{lake}/clean/orders/*/*.parquet',"
+        " hive_partitioning = true)").fetchone()
+    assert cli.main(["--lake-root", str(lake), "query", "--format", "json",
+                     "SELECT count(*) AS n, sum(total_amount) AS t FROM clean.orders"]) == 0
+    assert total[0] == read.count() == 9
+
+
+def test_reprocess_with_duckdb_replaces_exactly_that_uploads_rows(tmp_path) -> None:
+    lake = tmp_path / "lk"
+    files = [str(SAMPLES / n) for n in LINE_SAMPLES]
+    assert cli.main(["--lake-root", str(lake), "run", "orders", "--engine", "duckdb",
+                     "--input", *files]) == 0
+    before = sorted(p.name for p in (lake / "clean" / "orders").rglob("*.parquet"))
+    uid = open_ledger(lake).find("orders")[0].upload_id
+    assert cli.main(["--lake-root", str(lake), "reprocess", uid, "--engine", "duckdb"]) == 0
+    after = sorted(p.name for p in (lake / "clean" / "orders").rglob("*.parquet"))
+    assert len(after) == len(before)
+    assert [n for n in after if n.startswith(uid)] != [n for n in before if n.startswith(uid)]
+    assert [n for n in after if not n.startswith(uid)] == [n for n in before
+                                                            if not n.startswith(uid)]
+
+
+def test_partition_folders_are_named_as_spark_names_them() -> None:
+    assert spark_partition_value("2026-11-01") == "2026-11-01"
+    assert spark_partition_value("a b/c=d%") == "a b%2Fc%3Dd%25"
+    assert spark_partition_value("") == "__HIVE_DEFAULT_PARTITION__"
+    assert spark_partition_value("é:x") == "é%3Ax"
+
+
+def test_whole_runs_of_both_engines_are_identical(spark, tmp_path) -> None:
+    """The differential harness through the whole run: the samples and a seeded adversarial
+    corpus landed with the upload checks in two lakes, one run per engine, every row of both
+    zones and every upload's counts compared."""
+    fuzz = tmp_path / "fuzz.csv"
+    fuzz_csv(fuzz, 1500, 21)
+    result = compare_runs(spark, load_contract("orders", 2),
+                          [*sorted(SAMPLES.glob("*")), fuzz], tmp_path / "work")
+    assert result.differences == [], result.describe()
+    assert result.rows["clean"] > 500 and result.rows["quarantine"] > 300
+    assert [r.split(":")[0] for r in result.not_reproduced] == ["orders_2026-11-01.csv"]
