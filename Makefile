@@ -10,6 +10,7 @@ LAKE_ROOT ?= .lake
 ROWS      ?= 2000000
 BIG_ROWS  ?= 10000000
 PUBLISH_ROWS ?= 200000
+PARITY_ROWS ?= 1000000
 PUBLISH_DAYS ?= 30
 BENCH_DIR ?= .bench
 DIST      ?= dist
@@ -21,7 +22,7 @@ CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 COMPOSE   := docker compose -f docker/compose.yaml
 
-.PHONY: help run test jars bench bench-publish bench-catalog lint lock lock-checkov clean prereqs infra package deploy docker-build docker-test docker-run
+.PHONY: help run test jars bench bench-publish bench-catalog parity lint lock lock-checkov clean prereqs infra package deploy docker-build docker-test docker-run
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,6 +56,9 @@ $(JARS_STAMP): lib/jobs/s3a.py | $(STAMP)
 
 bench: prereqs $(STAMP) $(PROTOCOL_JAR) ## Benchmark the orders job against bare CSV->Parquet conversions, at local[1]/[2], memory at ROWS and BIG_ROWS
 	$(PY) bench/orders_bench.py --rows $(ROWS) --big-rows $(BIG_ROWS) --work-dir $(BENCH_DIR)
+
+parity: prereqs $(STAMP) $(PROTOCOL_JAR) ## Both engines through whole runs on the samples, seeded fuzz corpora and PARITY_ROWS of bench data: every row and count equal
+	$(PY) bench/parity.py --rows $(PARITY_ROWS) --work-dir $(BENCH_DIR)
 
 bench-publish: prereqs $(STAMP) $(JARS_STAMP) ## Requests and bytes of publishing one upload on S3 (moto): the lake's write-once publish against Iceberg 1.7.1
 	$(PY) bench/publish_bench.py --rows $(PUBLISH_ROWS) --days $(PUBLISH_DAYS) --work-dir $(BENCH_DIR)

@@ -7,12 +7,12 @@ the names of the Spark engine's files::
 
     <zone>/<dataset>/<k>=<v>/.../<upload_id>_<run_id>_duckdb-<n>.c000.snappy.parquet
 
-DuckDB writes them under the run's staging folder (``<zone>/_staging/<dataset>/<run_id>/``,
-which the next run's recovery removes if this one dies), partitioned by upload and the
-contract's partition columns; each file is then moved into place under its final name (a
-rename on the same disk). Partition folder names are Spark's: the same characters escaped
-(a space is not, a ``/`` is ``%2F``), an empty or missing value is
-``__HIVE_DEFAULT_PARTITION__``. The Parquet types are the Spark files' (decimals as
+DuckDB writes each upload's rows under the run's staging folder
+(``<zone>/_staging/<dataset>/<run_id>/``, which the next run's recovery removes if this one
+dies), partitioned by the contract's partition columns; each file is then moved into place
+under its final name (a rename on the same disk). Partition folder names are Spark's:
+the same characters escaped (a space is not, a ``/`` is ``%2F``), an empty or missing
+value is ``__HIVE_DEFAULT_PARTITION__``. The Parquet types are the Spark files' (decimals as
 INT32/INT64/fixed bytes by precision, timestamps as INT64 microseconds in UTC, lists in the
 three-level layout), so files of both engines sit in one partition.
 """
@@ -40,7 +40,6 @@ from lib.lake.localfs import LocalFs
 from lib.lake.paths import join, local_path
 
 DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
-_PUB = "pub_upload"
 # Spark's ExternalCatalogUtils.escapePathName: these characters become %XX in a folder name.
 _ESCAPED = frozenset([*map(chr, range(0x01, 0x20)), '"', "#", "%", "'", "*", "/", ":", "=",
                       "?", "\\", "\x7f", "{", "[", "]", "^"])
@@ -118,36 +117,36 @@ class DuckRows:
     def write(self, run: Run, upload_ids: Sequence[str]) -> None:
         assert self.con is not None, "write runs inside batch()"
         contract = run.contract
-        keep = f"{ident(UPLOAD_ID)} IN ({', '.join(lit(u) for u in upload_ids)})"
         t0 = time.perf_counter()
-        self._write_zone(run, f"SELECT * FROM ({duck.clean_query(contract)}) WHERE {keep}",
-                         run.paths.clean_dataset(run.dataset), contract.partition_by)
+        for upload in upload_ids:
+            self._write_zone(run, upload, duck.clean_query(contract),
+                             run.paths.clean_dataset(run.dataset), contract.partition_by)
         crash_point("writing")
-        self._write_zone(run, f"SELECT * FROM ({duck.quarantine_query(contract)}) WHERE {keep}",
-                         run.paths.quarantine_dataset(run.dataset), (QUARANTINE_PARTITION,))
+        for upload in upload_ids:
+            self._write_zone(run, upload, duck.quarantine_query(contract),
+                             run.paths.quarantine_dataset(run.dataset), (QUARANTINE_PARTITION,))
         run.log.info("wrote the clean and the quarantined rows in %.1fs",
                      time.perf_counter() - t0)
 
-    def _write_zone(self, run: Run, query: str, dataset_uri: str,
+    def _write_zone(self, run: Run, upload: str, query: str, dataset_uri: str,
                     partition_by: Sequence[str]) -> None:
+        """One upload's rows of one zone: written by DuckDB under the run's staging folder,
+        then each file moved into place under its final name."""
         assert self.con is not None
         stage_uri = join(run.paths.staging_root(dataset_uri.rsplit("/", 1)[0], run.dataset),
                          run.run_id)
-        stage = self._local(stage_uri)
-        zone = self._local(dataset_uri)
+        stage, zone = self._local(stage_uri), self._local(dataset_uri)
         if stage.exists():
             self.fs.delete(stage_uri, recursive=True)
         stage.parent.mkdir(parents=True, exist_ok=True)
-        keys = ", ".join(ident(k) for k in (_PUB, *partition_by))
         self.con.execute(
-            f"COPY (SELECT *, {ident(UPLOAD_ID)} AS {ident(_PUB)} FROM ({query})) "
+            f"COPY (SELECT * FROM ({query}) WHERE {ident(UPLOAD_ID)} = {lit(upload)}) "
             f"TO {lit(str(stage))} (FORMAT parquet, COMPRESSION snappy, "
-            f"PARTITION_BY ({keys}), FILENAME_PATTERN 'part-{{i}}', "
-            f"FILE_EXTENSION 'snappy.parquet')")
+            f"PARTITION_BY ({', '.join(ident(k) for k in partition_by)}), "
+            f"FILENAME_PATTERN 'part-{{i}}', FILE_EXTENSION 'snappy.parquet')")
         for path in sorted(stage.rglob("*.snappy.parquet")):
             folders = path.relative_to(stage).parts[:-1]
             values: Mapping[str, str] = dict(f.split("=", 1) for f in folders)
-            upload = unquote(values[_PUB])
             target = zone.joinpath(*[
                 f"{k}={spark_partition_value(unquote(values[k]))}"
                 if values[k] != DEFAULT_PARTITION else f"{k}={DEFAULT_PARTITION}"

@@ -227,27 +227,37 @@ def fuzz_csv(path: Path, rows: int, seed: int) -> None:
 
 # -- whole runs: the job's steps around each engine ------------------------------------------
 
-def _zone_rows(zone: Path, names: dict[str, str]) -> tuple[list[str], list[tuple]]:
-    """Every row of a zone folder (partition columns included), with each upload id and
-    source file replaced by the upload's file name (they differ between two lakes)."""
-    files = sorted(zone.rglob("*.parquet"))
+def _zone_query(con: duckdb.DuckDBPyConnection, zone: Path, names: dict[str, str],
+                name: str, skipped: set[str]) -> list[str]:
+    """A view ``name`` of every row of a zone folder (partition columns included), each
+    upload id and source file replaced by the upload's file name (they differ between two
+    lakes), without the uploads in ``skipped``; returns its columns (none: no file)."""
+    files = sorted(str(f) for f in zone.rglob("[!.]*.parquet"))
     if not files:
-        return [], []
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    rel = con.execute(f"SELECT * FROM read_parquet({[str(f) for f in files]!r}, "
-                      "hive_partitioning = true, union_by_name = true)")
-    cols = [d[0] for d in rel.description]
-    rows = []
-    for r in rel.fetchall():
-        d = dict(zip(cols, r, strict=True))
-        if UPLOAD_ID in d:
-            d[UPLOAD_ID] = names.get(d[UPLOAD_ID], d[UPLOAD_ID])
-        if SOURCE_FILE in d:
-            d[SOURCE_FILE] = str(d[SOURCE_FILE]).rsplit("/", 1)[-1]
-        rows.append(tuple(_norm(d[c]) for c in cols))
-    con.close()
-    return cols, sorted(rows, key=_key)
+        return []
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_names AS SELECT * FROM "
+                f"(VALUES {', '.join(f'({_lit(k)}, {_lit(v)})' for k, v in names.items())}) "
+                "t(upload_id, file)")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name}_raw AS SELECT * FROM read_parquet({files!r}, "
+                "hive_partitioning = true, union_by_name = true)")
+    cols = [r[0] for r in con.execute(f"DESCRIBE {name}_raw").fetchall()]
+    exprs = []
+    for c in cols:
+        if c == UPLOAD_ID:
+            exprs.append(f"n.file AS {c}")
+        elif c == SOURCE_FILE:
+            exprs.append(f"regexp_extract(r.{c}, '[^/]*$') AS {c}")
+        else:
+            exprs.append(f'r."{c}"')
+    left_out = (f" WHERE n.file NOT IN ({', '.join(_lit(x) for x in sorted(skipped))})"
+                if skipped else "")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {', '.join(exprs)} FROM "
+                f"{name}_raw r JOIN {name}_names n ON r.{UPLOAD_ID} = n.upload_id{left_out}")
+    return cols
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def compare_runs(spark, contract: Contract, files: Sequence[Path], work: Path) -> Result:  # noqa: ANN001
@@ -286,25 +296,30 @@ def compare_runs(spark, contract: Contract, files: Sequence[Path], work: Path) -
             if x != y:
                 result.differences.append(Difference("upload counts", x, y))
                 break
-    for zone in ("clean", "quarantine"):
-        got = {}
-        for engine, lake in lakes.items():
-            cols, rows = _zone_rows(lake / zone / contract.dataset, names[engine])
-            got[engine] = (cols, [r for r in rows
-                                  if UPLOAD_ID not in cols or r[cols.index(UPLOAD_ID)] not in skipped])
-        (a_cols, a), (b_cols, b) = got["spark"], got["duckdb"]
-        result.columns[zone] = a_cols
-        if a and b and sorted(a_cols) != sorted(b_cols):
-            result.differences.append(Difference(f"{zone} columns", tuple(a_cols), tuple(b_cols)))
-            continue
-        if a_cols != b_cols and b_cols:  # the same columns, read in another order
-            order = [b_cols.index(c) for c in a_cols]
-            b = sorted((tuple(r[i] for i in order) for r in b), key=_key)
-        result.rows[zone] = len(a)
-        for x, y in zip(a, b, strict=False):
-            if x != y:
-                result.differences.append(Difference(f"{zone} rows", x, y))
-                break
-        if len(a) != len(b):
-            result.differences.append(Difference(f"{zone} row count", (len(a),), (len(b),)))
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        for zone in ("clean", "quarantine"):
+            a_cols = _zone_query(con, lakes["spark"] / zone / contract.dataset, names["spark"],
+                                 "a", skipped)
+            b_cols = _zone_query(con, lakes["duckdb"] / zone / contract.dataset,
+                                 names["duckdb"], "b", skipped)
+            result.columns[zone] = a_cols
+            if sorted(a_cols) != sorted(b_cols):
+                result.differences.append(Difference(f"{zone} columns", tuple(a_cols),
+                                                     tuple(b_cols)))
+                continue
+            if not a_cols:
+                result.rows[zone] = 0
+                continue
+            listed = ", ".join(f'"{c}"' for c in a_cols)
+            result.rows[zone] = con.execute("SELECT count(*) FROM a").fetchone()[0]
+            only = [con.execute(f"SELECT {listed} FROM {x} EXCEPT ALL SELECT {listed} FROM {y} "
+                                f"ORDER BY ALL LIMIT 1").fetchall() for x, y in (("a", "b"), ("b", "a"))]
+            if only[0] or only[1]:
+                result.differences.append(Difference(
+                    f"{zone} rows", tuple(only[0][0]) if only[0] else None,
+                    tuple(only[1][0]) if only[1] else None))
+    finally:
+        con.close()
     return result

@@ -119,3 +119,17 @@ def test_whole_runs_of_both_engines_are_identical(spark, tmp_path) -> None:
     assert result.differences == [], result.describe()
     assert result.rows["clean"] > 500 and result.rows["quarantine"] > 300
     assert [r.split(":")[0] for r in result.not_reproduced] == ["orders_2026-11-01.csv"]
+
+
+def test_the_whole_run_harness_reports_a_difference(spark, tmp_path, monkeypatch) -> None:
+    from lib.engine.duck import rules as duck_rules
+
+    f = tmp_path / "dotted.csv"
+    f.write_text("order_id,customer_id,customer_email,product_sku,quantity,unit_price,currency,"
+                 "order_ts\nO-1,C-1,İ@x.io,sku-1,1,1.00,usd,2026-11-01T10:00:00Z\n",
+                 encoding="utf-8")
+    monkeypatch.setattr(duck_rules, "LOWER_SPECIAL", {})
+    result = compare_runs(spark, load_contract("orders", 2), [f], tmp_path / "work")
+    assert [d.what for d in result.differences] == ["clean rows"]
+    spark_row, duck_row = result.differences[0].spark, result.differences[0].duckdb
+    assert spark_row[:2] == duck_row[:2] == ("O-1", "C-1") and spark_row[2] != duck_row[2]

@@ -228,10 +228,21 @@ def quarantine_columns(contract: Contract) -> list[tuple[str, str]]:
                (CONTRACT_VERSION, "VARCHAR"), (QUARANTINE_PARTITION, "DATE")])
 
 
-def quarantine_rows(contract: Contract, source: str) -> str:
-    """Classified relation -> quarantine rows: the values as read, every reason code, the raw
-    text of malformed records, the record's ordinal in its file, lineage."""
-    exprs = {c.name: ident(RAW + c.name) for c in contract.columns}
-    cols = ", ".join(f"{exprs.get(n, ident(n))} AS {ident(n)}"
-                     for n, _ in quarantine_columns(contract))
-    return f"SELECT {cols} FROM {source} WHERE {ident(DISPOSITION)} = '{QUARANTINE}'"
+def quarantine_rows(contract: Contract, validated: str, repeated: str) -> str:
+    """Validated relation (and its :func:`groups`) -> quarantine rows: the values as read,
+    every reason code, the raw text of malformed records, the record's ordinal in its file,
+    lineage. The rows that failed a rule, then the valid rows of the keys in conflict: only
+    those are joined to the groups (the same rows as :func:`classify` quarantines)."""
+    exprs = {c.name: f"r.{ident(RAW + c.name)}" for c in contract.columns}
+    cols = [(n, exprs.get(n, f"r.{ident(n)}")) for n, _ in quarantine_columns(contract)]
+    failed = (f"SELECT {', '.join(f'{e} AS {ident(n)}' for n, e in cols)} FROM {validated} r "
+              f"WHERE len(r.{ident(ERRORS)}) > 0")
+    key = contract.unique_column
+    if key is None:  # without a unique key, repeats are identical rows: never in conflict
+        return failed
+    names = _group_columns(contract)
+    match = " AND ".join(f"r.{ident(n)} IS NOT DISTINCT FROM g.{ident(n)}" for n in names)
+    conflict = [(n, f"[{lit(key.code('conflict'))}]" if n == ERRORS else e) for n, e in cols]
+    return (f"{failed} UNION ALL SELECT {', '.join(f'{e} AS {ident(n)}' for n, e in conflict)} "
+            f"FROM {validated} r JOIN (SELECT * FROM {repeated} WHERE g_conflict) g ON {match} "
+            f"WHERE len(r.{ident(ERRORS)}) = 0")

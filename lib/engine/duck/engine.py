@@ -21,7 +21,7 @@ from lib.contracts.contract import ERRORS, UPLOAD_ID, Contract
 from lib.contracts.header import HeaderPlan
 from lib.engine.duck import enforce as sql
 from lib.engine.duck.csv_line import NotReproduced
-from lib.engine.duck.read import read_csv, register
+from lib.engine.duck.read import not_reproduced, read_csv, register
 from lib.engine.duck.rules import ident
 
 CLASSIFIED = "lake_classified"
@@ -74,16 +74,21 @@ def enforce(con: duckdb.DuckDBPyConnection, contract: Contract, batch: Sequence[
     if not batch:
         raise ValueError("enforce needs at least one upload")
     raws = []
-    for i, up in enumerate(batch):
-        name = f"lake_raw_{i}"
-        read_csv(con, name, up.path, up.upload_id, up.source_file, up.ingest_date, up.plan,
-                 contract, ingested_at, up.multiline)
-        raws.append(f"SELECT * FROM {ident(name)}")
-    raw = " UNION ALL ".join(raws)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE lake_validated AS "
-                f"{sql.validate(contract, f'({raw})')}")
-    for i in range(len(batch)):
-        con.execute(f"DROP TABLE {ident(f'lake_raw_{i}')}")
+    try:
+        for i, up in enumerate(batch):
+            raws.append(read_csv(con, f"lake_raw_{i}", up.path, up.upload_id, up.source_file,
+                                 up.ingest_date, up.plan, contract, ingested_at, up.multiline))
+        raw = " UNION ALL ".join(f"({q})" for q in raws)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE lake_validated AS "
+                    f"{sql.validate(contract, f'({raw})')}")
+    except duckdb.Error as exc:
+        refused = not_reproduced(exc, batch[0].source_file if len(batch) == 1 else None)
+        if refused is not None:
+            raise refused from None
+        raise
+    finally:
+        for i in range(len(batch)):
+            con.execute(f"DROP TABLE IF EXISTS {ident(f'lake_raw_{i}_split')}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE lake_groups AS "
                 f"{sql.groups(contract, 'lake_validated')}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW {CLASSIFIED} AS "
@@ -107,7 +112,7 @@ def clean_query(contract: Contract) -> str:
 
 
 def quarantine_query(contract: Contract) -> str:
-    return sql.quarantine_rows(contract, CLASSIFIED)
+    return sql.quarantine_rows(contract, "lake_validated", "lake_groups")
 
 
 def release(con: duckdb.DuckDBPyConnection) -> None:

@@ -112,6 +112,13 @@ def not_reproduced_reason(path: Path, multiline: bool | None) -> str | None:
     return None
 
 
+def not_reproduced(exc: duckdb.Error, source: str | None) -> NotReproduced | None:
+    """The :class:`NotReproduced` a query raised through DuckDB, if it is one."""
+    if NotReproduced.__name__ not in str(exc):
+        return None
+    return NotReproduced(refusal(str(exc).split(": ", 2)[-1]), source=source)
+
+
 def refusal(why: str) -> str:
     return (f"the DuckDB engine does not read this file exactly as the Spark engine does: "
             f"{why}. Nothing of it was published; the upload stays FAILED and the next run "
@@ -120,8 +127,11 @@ def refusal(why: str) -> str:
 
 def read_csv(con: duckdb.DuckDBPyConnection, name: str, path: Path, upload_id: str,
              source_file: str, ingest_date: object, plan: HeaderPlan, contract: Contract,
-             ingested_at: datetime, multiline: bool | None) -> None:
-    """Create the temporary table ``name``: the raw relation of one CSV upload."""
+             ingested_at: datetime, multiline: bool | None) -> str:
+    """The raw relation of one CSV upload: its lines are read into the temporary table
+    ``<name>_split`` (dropped by the caller once the relation is read); returns the query
+    over it that splits them into fields. A line :func:`split_line` refuses makes that
+    query raise (see :func:`not_reproduced`)."""
     why = not_reproduced_reason(path, multiline)
     if why is not None:
         raise NotReproduced(refusal(why), source=source_file)
@@ -166,25 +176,17 @@ def read_csv(con: duckdb.DuckDBPyConnection, name: str, path: Path, upload_id: s
     present = set(plan.matched)
     cols = [f"nullif(fields[{where[c.name]}], '') AS {ident(c.name)}" if c.name in present
             else f"CAST(NULL AS VARCHAR) AS {ident(c.name)}" for c in contract.columns]
-    try:
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {ident(name)} AS
-            SELECT {', '.join(cols)},
-                   CAST(NULL AS VARCHAR) AS {ident(NESTED_FIELDS)},
-                   CASE WHEN len(fields) <> {width} THEN line END AS {ident(RAW_RECORD)},
-                   ordinal AS {ident(SOURCE_RECORD)},
-                   {lit(upload_id)} AS {ident(UPLOAD_ID)},
-                   {lit(source_file)} AS {ident(SOURCE_FILE)},
-                   CAST({lit(ingested_at.isoformat())} AS TIMESTAMPTZ) AS {ident(INGESTED_AT)},
-                   {lit(contract.ref)} AS {ident(CONTRACT_VERSION)},
-                   CAST({lit(str(ingest_date))} AS DATE) AS {ident(QUARANTINE_PARTITION)}
-            FROM (SELECT ordinal, line,
-                         CASE WHEN contains(line, '"') THEN {_SPLIT}(line)
-                              ELSE string_split(line, ',') END AS fields
-                  FROM ({lines_q}) WHERE ordinal > 0)""")
-    except duckdb.Error as exc:
-        if NotReproduced.__name__ in str(exc):
-            raise NotReproduced(refusal(str(exc).split(": ", 2)[-1]), source=source_file) from None
-        raise
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {split}")
+    return f"""
+        SELECT {', '.join(cols)},
+               CAST(NULL AS VARCHAR) AS {ident(NESTED_FIELDS)},
+               CASE WHEN len(fields) <> {width} THEN line END AS {ident(RAW_RECORD)},
+               ordinal AS {ident(SOURCE_RECORD)},
+               {lit(upload_id)} AS {ident(UPLOAD_ID)},
+               {lit(source_file)} AS {ident(SOURCE_FILE)},
+               CAST({lit(ingested_at.isoformat())} AS TIMESTAMPTZ) AS {ident(INGESTED_AT)},
+               {lit(contract.ref)} AS {ident(CONTRACT_VERSION)},
+               CAST({lit(str(ingest_date))} AS DATE) AS {ident(QUARANTINE_PARTITION)}
+        FROM (SELECT ordinal, line,
+                     CASE WHEN contains(line, '"') THEN {_SPLIT}(line)
+                          ELSE string_split(line, ',') END AS fields
+              FROM ({lines_q}) WHERE ordinal > 0)"""
