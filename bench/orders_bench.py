@@ -406,8 +406,6 @@ def print_table(args: argparse.Namespace, compare: dict, one: dict, two: dict,
     row("largest partition", f"{files['largest_mb']:.1f} MB")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 def print_duck_table(args: argparse.Namespace, compare: dict, duck: dict,
@@ -443,3 +441,7 @@ def print_duck_table(args: argparse.Namespace, compare: dict, duck: dict,
             f"<= {TARGET_DUCK_PEAK_GB} GB: {met(large['peak_pss'] / gb <= TARGET_DUCK_PEAK_GB)}")
         row("  its throughput",
             f"{large['job_s']:5.1f} s {args.big_rows / large['job_s']:>10,.0f} rows/s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

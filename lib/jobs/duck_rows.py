@@ -74,6 +74,7 @@ class DuckRows:
         self.fs = LocalFs()
         self.memory_limit, self.temp_dir, self.threads = memory_limit, temp_dir, threads
         self.con: duckdb.DuckDBPyConnection | None = None
+        self.uploads: list[str] = []  # those of the batch being processed
 
     def prepare(self, contract: Contract) -> None:
         """Refuse, before any claim, a contract this engine does not run."""
@@ -97,6 +98,7 @@ class DuckRows:
         try:
             inputs = [duck.Input(up.upload_id, self._local(up.path), up.path, up.ingest_date,
                                  plan, up.multiline) for up, plan in batch]
+            self.uploads = [up.upload_id for up, _ in batch]
             t0 = time.perf_counter()
             run.log.info("reading and validating %d upload(s) with DuckDB", len(batch))
             outcome = duck.enforce(con, run.contract, inputs, run.started)
@@ -118,18 +120,21 @@ class DuckRows:
         assert self.con is not None, "write runs inside batch()"
         contract = run.contract
         t0 = time.perf_counter()
+        # A batch of one upload: its rows need no filter.
+        alone = len(self.uploads) == 1 and list(upload_ids) == self.uploads
         for upload in upload_ids:
             self._write_zone(run, upload, duck.clean_query(contract),
-                             run.paths.clean_dataset(run.dataset), contract.partition_by)
+                             run.paths.clean_dataset(run.dataset), contract.partition_by, alone)
         crash_point("writing")
         for upload in upload_ids:
             self._write_zone(run, upload, duck.quarantine_query(contract),
-                             run.paths.quarantine_dataset(run.dataset), (QUARANTINE_PARTITION,))
+                             run.paths.quarantine_dataset(run.dataset), (QUARANTINE_PARTITION,),
+                             alone)
         run.log.info("wrote the clean and the quarantined rows in %.1fs",
                      time.perf_counter() - t0)
 
     def _write_zone(self, run: Run, upload: str, query: str, dataset_uri: str,
-                    partition_by: Sequence[str]) -> None:
+                    partition_by: Sequence[str], alone: bool) -> None:
         """One upload's rows of one zone: written by DuckDB under the run's staging folder,
         then each file moved into place under its final name."""
         assert self.con is not None
@@ -140,7 +145,8 @@ class DuckRows:
             self.fs.delete(stage_uri, recursive=True)
         stage.parent.mkdir(parents=True, exist_ok=True)
         self.con.execute(
-            f"COPY (SELECT * FROM ({query}) WHERE {ident(UPLOAD_ID)} = {lit(upload)}) "
+            f"COPY (SELECT * FROM ({query})"
+            f"{'' if alone else f' WHERE {ident(UPLOAD_ID)} = {lit(upload)}'}) "
             f"TO {lit(str(stage))} (FORMAT parquet, COMPRESSION snappy, "
             f"PARTITION_BY ({', '.join(ident(k) for k in partition_by)}), "
             f"FILENAME_PATTERN 'part-{{i}}', FILE_EXTENSION 'snappy.parquet')")

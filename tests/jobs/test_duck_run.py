@@ -12,10 +12,12 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
+import pytest
 
 from glue_jobs.orders.v2 import job as orders_v2
 from lib.contracts.contract import load_contract
 from lib.jobs.duck_rows import spark_partition_value
+from lib.jobs.faults import CRASH_ENV, CRASH_EXIT_CODE
 from lib.ledger.sqlite import open_ledger
 from lib.tools import cli
 from lib.tools.parity import compare_runs, fuzz_csv
@@ -133,3 +135,36 @@ def test_the_whole_run_harness_reports_a_difference(spark, tmp_path, monkeypatch
     assert [d.what for d in result.differences] == ["clean rows"]
     spark_row, duck_row = result.differences[0].spark, result.differences[0].duckdb
     assert spark_row[:2] == duck_row[:2] == ("O-1", "C-1") and spark_row[2] != duck_row[2]
+
+
+def _rows(zone: Path) -> list[tuple]:
+    files = sorted(str(p) for p in zone.rglob("[!.]*.parquet"))
+    con = duckdb.connect()
+    rows = con.execute(f"SELECT * EXCLUDE (_upload_id, _source_file, _ingested_at) FROM "
+                       f"read_parquet({files!r}, hive_partitioning = true) ORDER BY ALL").fetchall()
+    con.close()
+    return rows
+
+
+@pytest.mark.parametrize("point", ["writing", "committed"])
+def test_a_duckdb_run_killed_mid_write_is_undone_or_completed_by_the_next_run(tmp_path,
+                                                                            point) -> None:
+    """Killed after its clean files moved into place (nothing committed: the next run deletes
+    them by the intent and processes the upload again) or after its journal (the next run
+    completes the publish); either way the zones end as one uninterrupted run leaves them."""
+    lake, reference = tmp_path / "lk", tmp_path / "ref"
+    files = [str(SAMPLES / n) for n in LINE_SAMPLES]
+    env = {**_without_java(), CRASH_ENV: point}
+    died = subprocess.run([str(LAKE), "--lake-root", str(lake), "run", "orders", "--engine",
+                           "duckdb", "--input", *files], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=120, check=False)
+    assert died.returncode == CRASH_EXIT_CODE, died.stderr[-2000:]
+    assert {r.status for r in open_ledger(lake).find("orders")} == {"PROCESSING"}
+    assert cli.main(["--lake-root", str(lake), "run", "orders", "--engine", "duckdb"]) == 0
+    assert {r.status for r in open_ledger(lake).find("orders")} == {"ARCHIVED"}
+    assert cli.main(["--lake-root", str(reference), "run", "orders", "--engine", "duckdb",
+                     "--input", *files]) == 0
+    for zone in ("clean", "quarantine"):
+        assert _rows(lake / zone / "orders") == _rows(reference / zone / "orders")
+    assert not list((lake / "clean" / "_commits" / "orders").glob("*.json"))
+    assert not list(lake.rglob("_staging/*/*"))

@@ -34,6 +34,9 @@ def connect(memory_limit: str = "1GB", temp_dir: Path | None = None,
     con = duckdb.connect(config={"memory_limit": memory_limit,
                                  **({"threads": threads} if threads else {})})
     con.execute("SET TimeZone = 'UTC'")
+    # One file per partition and upload: keep every partition's file open while writing
+    # (past the default 100, DuckDB closes files and starts new ones).
+    con.execute("SET partitioned_write_max_open_files = 100000")
     if temp_dir is not None:
         temp_dir.mkdir(parents=True, exist_ok=True)
         con.execute(f"SET temp_directory = '{str(temp_dir).replace(chr(39), chr(39) * 2)}'")
