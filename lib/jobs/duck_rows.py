@@ -29,6 +29,7 @@ from urllib.parse import unquote
 import duckdb
 
 from lib.contracts.contract import QUARANTINE_PARTITION, UPLOAD_ID, Contract
+from lib.contracts.header import HeaderPlan
 from lib.engine.duck import engine as duck
 from lib.engine.duck.csv_line import NotReproduced
 from lib.engine.duck.derived import derived_sql
@@ -75,6 +76,7 @@ class DuckRows:
         self.memory_limit, self.temp_dir, self.threads = memory_limit, temp_dir, threads
         self.con: duckdb.DuckDBPyConnection | None = None
         self.uploads: list[str] = []  # those of the batch being processed
+        self.plans: dict[str, HeaderPlan] = {}  # how each of them was read
 
     def prepare(self, contract: Contract) -> None:
         """Refuse, before any claim, a contract this engine does not run."""
@@ -99,6 +101,7 @@ class DuckRows:
             inputs = [duck.Input(up.upload_id, self._local(up.path), up.path, up.ingest_date,
                                  plan, up.multiline) for up, plan in batch]
             self.uploads = [up.upload_id for up, _ in batch]
+            self.plans = {up.upload_id: plan for up, plan in batch}
             t0 = time.perf_counter()
             run.log.info("reading and validating %d upload(s) with DuckDB", len(batch))
             outcome = duck.enforce(con, run.contract, inputs, run.started)
@@ -127,7 +130,7 @@ class DuckRows:
                              run.paths.clean_dataset(run.dataset), contract.partition_by, alone)
         crash_point("writing")
         for upload in upload_ids:
-            self._write_zone(run, upload, duck.quarantine_query(contract),
+            self._write_zone(run, upload, duck.quarantine_query(contract, self.plans[upload]),
                              run.paths.quarantine_dataset(run.dataset), (QUARANTINE_PARTITION,),
                              alone)
         run.log.info("wrote the clean and the quarantined rows in %.1fs",

@@ -112,7 +112,9 @@ def compare_files(spark, contract: Contract, files: Sequence[Path]) -> Result:  
         duck_clean = con.execute(duck.clean_query(contract))
         clean_cols = [d[0] for d in duck_clean.description]
         duck_rows = {"clean": duck_clean.fetchall()}
-        q = con.execute(duck.quarantine_query(contract))
+        q = con.execute(" UNION ALL ".join(
+            f"SELECT * FROM ({duck.quarantine_query(contract, i.plan)}) "
+            f"WHERE {UPLOAD_ID} = '{i.upload_id}'" for i in inputs))
         quarantine_cols = [d[0] for d in q.description]
         duck_rows["quarantine"] = q.fetchall()
     finally:

@@ -19,6 +19,8 @@ Each function returns a SQL query over a named relation; nothing here runs a que
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from lib.contracts.contract import (
     CONTRACT_VERSION,
     ERRORS,
@@ -36,6 +38,7 @@ from lib.contracts.contract import (
 from lib.contracts.contract import Column as ContractColumn
 from lib.engine.catalogue import folds_case, literal_shapes
 from lib.engine.duck.derived import derived_sql
+from lib.engine.duck.read import LINE, fields_sql
 from lib.engine.duck.rules import (
     ascii_flag,
     check_column,
@@ -97,7 +100,7 @@ def _nested_flag(name: str) -> str:
     return f"coalesce(contains({listed}, {lit(',' + name + ',')}), false)"
 
 
-def validate(contract: Contract, source: str) -> str:
+def validate(contract: Contract, source: str, line: str | None = None) -> str:
     """The raw relation ``source`` -> each contract column typed (PII not yet hashed), its
     value as read (``__raw_<name>``), ``_errors`` (sorted reason codes, empty when valid) and
     the reader's bookkeeping and lineage columns."""
@@ -150,7 +153,10 @@ def validate(contract: Contract, source: str) -> str:
     codes_q = f"SELECT *, {joined} AS __codes FROM ({typed_q})"
     errors = (f"CASE WHEN {ident(RAW_RECORD)} IS NOT NULL THEN [{lit(ROW_MALFORMED)}] "
               f"WHEN __codes = '' THEN CAST([] AS VARCHAR[]) ELSE string_split(__codes, ',') END")
-    keep = [ident(c.name) for c in contract.columns] + [ident(RAW + c.name) for c in contract.columns]
+    # The values as read, for the quarantine: each column's, or only the record's line
+    # (``line``: one string per row instead of one per column; the quarantine splits it).
+    raws = [ident(line)] if line else [ident(RAW + c.name) for c in contract.columns]
+    keep = [ident(c.name) for c in contract.columns] + raws
     return (f"SELECT {', '.join(keep)}, {errors} AS {ident(ERRORS)}, "
             f"{', '.join(ident(n) for n in _PASSTHROUGH)} FROM ({codes_q})")
 
@@ -228,12 +234,20 @@ def quarantine_columns(contract: Contract) -> list[tuple[str, str]]:
                (CONTRACT_VERSION, "VARCHAR"), (QUARANTINE_PARTITION, "DATE")])
 
 
-def quarantine_rows(contract: Contract, validated: str, repeated: str) -> str:
+def quarantine_rows(contract: Contract, validated: str, repeated: str,
+                    from_line: Mapping[str, int | None] | None = None) -> str:
     """Validated relation (and its :func:`groups`) -> quarantine rows: the values as read,
     every reason code, the raw text of malformed records, the record's ordinal in its file,
     lineage. The rows that failed a rule, then the valid rows of the keys in conflict: only
     those are joined to the groups (the same rows as :func:`classify` quarantines)."""
-    exprs = {c.name: f"r.{ident(RAW + c.name)}" for c in contract.columns}
+    if from_line is None:
+        exprs = {c.name: f"r.{ident(RAW + c.name)}" for c in contract.columns}
+    else:  # ``from_line``: each column's field in the line (None: not in the file)
+        exprs = {c.name: f"nullif(r.__fields[{from_line[c.name]}], '')"
+                 if from_line.get(c.name) else "CAST(NULL AS VARCHAR)" for c in contract.columns}
+        validated = (f"(SELECT *, {fields_sql(ident(LINE))} AS __fields FROM {validated} "
+                     f"WHERE len({ident(ERRORS)}) > 0 OR {ident(UPLOAD_ID)} IN "
+                     f"(SELECT {ident(UPLOAD_ID)} FROM {repeated} WHERE g_conflict))")
     cols = [(n, exprs.get(n, f"r.{ident(n)}")) for n, _ in quarantine_columns(contract)]
     failed = (f"SELECT {', '.join(f'{e} AS {ident(n)}' for n, e in cols)} FROM {validated} r "
               f"WHERE len(r.{ident(ERRORS)}) > 0")

@@ -21,7 +21,7 @@ from lib.contracts.contract import ERRORS, UPLOAD_ID, Contract
 from lib.contracts.header import HeaderPlan
 from lib.engine.duck import enforce as sql
 from lib.engine.duck.csv_line import NotReproduced
-from lib.engine.duck.read import not_reproduced, read_csv, register
+from lib.engine.duck.read import LINE, not_reproduced, read_csv, register
 from lib.engine.duck.rules import ident
 
 CLASSIFIED = "lake_classified"
@@ -83,7 +83,7 @@ def enforce(con: duckdb.DuckDBPyConnection, contract: Contract, batch: Sequence[
                                  up.ingest_date, up.plan, contract, ingested_at, up.multiline))
         raw = " UNION ALL ".join(f"({q})" for q in raws)
         con.execute(f"CREATE OR REPLACE TEMP TABLE lake_validated AS "
-                    f"{sql.validate(contract, f'({raw})')}")
+                    f"{sql.validate(contract, f'({raw})', line=LINE)}")
     except duckdb.Error as exc:
         refused = not_reproduced(exc, batch[0].source_file if len(batch) == 1 else None)
         if refused is not None:
@@ -114,8 +114,13 @@ def clean_query(contract: Contract) -> str:
     return sql.clean_rows(contract, CLASSIFIED)
 
 
-def quarantine_query(contract: Contract) -> str:
-    return sql.quarantine_rows(contract, "lake_validated", "lake_groups")
+def quarantine_query(contract: Contract, plan: HeaderPlan) -> str:
+    """The quarantine rows of the uploads read with ``plan`` (their values as read come from
+    each record's line, by the plan's column positions)."""
+    where = {n: i + 1 for i, n in enumerate(plan.read_names)}
+    positions = {c.name: where[c.name] if c.name in plan.matched else None
+                 for c in contract.columns}
+    return sql.quarantine_rows(contract, "lake_validated", "lake_groups", positions)
 
 
 def release(con: duckdb.DuckDBPyConnection) -> None:

@@ -45,6 +45,7 @@ from lib.engine.duck.csv_line import NotReproduced, split_line
 from lib.engine.duck.rules import ident, lit
 
 BLOCK_BYTES = 16 << 20
+LINE = "__line"  # the record's line: the quarantine takes its values as read from it
 _SPLIT = "lake_csv_split"
 # Java's String.trim: every character up to the space (NUL never passes the upload check).
 _JAVA_BLANK = "".join(chr(c) for c in range(1, 33))
@@ -95,6 +96,12 @@ def blocks(fh: BinaryIO, block_bytes: int = BLOCK_BYTES) -> Iterator[str]:
 
 def _split(lines: pa.Array) -> pa.Array:
     return pa.array([split_line(x) for x in lines.to_pylist()], pa.list_(pa.string()))
+
+
+def fields_sql(line: str) -> str:
+    """The fields of a line, as the reader splits it."""
+    return (f"CASE WHEN contains({line}, '\"') THEN {_SPLIT}({line}) "
+            f"ELSE string_split({line}, ',') END")
 
 
 def register(con: duckdb.DuckDBPyConnection) -> None:
@@ -180,13 +187,12 @@ def read_csv(con: duckdb.DuckDBPyConnection, name: str, path: Path, upload_id: s
         SELECT {', '.join(cols)},
                CAST(NULL AS VARCHAR) AS {ident(NESTED_FIELDS)},
                CASE WHEN len(fields) <> {width} THEN line END AS {ident(RAW_RECORD)},
+               line AS {ident(LINE)},
                ordinal AS {ident(SOURCE_RECORD)},
                {lit(upload_id)} AS {ident(UPLOAD_ID)},
                {lit(source_file)} AS {ident(SOURCE_FILE)},
                CAST({lit(ingested_at.isoformat())} AS TIMESTAMPTZ) AS {ident(INGESTED_AT)},
                {lit(contract.ref)} AS {ident(CONTRACT_VERSION)},
                CAST({lit(str(ingest_date))} AS DATE) AS {ident(QUARANTINE_PARTITION)}
-        FROM (SELECT ordinal, line,
-                     CASE WHEN contains(line, '"') THEN {_SPLIT}(line)
-                          ELSE string_split(line, ',') END AS fields
+        FROM (SELECT ordinal, line, {fields_sql('line')} AS fields
               FROM ({lines_q}) WHERE ordinal > 0)"""
