@@ -10,17 +10,18 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 from pyspark.sql import types as T
 
-from lib.contracts.contract import load_contract
+from lib.contracts.contract import load_contract, parse_contract
 from lib.engine.duck import rules as duck_rules
 from lib.engine.duck.csv_line import NotReproduced, split_line
-from lib.engine.duck.derived import derived_sql
+from lib.engine.duck.derived import derived_sql, not_proven
 from lib.engine.duck.read import blocks
 from lib.engine.rules import clean_string
 from lib.sources.csv_reader import LINE_OPTIONS, SESSION_CONF
 from lib.tools.parity import compare_files, fuzz_csv
-from tests.helpers import SAMPLES
+from tests.helpers import REPO, SAMPLES
 
 
 @pytest.mark.parametrize("version", [1, 2])
@@ -145,3 +146,22 @@ def test_derived_division_is_exact_decimal_arithmetic() -> None:
     sql = derived_sql(load_contract("orders", 2))["total_amount"][0]
     assert "* 0.01" in sql and "/" not in sql
     assert 'CAST("unit_price" AS DECIMAL(38, 2))' in sql
+
+
+@pytest.mark.parametrize(("expression", "why"), [
+    ("date_format(order_ts, 'yyyy-MM')", "function 'date_format' is not proven to give the "
+     "same result in the DuckDB engine (proven: coalesce, round, to_date)"),
+    ("quantity / 3", "a division by '3': DuckDB divides decimals in floating point"),
+    ("quantity / (quantity + 1)", "a division by an expression in parentheses"),
+])
+def test_a_derived_expression_not_proven_on_both_engines_is_refused(expression, why) -> None:
+    data = yaml.safe_load((REPO / "lib" / "contracts" / "orders" / "v1.yaml").read_text())
+    data["derived"] = [{"name": "d", "type": "string", "expression": expression},
+                       *[d for d in data["derived"] if d["name"] == "order_date"]]
+    contract = parse_contract(data, "x.yaml")
+    with pytest.raises(NotReproduced) as exc:
+        derived_sql(contract)
+    assert str(exc.value).startswith(f"x.yaml: derived[0].expression {expression!r}: {why}")
+    assert str(exc.value).endswith("; run it with --engine spark")
+    assert not_proven("round(quantity * unit_price * (100 - coalesce(discount_pct, 0)) / 100, 2)") \
+        is None
