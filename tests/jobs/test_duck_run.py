@@ -21,7 +21,7 @@ from lib.jobs.faults import CRASH_ENV, CRASH_EXIT_CODE
 from lib.ledger.sqlite import open_ledger
 from lib.tools import cli
 from lib.tools.parity import compare_runs, fuzz_csv
-from tests.helpers import REPO, SAMPLES, to_uri
+from tests.helpers import CUSTOMERS, REPO, SAMPLES, to_uri
 
 LAKE = Path(sys.executable).with_name("lake")
 LINE_SAMPLES = ["orders_2026-11-02.csv.gz", "orders_2026-11-04_discounts.csv"]
@@ -168,3 +168,16 @@ def test_a_duckdb_run_killed_mid_write_is_undone_or_completed_by_the_next_run(tm
         assert _rows(lake / zone / "orders") == _rows(reference / zone / "orders")
     assert not list((lake / "clean" / "_commits" / "orders").glob("*.json"))
     assert not list(lake.rglob("_staging/*/*"))
+
+
+def test_a_dataset_the_engine_does_not_read_is_refused_before_any_claim(tmp_path, capsys) -> None:
+    lake = tmp_path / "lk"
+    jsonl = CUSTOMERS / "customers_2026-11-01.jsonl"
+    assert cli.main(["--lake-root", str(lake), "upload", "--dataset", "customers",
+                     str(jsonl)]) == 0
+    capsys.readouterr()
+    assert cli.main(["--lake-root", str(lake), "run", "customers", "--engine", "duckdb"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "lake: error: customers/1: the DuckDB engine reads CSV only; customers/1 is jsonl: run "
+        "it with --engine spark\n")
+    assert {r.status for r in open_ledger(lake).find("customers")} == {"ACCEPTED"}
