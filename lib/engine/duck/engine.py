@@ -3,9 +3,10 @@ rows and the counts, in one process and without a JVM.
 
 :func:`connect` opens a connection set up as the Spark job's session is (UTC, a memory limit
 with spilling to a folder); :func:`enforce` runs the steps of :mod:`lib.engine.duck.enforce`
-on the uploads of a batch, keeping the classified rows in a temporary table that the
-writes and the counts read; :func:`clean_query` and :func:`quarantine_query` select the
-zones' rows from it.
+on the uploads of a batch: the validated rows in a temporary table (read once from the
+files), the keys that repeat in another, and a view of the rows with their disposition;
+:func:`clean_query` and :func:`quarantine_query` select the zones' rows from them. The
+tables live as long as the connection.
 """
 
 from __future__ import annotations
@@ -121,9 +122,3 @@ def quarantine_query(contract: Contract, plan: HeaderPlan) -> str:
     positions = {c.name: where[c.name] if c.name in plan.matched else None
                  for c in contract.columns}
     return sql.quarantine_rows(contract, "lake_validated", "lake_groups", positions)
-
-
-def release(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"DROP VIEW IF EXISTS {CLASSIFIED}")
-    con.execute("DROP TABLE IF EXISTS lake_groups")
-    con.execute("DROP TABLE IF EXISTS lake_validated")
