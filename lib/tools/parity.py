@@ -9,14 +9,12 @@ corpora; the tests run it on the small ones.
 
 from __future__ import annotations
 
-import gzip
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import BinaryIO
 
 import duckdb
 
@@ -24,7 +22,7 @@ from lib.contracts.contract import SOURCE_FILE, UPLOAD_ID, Contract
 from lib.contracts.header import HeaderPlan, parse_header_line, plan_header
 from lib.engine.duck import engine as duck
 from lib.engine.duck.csv_line import NotReproduced, split_line
-from lib.engine.duck.read import not_reproduced_reason
+from lib.engine.duck.read import not_reproduced_reason, open_upload
 from lib.engine.transforms import apply_contract, split
 from lib.jobs.duck_rows import DuckRows
 from lib.jobs.run import process_uploads
@@ -77,19 +75,15 @@ class Result:
                 f"  spark:  {d.spark}\n  duckdb: {d.duckdb}")
 
 
-def _open(path: Path) -> BinaryIO:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")  # type: ignore[return-value]
-
-
 def _header_plan(path: Path, contract: Contract) -> HeaderPlan:
-    with _open(path) as fh:
+    with open_upload(path) as fh:
         first = fh.readline().decode("utf-8")
     return plan_header(parse_header_line(first), contract, str(path))
 
 
 def _multiline(path: Path, contract: Contract) -> bool:
     """Whether a quoted field holds a line break, as the upload check records it."""
-    with _open(path) as fh:
+    with open_upload(path) as fh:
         return scan_csv(fh, contract, str(path)).multiline
 
 
@@ -240,7 +234,8 @@ def _zone_query(con: duckdb.DuckDBPyConnection, zone: Path, names: dict[str, str
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_names AS SELECT * FROM "
                 f"(VALUES {', '.join(f'({_lit(k)}, {_lit(v)})' for k, v in names.items())}) "
                 "t(upload_id, file)")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {name}_raw AS SELECT * FROM read_parquet({files!r}, "
+    listed = ", ".join(_lit(f) for f in files)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name}_raw AS SELECT * FROM read_parquet([{listed}], "
                 "hive_partitioning = true, union_by_name = true)")
     cols = [r[0] for r in con.execute(f"DESCRIBE {name}_raw").fetchall()]
     exprs = []

@@ -1,14 +1,16 @@
 """Contract enforcement as DuckDB SQL: the counterpart of :mod:`lib.engine.transforms`.
 
-The raw relation (:data:`RAW_COLUMNS`: every contract column as text exactly as read, the
-JSON fields that held an object or array, the raw text of malformed records, the record's
-exact ordinal in its file, lineage and the quarantine partition) goes through:
+The raw relation (the columns of :func:`lib.engine.schemas.raw_schema`: every contract column
+as text exactly as read, the JSON fields that held an object or array, the raw text of
+malformed records, the record's exact ordinal in its file, lineage and the quarantine
+partition; for CSV also each record's line, :data:`lib.engine.duck.read.LINE`) goes through:
 
 * :func:`validate` - the cleaning steps, literal shapes, typed values and reason codes of
   :mod:`lib.engine.duck.rules`, one projection per stage, so that each value is computed once
   per row; ``_errors`` holds every failed reason code, sorted;
-* :func:`classify` - among the valid rows of one upload, the keys that repeat (the unique
-  column, or without one every contract column): rows sharing a key with different content
+* :func:`groups` and :func:`classify` - among the valid rows of one upload, the keys that
+  repeat (the unique column, or without one every contract column): rows sharing a key with
+  different content
   are all quarantined with ``<key>.conflict``; identical rows collapse to the first in file
   order (the others are ``duplicate``);
 * :func:`clean_rows` / :func:`quarantine_rows` - the two zones' columns in the order and
@@ -52,17 +54,8 @@ from lib.engine.duck.rules import (
 
 RAW = "__raw_"  # prefix of the values as read, kept beside the typed ones
 DISPOSITION = "_disposition"
-WAS_VALID = "_was_valid"  # valid before the repeats were resolved
 CLEAN, QUARANTINE, DUPLICATE = "clean", "quarantine", "duplicate"
 _NOT_ROW_LOCAL = ("malformed", "conflict")
-
-
-def raw_columns(contract: Contract) -> list[tuple[str, str]]:
-    """(name, DuckDB type) of the raw relation a reader builds."""
-    return ([(c.name, "VARCHAR") for c in contract.columns]
-            + [(NESTED_FIELDS, "VARCHAR"), (RAW_RECORD, "VARCHAR"), (SOURCE_RECORD, "BIGINT"),
-               (UPLOAD_ID, "VARCHAR"), (SOURCE_FILE, "VARCHAR"), (INGESTED_AT, "TIMESTAMPTZ"),
-               (CONTRACT_VERSION, "VARCHAR"), (QUARANTINE_PARTITION, "DATE")])
 
 
 _PASSTHROUGH = (RAW_RECORD, SOURCE_RECORD, *LINEAGE_COLUMNS, QUARANTINE_PARTITION)
@@ -199,7 +192,7 @@ def classify(contract: Contract, source: str, repeated: str) -> str:
     errors = (f"CASE WHEN {conflict} THEN [{lit(key.code('conflict'))}] ELSE r.{ident(ERRORS)} END"
               if key is not None else f"r.{ident(ERRORS)}")
     return (f"SELECT r.* REPLACE ({errors} AS {ident(ERRORS)}), {disposition} AS "
-            f"{ident(DISPOSITION)}, {valid} AS {ident(WAS_VALID)} "
+            f"{ident(DISPOSITION)} "
             f"FROM {source} r LEFT JOIN {repeated} g ON {match}")
 
 

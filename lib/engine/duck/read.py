@@ -45,6 +45,8 @@ from lib.engine.duck.csv_line import NotReproduced, split_line
 from lib.engine.duck.rules import ident, lit
 
 BLOCK_BYTES = 16 << 20
+# The codecs Hadoop picks by a file name's ending, besides gzip: Spark decompresses them.
+_OTHER_CODECS = (".bz2", ".deflate", ".lz4", ".snappy", ".zst")
 LINE = "__line"  # the record's line: the quarantine takes its values as read from it
 _SPLIT = "lake_csv_split"
 # Java's String.trim: every character up to the space (NUL never passes the upload check).
@@ -62,7 +64,8 @@ def _has_blank_line(text: str) -> bool:
             or _BLANK_INSIDE.search(text) is not None)
 
 
-def _open(path: Path) -> BinaryIO:
+def open_upload(path: Path) -> BinaryIO:
+    """The file's bytes, decompressed when it is gzip (by its name, as Spark decides)."""
     if path.suffix == ".gz":
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return path.open("rb")
@@ -114,7 +117,7 @@ def not_reproduced_reason(path: Path, multiline: bool | None) -> str | None:
     if multiline is not False:
         return ("its quoted fields hold line breaks (or the upload check did not record "
                 "whether they do)")
-    if path.suffix not in (".gz", ".csv", ".txt") and "." in path.name:
+    if path.suffix.lower() in _OTHER_CODECS:
         return f"its compression ({path.suffix}) is read by the Spark engine only"
     return None
 
@@ -143,7 +146,7 @@ def read_csv(con: duckdb.DuckDBPyConnection, name: str, path: Path, upload_id: s
     if why is not None:
         raise NotReproduced(refusal(why), source=source_file)
     stats: list[tuple[int, bool]] = []  # per block: its lines, whether none is blank
-    with _open(path) as fh:
+    with open_upload(path) as fh:
         def batches() -> Iterator[pa.RecordBatch]:
             for i, text in enumerate(blocks(fh)):
                 bare_crs = text.count("\r") - text.count("\r\n") if "\r" in text else 0
