@@ -28,7 +28,7 @@ from urllib.parse import unquote
 
 import duckdb
 
-from lib.contracts.contract import QUARANTINE_PARTITION, UPLOAD_ID, Contract
+from lib.contracts.contract import QUARANTINE_PARTITION, Contract
 from lib.contracts.header import HeaderPlan
 from lib.engine.duck import engine as duck
 from lib.engine.duck.csv_line import NotReproduced
@@ -77,6 +77,7 @@ class DuckRows:
         self.con: duckdb.DuckDBPyConnection | None = None
         self.uploads: list[str] = []  # those of the batch being processed
         self.plans: dict[str, HeaderPlan] = {}  # how each of them was read
+        self.outcome: duck.Outcome | None = None  # what enforcing the batch gave
 
     def prepare(self, contract: Contract) -> None:
         """Refuse, before any claim, a contract this engine does not run."""
@@ -104,12 +105,12 @@ class DuckRows:
             self.plans = {up.upload_id: plan for up, plan in batch}
             t0 = time.perf_counter()
             run.log.info("reading and validating %d upload(s) with DuckDB", len(batch))
-            outcome = duck.enforce(con, run.contract, inputs, run.started)
+            outcome = self.outcome = duck.enforce(con, run.contract, inputs, run.started)
             run.log.info("read, validated and classified the rows in %.1fs",
                          time.perf_counter() - t0)
             yield DuckEnforced(self, outcome.counts, outcome.repeated)
         finally:
-            self.con = None
+            self.con, self.outcome = None, None
             con.close()
 
     @staticmethod
@@ -120,24 +121,23 @@ class DuckRows:
         return path
 
     def write(self, run: Run, upload_ids: Sequence[str]) -> None:
-        assert self.con is not None, "write runs inside batch()"
-        contract = run.contract
+        assert self.con is not None and self.outcome is not None, "write runs inside batch()"
+        contract, outcome = run.contract, self.outcome
         t0 = time.perf_counter()
-        # A batch of one upload: its rows need no filter.
-        alone = len(self.uploads) == 1 and list(upload_ids) == self.uploads
         for upload in upload_ids:
-            self._write_zone(run, upload, duck.clean_query(contract),
-                             run.paths.clean_dataset(run.dataset), contract.partition_by, alone)
+            self._write_zone(run, upload, duck.clean_query(
+                contract, outcome, self.uploads.index(upload)),
+                run.paths.clean_dataset(run.dataset), contract.partition_by)
         crash_point("writing")
         for upload in upload_ids:
-            self._write_zone(run, upload, duck.quarantine_query(contract, self.plans[upload]),
-                             run.paths.quarantine_dataset(run.dataset), (QUARANTINE_PARTITION,),
-                             alone)
+            self._write_zone(run, upload, duck.quarantine_query(
+                contract, outcome, self.uploads.index(upload), self.plans[upload]),
+                run.paths.quarantine_dataset(run.dataset), (QUARANTINE_PARTITION,))
         run.log.info("wrote the clean and the quarantined rows in %.1fs",
                      time.perf_counter() - t0)
 
     def _write_zone(self, run: Run, upload: str, query: str, dataset_uri: str,
-                    partition_by: Sequence[str], alone: bool) -> None:
+                    partition_by: Sequence[str]) -> None:
         """One upload's rows of one zone: written by DuckDB under the run's staging folder,
         then each file moved into place under its final name."""
         assert self.con is not None
@@ -148,9 +148,7 @@ class DuckRows:
             self.fs.delete(stage_uri, recursive=True)
         stage.parent.mkdir(parents=True, exist_ok=True)
         self.con.execute(
-            f"COPY (SELECT * FROM ({query})"
-            f"{'' if alone else f' WHERE {ident(UPLOAD_ID)} = {lit(upload)}'}) "
-            f"TO {lit(str(stage))} (FORMAT parquet, COMPRESSION snappy, "
+            f"COPY ({query}) TO {lit(str(stage))} (FORMAT parquet, COMPRESSION snappy, "
             f"PARTITION_BY ({', '.join(ident(k) for k in partition_by)}), "
             f"FILENAME_PATTERN 'part-{{i}}', FILE_EXTENSION 'snappy.parquet')")
         for path in sorted(stage.rglob("*.snappy.parquet")):

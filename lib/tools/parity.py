@@ -102,13 +102,15 @@ def compare_files(spark, contract: Contract, files: Sequence[Path]) -> Result:  
         inputs.append(duck.Input(uid, p, p.as_uri(), INGEST_DATE, plans[uid], multiline))
     con = duck.connect()
     try:
-        duck.enforce(con, contract, inputs, INGESTED_AT)
-        duck_clean = con.execute(duck.clean_query(contract))
+        outcome = duck.enforce(con, contract, inputs, INGESTED_AT)
+        duck_clean = con.execute(" UNION ALL ".join(
+            f"SELECT * FROM ({duck.clean_query(contract, outcome, n)})"
+            for n in range(len(inputs))))
         clean_cols = [d[0] for d in duck_clean.description]
         duck_rows = {"clean": duck_clean.fetchall()}
         q = con.execute(" UNION ALL ".join(
-            f"SELECT * FROM ({duck.quarantine_query(contract, i.plan)}) "
-            f"WHERE {UPLOAD_ID} = '{i.upload_id}'" for i in inputs))
+            f"SELECT * FROM ({duck.quarantine_query(contract, outcome, n, i.plan)})"
+            for n, i in enumerate(inputs)))
         quarantine_cols = [d[0] for d in q.description]
         duck_rows["quarantine"] = q.fetchall()
     finally:

@@ -17,7 +17,7 @@ from lib.contracts.contract import load_contract, parse_contract
 from lib.engine.duck import rules as duck_rules
 from lib.engine.duck.csv_line import NotReproduced, split_line
 from lib.engine.duck.derived import derived_sql, not_proven
-from lib.engine.duck.read import blocks
+from lib.engine.duck.read import block_lines, blocks, scan_lines
 from lib.engine.rules import clean_string
 from lib.sources.csv_reader import LINE_OPTIONS, SESSION_CONF
 from lib.tools.parity import compare_files, fuzz_csv
@@ -140,6 +140,48 @@ def test_blocks_end_where_lines_end() -> None:
     for size in range(1, len(text) + 1):
         got = "\n".join(blocks(io.BytesIO(text), size)).replace("\r\n", "\n").replace("\r", "\n")
         assert got.split("\n") == ["h", "a", "b", "", "c"], size
+
+
+@pytest.mark.parametrize(("content", "scanned"), [
+    (b"h\na,b\nc,d\n", True),
+    (b"h\na,b\nc,d", True),  # no final line end
+    (b"\xef\xbb\xbfh\na\n", True),  # the BOM the scanner drops is counted
+    (b"\xef\xbb\xbf\nh\na\n", False),  # a BOM on a line of its own is Hadoop's header
+    (b"h\n\na\n \t\nb\n\n", True),  # blank lines take no ordinal
+    (b"\n\n  \nh\na\n", True),  # the first line that is not blank is the header
+    (b"h\n\x00a\n!x\n\x1fy\n", True),  # lines starting below '!' that are not blank
+    (b'h\n"a,b\n"c"\n"unterminated\n#x\n', True),  # no quoting, no comments
+    (b"h\r\na\r\nb\r\n", False),  # Hadoop's line ends are not the scanner's
+    (b"h\na\rb\nc\n", False),
+    (b"h\na\x01b\nc\n", False),  # the scanner's delimiter: it would split the line
+])
+def test_the_scanned_lines_are_the_block_reader_lines(tmp_path: Path, content: bytes,
+                                                      scanned: bool) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(content)
+    con = duckdb.connect()
+    by_scan = scan_lines(con, "s", path)
+    assert (by_scan is not None) == scanned
+    expected = con.execute(block_lines(con, "b", path) + " ORDER BY ordinal").fetchall()
+    assert [line for _, line in expected] == [
+        ln for ln in content.decode().replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        if ln.strip("".join(map(chr, range(1, 33))))]
+    if by_scan is not None:  # the same lines but the header's BOM, which holds no record
+        assert con.execute(by_scan + " ORDER BY ordinal").fetchall() == [
+            (n, line.removeprefix("\ufeff") if n == 0 else line) for n, line in expected]
+
+
+def test_a_big_file_is_scanned_in_file_order(tmp_path: Path) -> None:
+    """The scanner reads a file of many buffers in parallel: the ordinals are still the
+    lines' places in the file."""
+    path = tmp_path / "big.csv"
+    path.write_text("h\n" + "".join(f"{i},{'x' * (i % 50)}\n" for i in range(1, 1_500_000)))
+    con = duckdb.connect(config={"threads": 4})
+    query = scan_lines(con, "s", path)
+    assert query is not None
+    assert con.execute(f"SELECT count(*), count(*) FILTER (WHERE ordinal > 0 AND "
+                       f"split_part(line, ',', 1) <> CAST(ordinal AS VARCHAR)) "
+                       f"FROM ({query})").fetchone() == (1_500_000, 0)
 
 
 def test_derived_division_is_exact_decimal_arithmetic() -> None:

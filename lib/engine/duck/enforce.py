@@ -40,7 +40,7 @@ from lib.contracts.contract import (
 from lib.contracts.contract import Column as ContractColumn
 from lib.engine.catalogue import folds_case, literal_shapes
 from lib.engine.duck.derived import derived_sql
-from lib.engine.duck.read import LINE, fields_sql
+from lib.engine.duck.read import LINE, UPLOAD, fields_sql
 from lib.engine.duck.rules import (
     ascii_flag,
     check_column,
@@ -58,7 +58,12 @@ CLEAN, QUARANTINE, DUPLICATE = "clean", "quarantine", "duplicate"
 _NOT_ROW_LOCAL = ("malformed", "conflict")
 
 
-_PASSTHROUGH = (RAW_RECORD, SOURCE_RECORD, *LINEAGE_COLUMNS, QUARANTINE_PARTITION)
+# The upload's lineage (its id, file, ingestion time, contract version and quarantine
+# partition) is added to its rows as they are written (see lineage()): the rows carry only
+# the upload's place in the batch (a copy of the lineage in every row of a table held in
+# memory costs more than the values).
+_PASSTHROUGH = (RAW_RECORD, SOURCE_RECORD, UPLOAD)
+_LINEAGE = (*LINEAGE_COLUMNS, QUARANTINE_PARTITION)
 
 
 def _character_rules(contract: Contract) -> list[ContractColumn]:
@@ -147,8 +152,11 @@ def validate(contract: Contract, source: str, line: str | None = None) -> str:
     errors = (f"CASE WHEN {ident(RAW_RECORD)} IS NOT NULL THEN [{lit(ROW_MALFORMED)}] "
               f"WHEN __codes = '' THEN CAST([] AS VARCHAR[]) ELSE string_split(__codes, ',') END")
     # The values as read, for the quarantine: each column's, or only the record's line
-    # (``line``: one string per row instead of one per column; the quarantine splits it).
-    raws = [ident(line)] if line else [ident(RAW + c.name) for c in contract.columns]
+    # (``line``: one string per row instead of one per column; the quarantine splits it),
+    # kept for the rows that failed (a valid row's line is fetched by :func:`conflicts`).
+    raws = ([f"CASE WHEN {ident(RAW_RECORD)} IS NOT NULL OR __codes <> '' THEN {ident(line)} "
+             f"END AS {ident(line)}"] if line
+            else [ident(RAW + c.name) for c in contract.columns])
     keep = [ident(c.name) for c in contract.columns] + raws
     return (f"SELECT {', '.join(keep)}, {errors} AS {ident(ERRORS)}, "
             f"{', '.join(ident(n) for n in _PASSTHROUGH)} FROM ({codes_q})")
@@ -156,7 +164,7 @@ def validate(contract: Contract, source: str, line: str | None = None) -> str:
 
 def _group_columns(contract: Contract) -> list[str]:
     key = contract.unique_column
-    return [UPLOAD_ID, *([key.name] if key is not None else contract.column_names)]
+    return [UPLOAD, *([key.name] if key is not None else contract.column_names)]
 
 
 def groups(contract: Contract, source: str) -> str:
@@ -208,16 +216,41 @@ def clean_columns(contract: Contract) -> list[tuple[str, str]]:
     return data + parts
 
 
-def clean_rows(contract: Contract, source: str) -> str:
-    """Classified relation -> clean zone rows: PII hashed, derived columns computed."""
+def lineage(upload_id: str, source_file: str, ingested_at: str, contract_ref: str,
+            ingest_date: str) -> dict[str, str]:
+    """The SQL of one upload's lineage columns, the same on each of its rows: literals (the
+    upload id and file as enums of one value, which the Parquet writer stores as a
+    dictionary of one entry instead of hashing and comparing the string on every row; they
+    are text in the files as in Spark's)."""
+    def one(text: str) -> str:
+        return f"CAST({lit(text)} AS ENUM({lit(text)}))"
+    return {UPLOAD_ID: one(upload_id), SOURCE_FILE: one(source_file),
+            INGESTED_AT: f"CAST({lit(ingested_at)} AS TIMESTAMPTZ)",
+            CONTRACT_VERSION: lit(contract_ref),
+            QUARANTINE_PARTITION: f"CAST({lit(ingest_date)} AS DATE)"}
+
+
+def clean_rows(contract: Contract, source: str, upload: int,
+               lineage: Mapping[str, str]) -> str:
+    """Classified relation -> the clean zone rows of its ``upload``-th upload (``lineage``:
+    its :func:`lineage`): PII hashed, derived columns computed."""
     exprs = {c.name: (f"sha256({ident(c.name)})" if c.pii == "sha256" else ident(c.name))
              for c in contract.columns}
     derived = derived_sql(contract)
     exprs.update({n: e for n, (e, _) in derived.items()})
-    for n in LINEAGE_COLUMNS:
-        exprs[n] = ident(n)
+    exprs.update({n: lineage[n] for n in LINEAGE_COLUMNS})
     cols = ", ".join(f"{exprs[n]} AS {ident(n)}" for n, _ in clean_columns(contract))
-    return f"SELECT {cols} FROM {source} WHERE {ident(DISPOSITION)} = '{CLEAN}'"
+    return (f"SELECT {cols} FROM {source} "
+            f"WHERE {UPLOAD} = {upload} AND {ident(DISPOSITION)} = '{CLEAN}'")
+
+
+def conflicts(contract: Contract, validated: str, repeated: str) -> str:
+    """The valid rows whose key is in conflict: (upload, ordinal) of each."""
+    names = _group_columns(contract)
+    match = " AND ".join(f"r.{ident(n)} IS NOT DISTINCT FROM g.{ident(n)}" for n in names)
+    return (f"SELECT r.{UPLOAD}, r.{ident(SOURCE_RECORD)} FROM {validated} r "
+            f"JOIN (SELECT * FROM {repeated} WHERE g_conflict) g ON {match} "
+            f"WHERE len(r.{ident(ERRORS)}) = 0")
 
 
 def quarantine_columns(contract: Contract) -> list[tuple[str, str]]:
@@ -227,20 +260,24 @@ def quarantine_columns(contract: Contract) -> list[tuple[str, str]]:
                (CONTRACT_VERSION, "VARCHAR"), (QUARANTINE_PARTITION, "DATE")])
 
 
-def quarantine_rows(contract: Contract, validated: str, repeated: str,
+def quarantine_rows(contract: Contract, validated: str, repeated: str, upload: int,
+                    lineage: Mapping[str, str],
                     from_line: Mapping[str, int | None] | None = None) -> str:
-    """Validated relation (and its :func:`groups`) -> quarantine rows: the values as read,
-    every reason code, the raw text of malformed records, the record's ordinal in its file,
-    lineage. The rows that failed a rule, then the valid rows of the keys in conflict: only
-    those are joined to the groups (the same rows as :func:`classify` quarantines)."""
+    """Validated relation (and its :func:`groups`) -> the quarantine rows of its ``upload``-th
+    upload (``lineage``: its :func:`lineage`): the values as read, every reason code, the raw
+    text of malformed records, the record's ordinal in its file, lineage. The rows that
+    failed a rule, then the valid rows of the keys in conflict: only those are joined to the
+    groups (the same rows as :func:`classify` quarantines)."""
+    mine = f"{UPLOAD} = {upload}"
     if from_line is None:
         exprs = {c.name: f"r.{ident(RAW + c.name)}" for c in contract.columns}
+        validated = f"(SELECT * FROM {validated} WHERE {mine})"
     else:  # ``from_line``: each column's field in the line (None: not in the file)
         exprs = {c.name: f"nullif(r.__fields[{from_line[c.name]}], '')"
                  if from_line.get(c.name) else "CAST(NULL AS VARCHAR)" for c in contract.columns}
         validated = (f"(SELECT *, {fields_sql(ident(LINE))} AS __fields FROM {validated} "
-                     f"WHERE len({ident(ERRORS)}) > 0 OR {ident(UPLOAD_ID)} IN "
-                     f"(SELECT {ident(UPLOAD_ID)} FROM {repeated} WHERE g_conflict))")
+                     f"WHERE {mine} AND {ident(LINE)} IS NOT NULL)")
+    exprs.update({n: lineage[n] for n in _LINEAGE})
     cols = [(n, exprs.get(n, f"r.{ident(n)}")) for n, _ in quarantine_columns(contract)]
     failed = (f"SELECT {', '.join(f'{e} AS {ident(n)}' for n, e in cols)} FROM {validated} r "
               f"WHERE len(r.{ident(ERRORS)}) > 0")

@@ -5,8 +5,10 @@ rows and the counts, in one process and without a JVM.
 with spilling to a folder); :func:`enforce` runs the steps of :mod:`lib.engine.duck.enforce`
 on the uploads of a batch: the validated rows in a temporary table (read once from the
 files), the keys that repeat in another, and a view of the rows with their disposition;
-:func:`clean_query` and :func:`quarantine_query` select the zones' rows from them. The
-tables live as long as the connection.
+:func:`clean_query` and :func:`quarantine_query` select one upload's rows of each zone from
+them, its lineage added as literals. The tables live as long as the connection; they hold
+what the writes need and no more (a record's line only where the quarantine needs it, no
+lineage), so that a big batch stays within the memory limit instead of spilling.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from pathlib import Path
 
 import duckdb
 
-from lib.contracts.contract import ERRORS, UPLOAD_ID, Contract
+from lib.contracts.contract import ERRORS, SOURCE_RECORD, UPLOAD_ID, Contract
 from lib.contracts.header import HeaderPlan
 from lib.engine.duck import enforce as sql
 from lib.engine.duck.csv_line import NotReproduced
-from lib.engine.duck.read import LINE, not_reproduced, read_csv, register
+from lib.engine.duck.read import LINE, UPLOAD, not_reproduced, read_csv, register
 from lib.engine.duck.rules import ident
 
 CLASSIFIED = "lake_classified"
@@ -60,65 +62,91 @@ class Input:
 @dataclass
 class Outcome:
     """Rows per (upload, reason codes) before duplicates are resolved (``counts``, in the
-    shape :func:`lib.jobs.run._fill_counts` reads), and per upload with repeats the rows in
-    conflict and the duplicates (``repeated``)."""
+    shape :func:`lib.jobs.run._fill_counts` reads), per upload with repeats the rows in
+    conflict and the duplicates (``repeated``), and the SQL of each upload's lineage
+    columns (``lineage``: see :func:`lib.engine.duck.enforce.lineage`)."""
 
     counts: list[dict] = field(default_factory=list)
     repeated: dict[str, tuple[int, int]] = field(default_factory=dict)
+    lineage: list[dict[str, str]] = field(default_factory=list)  # per upload, in batch order
 
 
 def enforce(con: duckdb.DuckDBPyConnection, contract: Contract, batch: Sequence[Input],
             ingested_at: datetime) -> Outcome:
     """Read every upload of ``batch`` and validate its rows into a temporary table, find the
     keys that repeat, and define the view :data:`CLASSIFIED` of the rows with their
-    disposition, which the writes read; return the counts."""
+    disposition, which the writes read; return the counts and each upload's lineage."""
     if contract.format != "csv":
         raise NotReproduced(f"the DuckDB engine reads CSV only; {contract.ref} is "
                             f"{contract.format}: run it with the Spark engine")
     if not batch:
         raise ValueError("enforce needs at least one upload")
-    raws = []
+    names = [f"lake_raw_{i}" for i in range(len(batch))]
     try:
-        for i, up in enumerate(batch):
-            raws.append(read_csv(con, f"lake_raw_{i}", up.path, up.upload_id, up.source_file,
-                                 up.ingest_date, up.plan, contract, ingested_at, up.multiline))
+        raws = [read_csv(con, name, i, up.path, up.source_file, up.plan, contract, up.multiline)
+                for i, (name, up) in enumerate(zip(names, batch, strict=True))]
         raw = " UNION ALL ".join(f"({q})" for q in raws)
         con.execute(f"CREATE OR REPLACE TEMP TABLE lake_validated AS "
                     f"{sql.validate(contract, f'({raw})', line=LINE)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE lake_groups AS "
+                    f"{sql.groups(contract, 'lake_validated')}")
+        _fetch_conflict_lines(con, contract, names)
     except duckdb.Error as exc:
         refused = not_reproduced(exc, batch[0].source_file if len(batch) == 1 else None)
         if refused is not None:
             raise refused from None
         raise
     finally:
-        for i in range(len(batch)):
-            con.execute(f"DROP TABLE IF EXISTS {ident(f'lake_raw_{i}_split')}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE lake_groups AS "
-                f"{sql.groups(contract, 'lake_validated')}")
+        for name in names:
+            con.execute(f"DROP VIEW IF EXISTS {ident(name + '_lines')}")
+            con.execute(f"DROP TABLE IF EXISTS {ident(name + '_split')}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW {CLASSIFIED} AS "
                 f"{sql.classify(contract, 'lake_validated', 'lake_groups')}")
-    out = Outcome()
+    out = Outcome(lineage=[sql.lineage(up.upload_id, up.source_file, ingested_at.isoformat(),
+                                       contract.ref, str(up.ingest_date)) for up in batch])
     for upload, errors, n in con.execute(
-            f"SELECT {ident(UPLOAD_ID)}, {ident(ERRORS)}, count(*) FROM lake_validated "
+            f"SELECT {UPLOAD}, {ident(ERRORS)}, count(*) FROM lake_validated "
             f"GROUP BY ALL ORDER BY ALL").fetchall():
-        out.counts.append({UPLOAD_ID: upload, READ_PARTITION: 0, ERRORS: list(errors),
-                           "count": int(n)})
+        out.counts.append({UPLOAD_ID: batch[upload].upload_id, READ_PARTITION: 0,
+                           ERRORS: list(errors), "count": int(n)})
     for upload, conflicting, duplicates in con.execute(f"""
-            SELECT {ident(UPLOAD_ID)}, sum(g_rows) FILTER (WHERE g_conflict),
+            SELECT {UPLOAD}, sum(g_rows) FILTER (WHERE g_conflict),
                    sum(g_rows - 1) FILTER (WHERE NOT g_conflict)
             FROM lake_groups GROUP BY ALL""").fetchall():
-        out.repeated[upload] = (int(conflicting or 0), int(duplicates or 0))
+        out.repeated[batch[upload].upload_id] = (int(conflicting or 0), int(duplicates or 0))
     return out
 
 
-def clean_query(contract: Contract) -> str:
-    return sql.clean_rows(contract, CLASSIFIED)
+def _fetch_conflict_lines(con: duckdb.DuckDBPyConnection, contract: Contract,
+                          names: Sequence[str]) -> None:
+    """Give the valid rows in conflict their lines, which the quarantine needs (validation
+    keeps a line only for the rows that failed), from each upload's lines while they last."""
+    if not con.execute("SELECT count(*) FROM lake_groups WHERE g_conflict").fetchall()[0][0]:
+        return
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lake_conflicts AS "
+                f"{sql.conflicts(contract, 'lake_validated', 'lake_groups')}")
+    record = ident(SOURCE_RECORD)
+    for i, name in enumerate(names):
+        con.execute(f"""
+            UPDATE lake_validated v SET {ident(LINE)} = x.line
+            FROM (SELECT c.{record} AS rec, l.line FROM lake_conflicts c
+                  JOIN {ident(name + '_lines')} l ON l.ordinal = c.{record}
+                  WHERE c.{UPLOAD} = {i}) x
+            WHERE v.{UPLOAD} = {i} AND v.{record} = x.rec""")
+    con.execute("DROP TABLE lake_conflicts")
 
 
-def quarantine_query(contract: Contract, plan: HeaderPlan) -> str:
-    """The quarantine rows of the uploads read with ``plan`` (their values as read come from
-    each record's line, by the plan's column positions)."""
+def clean_query(contract: Contract, outcome: Outcome, index: int) -> str:
+    """The clean rows of the batch's ``index``-th upload."""
+    return sql.clean_rows(contract, CLASSIFIED, index, outcome.lineage[index])
+
+
+def quarantine_query(contract: Contract, outcome: Outcome, index: int,
+                     plan: HeaderPlan) -> str:
+    """The quarantine rows of the batch's ``index``-th upload, read with ``plan`` (their
+    values as read come from each record's line, by the plan's column positions)."""
     where = {n: i + 1 for i, n in enumerate(plan.read_names)}
     positions = {c.name: where[c.name] if c.name in plan.matched else None
                  for c in contract.columns}
-    return sql.quarantine_rows(contract, "lake_validated", "lake_groups", positions)
+    return sql.quarantine_rows(contract, "lake_validated", "lake_groups", index,
+                               outcome.lineage[index], positions)

@@ -10,8 +10,11 @@ job's reader does (:mod:`lib.sources.csv_reader`, line by line).
   ``_raw_record`` (``row.malformed``) and its first fields in the columns;
 * ``_source_record`` is the record's exact 1-based ordinal, header excluded.
 
-The file is streamed to DuckDB in blocks cut at a line end (memory stays bounded by the
-block, whatever the file's size). What this reader cannot reproduce exactly raises
+An uncompressed file whose lines end in ``\n`` is read by DuckDB's own CSV scanner, in
+parallel, one column per line (:func:`scan_lines`, checked byte for byte against the file's
+size); any other file is streamed to DuckDB in blocks cut at a line end
+(:func:`block_lines`; memory stays bounded by the block, whatever the file's size). What
+this reader cannot reproduce exactly raises
 :class:`~lib.engine.duck.csv_line.NotReproduced`: a file whose quoted fields hold line
 breaks (Spark reads it whole, with its own line-ending rules), a compression other than
 gzip, a line :mod:`lib.engine.duck.csv_line` refuses.
@@ -22,24 +25,13 @@ from __future__ import annotations
 import gzip
 import re
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
 import duckdb
 import pyarrow as pa
 
-from lib.contracts.contract import (
-    CONTRACT_VERSION,
-    INGESTED_AT,
-    NESTED_FIELDS,
-    QUARANTINE_PARTITION,
-    RAW_RECORD,
-    SOURCE_FILE,
-    SOURCE_RECORD,
-    UPLOAD_ID,
-    Contract,
-)
+from lib.contracts.contract import NESTED_FIELDS, RAW_RECORD, SOURCE_RECORD, Contract
 from lib.contracts.header import HeaderPlan
 from lib.engine.duck.csv_line import NotReproduced, split_line
 from lib.engine.duck.rules import ident, lit
@@ -48,6 +40,7 @@ BLOCK_BYTES = 16 << 20
 # The codecs Hadoop picks by a file name's ending, besides gzip: Spark decompresses them.
 _OTHER_CODECS = (".bz2", ".deflate", ".lz4", ".snappy", ".zst")
 LINE = "__line"  # the record's line: the quarantine takes its values as read from it
+UPLOAD = "__upload"  # the upload's place in its batch: the key of its lineage
 _SPLIT = "lake_csv_split"
 # Java's String.trim: every character up to the space (NUL never passes the upload check).
 _JAVA_BLANK = "".join(chr(c) for c in range(1, 33))
@@ -135,16 +128,65 @@ def refusal(why: str) -> str:
             "with the Spark engine (lake run DATASET) processes it")
 
 
-def read_csv(con: duckdb.DuckDBPyConnection, name: str, path: Path, upload_id: str,
-             source_file: str, ingest_date: object, plan: HeaderPlan, contract: Contract,
-             ingested_at: datetime, multiline: bool | None) -> str:
-    """The raw relation of one CSV upload: its lines are read into the temporary table
-    ``<name>_split`` (dropped by the caller once the relation is read); returns the query
-    over it that splits them into fields. A line :func:`split_line` refuses makes that
-    query raise (see :func:`not_reproduced`)."""
-    why = not_reproduced_reason(path, multiline)
-    if why is not None:
-        raise NotReproduced(refusal(why), source=source_file)
+_BOM = b"\xef\xbb\xbf"
+
+
+def scan_lines(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> str | None:
+    """The lines of an uncompressed file read by DuckDB's own parallel CSV scanner, one
+    column per line (no quoting, no escapes, strict), into ``<name>_split`` in file order;
+    returns the query of (ordinal, line), or None when the scanner cannot be shown to have
+    read the file line for line: a gzip file, a line end holding a ``\r`` (Hadoop's line
+    ends are not the scanner's), a BOM on a line of its own, a line too long for it, or any
+    other scanner error. The
+    proof is arithmetic: the lines' bytes plus one ``\n`` between each two (and the BOM the
+    scanner drops) must be the file's size, so not a byte was dropped or added."""
+    if path.suffix == ".gz":
+        return None
+    with path.open("rb") as fh:
+        size = fh.seek(0, 2)
+        if size == 0:
+            return None
+        fh.seek(0)
+        bom = fh.read(3) == _BOM
+        fh.seek(size - 1)
+        final_newline = fh.read(1) == b"\n"
+    split = ident(name + "_split")
+    try:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {split} AS
+            SELECT line FROM read_csv({lit(str(path))}, columns = {{'line': 'VARCHAR'}},
+                header = false, delim = E'\\x01', quote = '', escape = '', comment = '',
+                auto_detect = false, new_line = '\\n', strict_mode = true,
+                compression = 'none')""")
+        lines, chars, low, crs = con.execute(f"""
+            SELECT count(*), coalesce(sum(strlen(coalesce(line, ''))), 0),
+                   count(*) FILTER (WHERE line IS NULL OR line < '!'),
+                   count(*) FILTER (WHERE contains(line, E'\\r'))
+            FROM {split}""").fetchall()[0]
+    except duckdb.Error:
+        con.execute(f"DROP TABLE IF EXISTS {split}")
+        return None
+    expected = size - (3 if bom else 0)
+    # After a BOM (dropped by the scanner, kept by Hadoop's reader) the first line must hold
+    # more than it, so that both take the same line as the header (which holds no record).
+    if (crs or lines == 0 or chars + lines - (0 if final_newline else 1) != expected
+            or bom and not con.execute(
+                f"SELECT coalesce(trim(line, {lit(_JAVA_BLANK)}) <> '', false) FROM {split} "
+                f"WHERE rowid = 0").fetchall()[0][0]):
+        con.execute(f"DROP TABLE {split}")
+        return None
+    if not low:  # a line's ordinal is its place in the file (the header is 0): no sort
+        return f"SELECT rowid AS ordinal, line FROM {split}"
+    # Some line is empty or starts with a character up to the space: blank lines take no
+    # ordinal (an empty line is a null here).
+    return (f"SELECT row_number() OVER (ORDER BY rowid) - 1 AS ordinal, line FROM {split} "
+            f"WHERE line >= '!' OR trim(line, {lit(_JAVA_BLANK)}) <> ''")
+
+
+def block_lines(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> str:
+    """The lines of any file the reader takes, cut by Python into blocks at line ends (every
+    Hadoop line end: ``\n``, ``\r\n``, ``\r``) and split into lines by DuckDB, into
+    ``<name>_split``; returns the query of (ordinal, line)."""
     stats: list[tuple[int, bool]] = []  # per block: its lines, whether none is blank
     with open_upload(path) as fh:
         def batches() -> Iterator[pa.RecordBatch]:
@@ -176,11 +218,28 @@ def read_csv(con: duckdb.DuckDBPyConnection, name: str, path: Path, upload_id: s
             offsets.append(seen)
             seen += lines
         starts = ", ".join(f"({i}, {o})" for i, o in enumerate(offsets)) or "(0, 0)"
-        lines_q = (f"SELECT s.idx - 1 + o.start AS ordinal, s.line FROM {split} s "
-                   f"JOIN (VALUES {starts}) o(block, start) ON s.block = o.block")
-    else:
-        lines_q = (f"SELECT row_number() OVER (ORDER BY block, idx) - 1 AS ordinal, line "
-                   f"FROM {split} WHERE trim(line, {lit(_JAVA_BLANK)}) <> ''")
+        return (f"SELECT s.idx - 1 + o.start AS ordinal, s.line FROM {split} s "
+                f"JOIN (VALUES {starts}) o(block, start) ON s.block = o.block")
+    return (f"SELECT row_number() OVER (ORDER BY block, idx) - 1 AS ordinal, line "
+            f"FROM {split} WHERE trim(line, {lit(_JAVA_BLANK)}) <> ''")
+
+
+def read_csv(con: duckdb.DuckDBPyConnection, name: str, index: int, path: Path,
+             source_file: str, plan: HeaderPlan, contract: Contract,
+             multiline: bool | None) -> str:
+    """The raw relation of one CSV upload, the ``index``-th of its batch (its rows carry it as
+    :data:`UPLOAD`; its lineage is joined to them when they are written): its lines are read
+    into the temporary table ``<name>_split`` and the view ``<name>_lines`` of (ordinal, line)
+    is defined over it (both dropped by the caller); returns the query over the view that
+    splits the lines into fields. A line :func:`split_line` refuses makes that query raise
+    (see :func:`not_reproduced`)."""
+    why = not_reproduced_reason(path, multiline)
+    if why is not None:
+        raise NotReproduced(refusal(why), source=source_file)
+    lines_q = scan_lines(con, name, path)
+    if lines_q is None:
+        lines_q = block_lines(con, name, path)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {ident(name + '_lines')} AS {lines_q}")
     width = len(plan.read_names)
     where = {n: i + 1 for i, n in enumerate(plan.read_names)}
     present = set(plan.matched)
@@ -192,10 +251,6 @@ def read_csv(con: duckdb.DuckDBPyConnection, name: str, path: Path, upload_id: s
                CASE WHEN len(fields) <> {width} THEN line END AS {ident(RAW_RECORD)},
                line AS {ident(LINE)},
                ordinal AS {ident(SOURCE_RECORD)},
-               {lit(upload_id)} AS {ident(UPLOAD_ID)},
-               {lit(source_file)} AS {ident(SOURCE_FILE)},
-               CAST({lit(ingested_at.isoformat())} AS TIMESTAMPTZ) AS {ident(INGESTED_AT)},
-               {lit(contract.ref)} AS {ident(CONTRACT_VERSION)},
-               CAST({lit(str(ingest_date))} AS DATE) AS {ident(QUARANTINE_PARTITION)}
+               CAST({index} AS INTEGER) AS {UPLOAD}
         FROM (SELECT ordinal, line, {fields_sql('line')} AS fields
-              FROM ({lines_q}) WHERE ordinal > 0)"""
+              FROM {ident(name + '_lines')} WHERE ordinal > 0)"""
