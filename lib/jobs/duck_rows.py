@@ -33,7 +33,6 @@ from lib.contracts.header import HeaderPlan
 from lib.engine.duck import engine as duck
 from lib.engine.duck.csv_line import NotReproduced
 from lib.engine.duck.derived import derived_sql
-from lib.engine.duck.enforce import clean_columns
 from lib.engine.duck.rules import ident, lit
 from lib.jobs.faults import crash_point
 from lib.jobs.run import Batch, Run
@@ -81,15 +80,10 @@ class DuckRows:
 
     def prepare(self, contract: Contract) -> None:
         """Refuse, before any claim, a contract this engine does not run."""
-        if contract.format != "csv":
-            raise NotReproduced(f"the DuckDB engine reads CSV only; {contract.ref} is "
-                                f"{contract.format}: run it with --engine spark", source=contract.ref)
+        why = duck.unsupported(contract)
+        if why is not None:
+            raise NotReproduced(f"{why}: run it with --engine spark", source=contract.ref)
         derived_sql(contract)  # a derived expression that does not parse fails here
-        types = dict(clean_columns(contract))
-        timed = [p for p in contract.partition_by if types[p] == "TIMESTAMPTZ"]
-        if timed:
-            raise NotReproduced(f"{contract.ref} is partitioned by a timestamp ({timed[0]}): "
-                                "run it with --engine spark", source=contract.ref)
 
     def alive(self) -> bool:
         return True  # an error in DuckDB is an exception here, never a dead process

@@ -38,7 +38,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from lib.contracts.contract import available_contracts, load_contract, load_contract_file
+from lib.contracts.contract import (
+    Contract,
+    available_contracts,
+    load_contract,
+    load_contract_file,
+)
 from lib.contracts.header import printable
 from lib.errors import LakeError
 from lib.lake.paths import LakePaths, local_path, to_uri
@@ -325,7 +330,8 @@ def _watch(args: argparse.Namespace) -> int:
 
 def cmd_contract_check(args: argparse.Namespace) -> int:
     """Compatibility of consecutive contract versions (or of a candidate file against the
-    bundled version before it). Exit 1 when a change breaks the shared tables."""
+    bundled version before it), and which engines run each version. Exit 1 when a change
+    breaks the shared tables."""
     from lib.contracts.evolution import check_compatible, check_dataset
     from lib.tools.expressions import expression_problems
 
@@ -336,6 +342,8 @@ def cmd_contract_check(args: argparse.Namespace) -> int:
         problems = expression_problems(new)
         for problem in problems:
             print(problem)
+        if not problems:
+            print(engines_line(new))
         older = [v for v in known.get(new.dataset, ()) if v < new.version]
         if not older:
             print(f"{new.ref}: no earlier bundled version of {new.dataset!r} to compare with")
@@ -355,9 +363,22 @@ def cmd_contract_check(args: argparse.Namespace) -> int:
             if not pairs:
                 print(f"{ds}/{known[ds][0]}: only one version; nothing to compare")
             results += pairs
+            for version in known[ds]:
+                print(engines_line(load_contract(ds, version)))
     for r in results:
         print(r.describe())
     return 0 if all(r.ok for r in results) else 1
+
+
+def engines_line(contract: Contract) -> str:
+    """Which engines run ``contract``: both, or the Spark engine only and why."""
+    from lib.engine.duck.engine import unsupported
+
+    why = unsupported(contract)
+    if why is None:
+        return f"{contract.ref}: runs on both engines (spark, duckdb), with the same results"
+    return (f"{contract.ref}: runs on the Spark engine only ({why}); "
+            f"lake run {contract.dataset} --engine duckdb refuses it before claiming an upload")
 
 
 _STATUS_COLUMNS = ("upload_id", "dataset", "status", "original_name", "size", "received_at",

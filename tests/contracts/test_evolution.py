@@ -76,12 +76,17 @@ def test_lake_contract_check_reports_every_dataset_and_a_candidate_file(tmp_path
     out = capsys.readouterr().out
     assert "orders/1 -> orders/2: compatible\n  added:    optional column discount_pct" in out
     assert "customers/1: only one version" in out
+    assert "orders/2: runs on both engines (spark, duckdb), with the same results\n" in out
+    assert ("customers/1: runs on the Spark engine only (the DuckDB engine reads CSV only; "
+            "customers/1 is jsonl); lake run customers --engine duckdb refuses it before "
+            "claiming an upload\n") in out
     candidate = tmp_path / "v3.yaml"
     text = (REPO / "lib" / "contracts" / "orders" / "v2.yaml").read_text()
     candidate.write_text(text.replace("version: 2", "version: 3")
                          .replace("type: int\n", "type: bigint\n"))
     assert cli.main(["contract", "check", "--file", str(candidate)]) == 1
     assert capsys.readouterr().out == (
+        "orders/3: runs on both engines (spark, duckdb), with the same results\n"
         "orders/2 -> orders/3: BREAKING\n  breaking: column quantity changed type from int to "
         "bigint; partitions written as int would no longer match the table\n")
 
@@ -127,3 +132,18 @@ def test_v1_and_v2_rows_share_the_zone_and_read_together(spark, tmp_path) -> Non
         str(Path(lake) / "clean" / "orders"))
     got = {(r["_contract_version"], r["discount_pct"] is None) for r in df.collect()}
     assert got == {("orders/1", True), ("orders/2", False), ("orders/2", True)}
+
+
+def test_lake_contract_check_names_what_keeps_a_version_off_the_duckdb_engine(
+        tmp_path, capsys) -> None:
+    candidate = tmp_path / "v3.yaml"
+    text = (REPO / "lib" / "contracts" / "orders" / "v2.yaml").read_text()
+    candidate.write_text(text.replace("version: 2", "version: 3").replace(
+        "round(quantity * unit_price * (100 - coalesce(discount_pct, 0)) / 100, 2)",
+        "round(quantity * unit_price / 3, 2)"))
+    assert cli.main(["contract", "check", "--file", str(candidate)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "orders/3: runs on the Spark engine only (derived[0].expression "
+        "'round(quantity * unit_price / 3, 2)': a division by '3': DuckDB divides decimals in "
+        "floating point; only a division by a power of ten (10, 100, ...) is exact in both "
+        "engines); lake run orders --engine duckdb refuses it before claiming an upload")

@@ -77,17 +77,25 @@ def _exact_division(node: exp.Expression) -> exp.Expression:
     return node
 
 
+def unproven_derived(contract: Contract) -> str | None:
+    """The first derived expression of ``contract`` the DuckDB engine does not run, and why."""
+    for i, d in enumerate(contract.derived):
+        why = not_proven(d.expression)
+        if why is not None:
+            return f"derived[{i}].expression {d.expression!r}: {why}"
+    return None
+
+
 def derived_sql(contract: Contract) -> dict[str, tuple[str, object]]:
     """Each derived column -> (DuckDB expression, its contract type). An expression that does
     not parse is a :class:`~lib.contracts.contract.ContractError` naming the file and field."""
     types: dict[str, object] = {c.name: c.type for c in contract.columns}
     earlier: dict[str, exp.Expression] = {}
     out: dict[str, tuple[str, object]] = {}
+    why = unproven_derived(contract)
+    if why is not None:
+        raise NotReproduced(f"{why}; run it with --engine spark", source=contract.source)
     for i, d in enumerate(contract.derived):
-        why = not_proven(d.expression)
-        if why is not None:
-            raise NotReproduced(f"derived[{i}].expression {d.expression!r}: {why}; run it with "
-                                "--engine spark", source=contract.source)
         try:
             tree = sqlglot.parse_one(d.expression, read="spark")
         except ParseError as exc:

@@ -24,6 +24,7 @@ from lib.contracts.contract import ERRORS, SOURCE_RECORD, UPLOAD_ID, Contract
 from lib.contracts.header import HeaderPlan
 from lib.engine.duck import enforce as sql
 from lib.engine.duck.csv_line import NotReproduced
+from lib.engine.duck.derived import unproven_derived
 from lib.engine.duck.read import LINE, UPLOAD, not_reproduced, read_csv, register
 from lib.engine.duck.rules import ident
 
@@ -69,6 +70,19 @@ class Outcome:
     counts: list[dict] = field(default_factory=list)
     repeated: dict[str, tuple[int, int]] = field(default_factory=dict)
     lineage: list[dict[str, str]] = field(default_factory=list)  # per upload, in batch order
+
+
+def unsupported(contract: Contract) -> str | None:
+    """Why the DuckDB engine does not run ``contract``, in a sentence (None: it does): a
+    format it does not read, a partition column it does not write as Spark names it, or a
+    derived expression not proven to mean the same."""
+    if contract.format != "csv":
+        return f"the DuckDB engine reads CSV only; {contract.ref} is {contract.format}"
+    types = dict(sql.clean_columns(contract))
+    timed = [p for p in contract.partition_by if types[p] == "TIMESTAMPTZ"]
+    if timed:
+        return f"{contract.ref} is partitioned by a timestamp ({timed[0]})"
+    return unproven_derived(contract)
 
 
 def enforce(con: duckdb.DuckDBPyConnection, contract: Contract, batch: Sequence[Input],
