@@ -110,6 +110,45 @@ def test_partition_folders_are_named_as_spark_names_them() -> None:
     assert spark_partition_value("é:x") == "é%3Ax"
 
 
+# Partition values that Spark escapes in a folder name, or that look like escapes, a path,
+# the default partition or nothing at all.
+HOSTILE_KEYS = ["a/b", "../up", "x=y", "50%", "%2F", "a b", "é:x", "#?*", "tab\there",
+                "back\\slash", "[x]^{}", "it's", '"q"', "\x01ctl", "dot.", "日本", "ü=",
+                "__HIVE_DEFAULT_PARTITION__"]
+
+
+def test_hostile_partition_values_get_the_folders_spark_gives_them(spark, tmp_path) -> None:
+    """orders/1 partitioned by customer_id (free text): both engines write the same folder
+    for every value, and the rows read back through the folders are identical."""
+    import csv
+
+    import yaml
+
+    from lib.contracts.contract import parse_contract
+
+    data = yaml.safe_load((REPO / "lib" / "contracts" / "orders" / "v1.yaml").read_text())
+    data["partition_by"] = ["customer_id"]
+    contract = parse_contract(data, str(tmp_path / "v1.yaml"))
+    f = tmp_path / "hostile.csv"
+    with f.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow(["order_id", "customer_id", "customer_email", "product_sku", "quantity",
+                      "unit_price", "currency", "order_ts", "country"])
+        for i, key in enumerate(HOSTILE_KEYS):
+            out.writerow([f"O-{i}", key, f"u{i}@x.io", "SKU-1", 1, "1.00", "USD",
+                          "2026-11-01T10:00:00Z", "DE"])
+    work = tmp_path / "work"
+    result = compare_runs(spark, contract, [f], work)
+    assert result.differences == [], result.describe()
+    assert result.rows["clean"] == len(HOSTILE_KEYS)
+    folders = {engine: sorted(p.name for p in (work / f"{engine}-lake" / "clean" / "orders")
+                              .iterdir() if p.is_dir() and not p.name.startswith("_"))
+               for engine in ("spark", "duckdb")}
+    assert folders["duckdb"] == folders["spark"]
+    assert len(folders["spark"]) == len(HOSTILE_KEYS)
+    assert "customer_id=a%2Fb" in folders["spark"] and "customer_id=%01ctl" in folders["spark"]
+
+
 def test_whole_runs_of_both_engines_are_identical(spark, tmp_path) -> None:
     """The differential harness through the whole run: the samples and a seeded adversarial
     corpus landed with the upload checks in two lakes, one run per engine, every row of both
