@@ -8,7 +8,8 @@ parser does, field by field:
 * a field that does not start with a quote is everything up to the next comma, quotes
   included (``a"b``, `` "y"``);
 * a field that starts with a quote is read up to the closing quote, ``""`` standing for
-  one quote; blanks between the closing quote and the comma are skipped;
+  one quote; blanks between the closing quote and the comma are skipped (every character
+  up to the space: tabs, vertical tabs, other control characters);
 * a closing quote followed by anything else: the field is the quote, what was read, the
   quote, then everything up to the next comma (``"a""b"x`` -> ``"a"b"x``);
   the same after blanks is :class:`NotReproduced` (univocity then reads on in ways that
@@ -24,7 +25,8 @@ from __future__ import annotations
 
 from lib.errors import LakeError
 
-_BLANK = " \t"
+# What univocity skips after a closing quote: every character from U+0001 to the space.
+BLANKS = "".join(map(chr, range(1, 33)))
 
 
 class NotReproduced(LakeError):
@@ -72,7 +74,7 @@ def _quoted(line: str, i: int) -> tuple[str, int]:
             i = close + 2
             continue
         j = close + 1
-        while j < n and line[j] in _BLANK:
+        while j < n and line[j] in BLANKS:
             j += 1
         if j == n or line[j] == ",":
             return "".join(parts), j
