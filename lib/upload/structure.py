@@ -169,6 +169,12 @@ def scan_csv(fh: BinaryIO, contract: Contract, source: str) -> Structure:
         if big.spans_lines and _ends_inside_quotes(fh, big.tail):
             raise _never_closed(source, big.line) from None
         raise _too_large(source, contract, big.line) from None
+    except csv.Error:  # the only one left: a carriage return outside quotes, not before \n
+        raise StructureRejected(
+            f"{source}: the record starting at line {lines.record_line} holds a carriage "
+            "return (\\r) that does not end a line with \\n; lines must end with \\n or "
+            "\\r\\n (save the file with Unix or Windows line endings), and a \\r inside a "
+            "value must be in a quoted field", "file.format") from None
     # A line of nothing but spaces: Spark's reader skips it when it reads the file line by
     # line, and reads it as a (malformed) record when it reads the file whole, which it does
     # when a quoted field holds a line break.

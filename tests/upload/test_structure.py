@@ -67,6 +67,25 @@ def test_a_quote_never_closed_in_the_last_rows_is_refused(tmp_path, orders) -> N
         "is written twice: \"\")")
 
 
+@pytest.mark.parametrize("body", [
+    HEADER.replace("\n", "\r") + row(1).replace("\n", "\r"),  # classic Mac line ends
+    HEADER + "O-1,C-1,SKU\r1,1,2.00,USD,2026-11-01T00:00:00Z\n",  # a lone \r in a value
+])
+def test_a_carriage_return_outside_quotes_not_ending_a_line_is_refused_in_words(
+        tmp_path, orders, body) -> None:
+    """Not a crash of the check (Python's csv reader raised through it): a reason."""
+    f = tmp_path / "mac.csv"
+    f.write_bytes(body.encode())
+    exc = rejected(f, orders)
+    assert exc.code == "file.format"
+    assert exc.message.startswith("mac.csv: the record starting at line ")
+    assert "holds a carriage return (\\r) that does not end a line with \\n" in exc.message
+    assert main(["--lake-root", str(tmp_path / "lk"), "upload", "--dataset", "orders",
+                 str(f)]) == 1
+    assert [(r.status, r.reason_code) for r in open_ledger(tmp_path / "lk").find("orders")] \
+        == [("REJECTED", "file.format")]
+
+
 def test_quotes_inside_an_unquoted_field_are_data_as_spark_reads_them(tmp_path, orders) -> None:
     f = tmp_path / "inch.csv"
     f.write_text(HEADER + 'O-1,C-1,"SKU ""1""",1,2.00,USD,2026-11-01T00:00:00Z\n'
