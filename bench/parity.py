@@ -2,13 +2,14 @@
 
     python bench/parity.py [--rows 1000000] [--seed 7] [--fuzz-rows 20000] [--fuzz-seeds 3]
 
-For orders versions 1 and 2: the bundled samples and seeded adversarial corpora
-(:func:`lib.tools.parity.fuzz_csv`), then the benchmark generator's dirty data at ``--rows``
-(fixed seed), each landed with the upload checks in two lakes and run once with each engine
-(:func:`lib.tools.parity.compare_runs`). Every clean and quarantined row with every column,
-and every upload's counts and reason codes, must be equal; on a difference the first
-differing row of each engine is printed and the exit code is 1. Files the DuckDB engine
-does not reproduce (engine.not_reproduced) are listed.
+For orders versions 1 and 2: the bundled samples and seeded adversarial corpora, read line
+by line (:func:`lib.tools.parity.fuzz_csv`) and read whole (quoted line breaks,
+:func:`lib.tools.parity.fuzz_multiline_csv`, a fifth of the rows), then the benchmark
+generator's dirty data at ``--rows`` (fixed seed), each landed with the upload checks in two
+lakes and run once with each engine (:func:`lib.tools.parity.compare_runs`). Every clean
+and quarantined row with every column, and every upload's counts and reason codes, must be
+equal; on a difference the first differing row of each engine is printed and the exit code
+is 1. Files the DuckDB engine does not reproduce (engine.not_reproduced) are listed.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.orders_bench import data_file
     from lib.contracts.contract import load_contract
     from lib.jobs.local_spark import local_spark_session
-    from lib.tools.parity import compare_runs, fuzz_csv
+    from lib.tools.parity import compare_runs, fuzz_csv, fuzz_multiline_csv
 
     work = Path(args.work_dir).resolve() / "parity"
     shutil.rmtree(work, ignore_errors=True)
@@ -47,10 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(1, args.fuzz_seeds + 1):
         path = work / f"fuzz_seed{seed}.csv"
         fuzz_csv(path, args.fuzz_rows, seed)
-        fuzz.append(path)
+        multi = work / f"fuzz_multiline_seed{seed}.csv"
+        fuzz_multiline_csv(multi, args.fuzz_rows // 5, seed)
+        fuzz += [path, multi]
     big = data_file(argparse.Namespace(work_dir=args.work_dir, seed=args.seed, dirty=args.dirty),
                     args.rows)
-    cases = [(f"orders v{v}: samples + {len(fuzz)} fuzz corpora of {args.fuzz_rows:,} rows", v,
+    cases = [(f"orders v{v}: samples + {len(fuzz)} fuzz corpora ({args.fuzz_seeds} of "
+               f"{args.fuzz_rows:,} rows read line by line, {args.fuzz_seeds} of "
+               f"{args.fuzz_rows // 5:,} read whole)", v,
               [*samples, *fuzz]) for v in (1, 2)]
     cases += [(f"orders v{v}: bench data, {args.rows:,} rows (seed {args.seed})", v, [big])
               for v in (1, 2)]

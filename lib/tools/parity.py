@@ -223,6 +223,46 @@ def fuzz_csv(path: Path, rows: int, seed: int) -> None:
     path.write_bytes(body.encode("utf-8"))
 
 
+_BREAKS = ["one\ntwo", "a\r\nb", "x\ry", "\n", "end\n", "\r\n\r\n", "two\n\nlines",
+           ' "q"\n', "a,\nb"]
+
+
+def fuzz_multiline_csv(path: Path, rows: int, seed: int) -> None:
+    """An adversarial orders file that Spark reads in multi-line mode: quoted fields holding
+    line breaks of every kind, a line separator of its own (``\\n`` or ``\\r\\n``), blank
+    lines and lines of blanks, carriage returns in ``\\n`` files, repeated and
+    conflicting keys, records with too few and too many fields, values of the line corpus."""
+    rng = random.Random(seed)
+    sep = rng.choice(["\n", "\r\n"])  # the upload check refuses \r line ends
+    header = ["Order ID", "customer_id", "Customer_Email", "PRODUCT_SKU", "quantity",
+              "unit_price", "currency", "order_ts", "country", "discount_pct", "notes"]
+    parts = ["\ufeff" + ",".join(header), sep]
+    previous: list[str] | None = None
+    for i in range(rows):
+        r = rng.random()
+        key = f"O-{i:06d}" if r > 0.1 or previous is None else previous[0]
+        fields = [key, "C-1", "a@b.co", "sku-001", "3", "19.99", "usd", "2026-11-01T10:00:00Z",
+                  "us", "5.5", "note"]
+        pools = [[key], ["C-1", "", " ", "C-\u00a02"], _TEXTS, _TEXTS, _NUMBERS, _NUMBERS,
+                 _TEXTS, _TIMES, ["us", "DE", "", "d\u00e9"], _NUMBERS, _TEXTS]
+        for k in rng.sample(range(len(fields)), rng.choice([0, 1, 1, 2])):
+            fields[k] = _field(rng, pools[k])
+        for k in rng.sample(range(len(fields)), rng.choice([0, 1, 1, 2])):
+            fields[k] = rng.choice(_BREAKS) if rng.random() < 0.5 else fields[k] + "\n" + "x"
+        quoted = [_quote(rng, f) for f in fields]
+        if r > 0.97:
+            quoted = quoted[:rng.randint(1, 9)]  # too few fields
+        elif r > 0.95:
+            quoted.append('"extra\nfield"')
+        if previous is not None and 0.5 < r < 0.53:
+            quoted = [_quote(rng, f) for f in previous]  # an exact repeat
+        parts += [",".join(quoted), sep]
+        previous = fields
+        if rng.random() < 0.03:  # an empty line, a line of blanks (a \r in a \n file)
+            parts += [rng.choice(["", "  ", "\t", *(["\r", " \r"] if sep == "\n" else [])]), sep]
+    path.write_bytes("".join(parts).encode("utf-8"))
+
+
 # -- whole runs: the job's steps around each engine ------------------------------------------
 
 def _zone_query(con: duckdb.DuckDBPyConnection, zone: Path, names: dict[str, str],

@@ -11,11 +11,13 @@ a line break inside a quoted field belongs to the field). Blank lines hold no re
 first record is the header. Found:
 
 * ``file.format``: a quoted field that is never closed, with the line where its record
-  starts (Spark would read the rest of the file as one field);
+  starts (Spark would read the rest of the file as one field), or a carriage return outside
+  quotes that does not end a line with ``\\n`` (classic Mac line ends);
 * ``file.record_too_large``: a record over ``max_record_bytes``, with its line;
 * the data record count (a line of nothing but spaces, tabs and other characters up to
   U+0020 holds no record in a file read line by line, as in Spark's reader, and is one in a
-  file read whole), the longest record and its line, whether
+  file read whole; so is a line of a lone ``\\r`` in a file whose lines end with ``\\n``),
+  the longest record and its line, whether
   any quoted field holds a line break (then the file needs a multi-line read), and how many
   records have another field count than the header (the job quarantines them as
   ``row.malformed``).
@@ -96,6 +98,7 @@ class _Lines:
         self.record_start = 0
         self.record_line = 1
         self.last = ""  # the last line read
+        self.lf_file = True  # the first line ends with \n alone
 
     def start_record(self) -> None:
         self.record_start = self.offset
@@ -113,6 +116,7 @@ class _Lines:
             text = raw.decode("utf-8")
             if self.number == 1:
                 text = text.removeprefix(_BOM)
+                self.lf_file = not text.endswith("\r\n")
             self.last = text
             yield text
 
@@ -154,7 +158,15 @@ def scan_csv(fh: BinaryIO, contract: Contract, source: str) -> Structure:
                 out.multiline = True
             spaces = (len(row) == 1 and lines.number == record_line
                       and not lines.last.strip(_JAVA_BLANK))
+            if not row and lines.last == "\r\n" and lines.lf_file:
+                # A line of a lone \r in a file whose lines end with \n: Spark's multi-line
+                # read (whose line separator is the file's first line end) reads it as a
+                # record holding "\r"; Python's csv reader sees an empty line.
+                spaces = True
             lines.start_record()
+            if spaces and not row:
+                spaced.append((length, record_line))
+                continue
             if not row:
                 continue  # an empty line holds no record
             if out.header is None:

@@ -86,6 +86,21 @@ def test_a_carriage_return_outside_quotes_not_ending_a_line_is_refused_in_words(
         == [("REJECTED", "file.format")]
 
 
+def test_a_lone_carriage_return_line_is_a_record_where_spark_reads_the_file_whole(
+        tmp_path, orders) -> None:
+    """In a file whose lines end with \\n, a line holding only \\r is a (malformed) record for
+    Spark's multi-line read, and no record for its line reader (nor in a \\r\\n file)."""
+    quoted = 'O-1,C-1,SKU-1,1,2.00,USD,"2026-11-01\nT00:00:00Z"\n'
+    cases = [(HEADER + quoted + "\r\n" + row(2), True, 3),
+             (HEADER + row(1) + "\r\n" + row(2), False, 2),
+             ((HEADER + quoted + "\n" + row(2)).replace("\n", "\r\n"), True, 2)]
+    for i, (body, multiline, records) in enumerate(cases):
+        f = tmp_path / f"cr{i}.csv"
+        f.write_bytes(body.encode())
+        check = inspect_file(f, orders)
+        assert (check.multiline, check.records) == (multiline, records), i
+
+
 def test_quotes_inside_an_unquoted_field_are_data_as_spark_reads_them(tmp_path, orders) -> None:
     f = tmp_path / "inch.csv"
     f.write_text(HEADER + 'O-1,C-1,"SKU ""1""",1,2.00,USD,2026-11-01T00:00:00Z\n'

@@ -1,5 +1,8 @@
 """Read one CSV upload into the DuckDB engine's raw relation, record for record as the Spark
-job's reader does (:mod:`lib.sources.csv_reader`, line by line).
+job's reader does (:mod:`lib.sources.csv_reader`).
+
+A file whose upload check found no quoted line break is read line by line, as Spark's line
+reader does:
 
 * lines end at ``\\n``, ``\\r\\n`` or ``\\r`` (Hadoop's line reader); a line of nothing but
   characters up to the space (Java's ``trim``) holds no record and takes no ordinal; the
@@ -10,14 +13,19 @@ job's reader does (:mod:`lib.sources.csv_reader`, line by line).
   ``_raw_record`` (``row.malformed``) and its first fields in the columns;
 * ``_source_record`` is the record's exact 1-based ordinal, header excluded.
 
-An uncompressed file whose lines end in ``\n`` is read by DuckDB's own CSV scanner, in
+An uncompressed file whose lines end in ``\\n`` is read by DuckDB's own CSV scanner, in
 parallel, one column per line (:func:`scan_lines`, checked byte for byte against the file's
-size); any other file is streamed to DuckDB in blocks cut at a line end
-(:func:`block_lines`; memory stays bounded by the block, whatever the file's size). What
-this reader cannot reproduce exactly raises
-:class:`~lib.engine.duck.csv_line.NotReproduced`: a file whose quoted fields hold line
-breaks (Spark reads it whole, with its own line-ending rules), a compression other than
-gzip, a line :mod:`lib.engine.duck.csv_line` refuses.
+size); any other such file is streamed to DuckDB in blocks cut at a line end
+(:func:`block_lines`; memory stays bounded by the block, whatever the file's size).
+
+A file whose quoted fields hold line breaks (or whose check did not record whether they
+do) is read whole, as Spark's multi-line reader reads it: :func:`record_lines` with
+:mod:`lib.engine.duck.csv_records` (up to :data:`MULTILINE_MAX_BYTES`).
+
+What this reader cannot reproduce exactly raises
+:class:`~lib.engine.duck.csv_line.NotReproduced`: a compression other than gzip, a line or
+record :mod:`~lib.engine.duck.csv_line` or :mod:`~lib.engine.duck.csv_records` refuses, a
+multi-line file over the limit.
 """
 
 from __future__ import annotations
@@ -34,9 +42,12 @@ import pyarrow as pa
 from lib.contracts.contract import NESTED_FIELDS, RAW_RECORD, SOURCE_RECORD, Contract
 from lib.contracts.header import HeaderPlan
 from lib.engine.duck.csv_line import NotReproduced, split_line
+from lib.engine.duck.csv_records import records
 from lib.engine.duck.rules import ident, lit
 
 BLOCK_BYTES = 16 << 20
+# A file read in multi-line mode is held whole, as Spark's one task holds it: up to this.
+MULTILINE_MAX_BYTES = 256 << 20
 # The codecs Hadoop picks by a file name's ending, besides gzip: Spark decompresses them.
 _OTHER_CODECS = (".bz2", ".deflate", ".lz4", ".snappy", ".zst")
 LINE = "__line"  # the record's line: the quarantine takes its values as read from it
@@ -107,9 +118,6 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def not_reproduced_reason(path: Path, multiline: bool | None) -> str | None:
-    if multiline is not False:
-        return ("its quoted fields hold line breaks (or the upload check did not record "
-                "whether they do)")
     if path.suffix.lower() in _OTHER_CODECS:
         return f"its compression ({path.suffix}) is read by the Spark engine only"
     return None
@@ -176,10 +184,11 @@ def scan_lines(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> str | N
         con.execute(f"DROP TABLE {split}")
         return None
     if not low:  # a line's ordinal is its place in the file (the header is 0): no sort
-        return f"SELECT rowid AS ordinal, line FROM {split}"
+        return f"SELECT rowid AS ordinal, line, line AS raw FROM {split}"
     # Some line is empty or starts with a character up to the space: blank lines take no
     # ordinal (an empty line is a null here).
-    return (f"SELECT row_number() OVER (ORDER BY rowid) - 1 AS ordinal, line FROM {split} "
+    return (f"SELECT row_number() OVER (ORDER BY rowid) - 1 AS ordinal, line, line AS raw "
+            f"FROM {split} "
             f"WHERE line >= '!' OR trim(line, {lit(_JAVA_BLANK)}) <> ''")
 
 
@@ -218,10 +227,42 @@ def block_lines(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> str:
             offsets.append(seen)
             seen += lines
         starts = ", ".join(f"({i}, {o})" for i, o in enumerate(offsets)) or "(0, 0)"
-        return (f"SELECT s.idx - 1 + o.start AS ordinal, s.line FROM {split} s "
+        return (f"SELECT s.idx - 1 + o.start AS ordinal, s.line, s.line AS raw FROM {split} s "
                 f"JOIN (VALUES {starts}) o(block, start) ON s.block = o.block")
-    return (f"SELECT row_number() OVER (ORDER BY block, idx) - 1 AS ordinal, line "
-            f"FROM {split} WHERE trim(line, {lit(_JAVA_BLANK)}) <> ''")
+    return (f"SELECT row_number() OVER (ORDER BY block, idx) - 1 AS ordinal, line, "
+            f"line AS raw FROM {split} WHERE trim(line, {lit(_JAVA_BLANK)}) <> ''")
+
+
+def record_lines(con: duckdb.DuckDBPyConnection, name: str, path: Path,
+                 source_file: str) -> str:
+    """The records of a file whose quoted fields hold line breaks (or of which the upload
+    check did not record whether they do), cut as Spark's multi-line reader cuts them
+    (:mod:`lib.engine.duck.csv_records`; the whole file in memory, as Spark reads it in one
+    task), into ``<name>_split``; returns the query of (ordinal, record text with the line
+    separator read as ``\\n``, record text as in the file)."""
+    with open_upload(path) as fh:
+        data = fh.read(MULTILINE_MAX_BYTES + 1)
+    if len(data) > MULTILINE_MAX_BYTES:
+        raise NotReproduced(refusal(
+            f"its quoted fields hold line breaks, and the DuckDB engine holds such a file "
+            f"whole (as Spark does) only up to {MULTILINE_MAX_BYTES >> 20} MiB"),
+            source=source_file)
+    try:
+        cut = list(records(data.decode("utf-8")))
+    except NotReproduced as exc:
+        raise NotReproduced(refusal(str(exc)), source=source_file) from None
+    table = pa.table({"ordinal": pa.array(range(len(cut)), pa.int64()),
+                      "line": pa.array([r for r, _ in cut], pa.large_string()),
+                      "raw": pa.array([r for _, r in cut], pa.large_string())})
+    split = ident(name + "_split")
+    con.register(f"{name}_records", table)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {split} AS SELECT ordinal, "
+                    f"CAST(line AS VARCHAR) AS line, CAST(raw AS VARCHAR) AS raw "
+                    f"FROM {ident(name + '_records')}")
+    finally:
+        con.unregister(f"{name}_records")
+    return f"SELECT ordinal, line, raw FROM {split}"
 
 
 def read_csv(con: duckdb.DuckDBPyConnection, name: str, index: int, path: Path,
@@ -236,9 +277,10 @@ def read_csv(con: duckdb.DuckDBPyConnection, name: str, index: int, path: Path,
     why = not_reproduced_reason(path, multiline)
     if why is not None:
         raise NotReproduced(refusal(why), source=source_file)
-    lines_q = scan_lines(con, name, path)
-    if lines_q is None:
-        lines_q = block_lines(con, name, path)
+    if multiline is not False:  # as Spark reads it: whole, in multi-line mode
+        lines_q = record_lines(con, name, path, source_file)
+    else:
+        lines_q = scan_lines(con, name, path) or block_lines(con, name, path)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {ident(name + '_lines')} AS {lines_q}")
     width = len(plan.read_names)
     where = {n: i + 1 for i, n in enumerate(plan.read_names)}
@@ -248,9 +290,9 @@ def read_csv(con: duckdb.DuckDBPyConnection, name: str, index: int, path: Path,
     return f"""
         SELECT {', '.join(cols)},
                CAST(NULL AS VARCHAR) AS {ident(NESTED_FIELDS)},
-               CASE WHEN len(fields) <> {width} THEN line END AS {ident(RAW_RECORD)},
+               CASE WHEN len(fields) <> {width} THEN raw END AS {ident(RAW_RECORD)},
                line AS {ident(LINE)},
                ordinal AS {ident(SOURCE_RECORD)},
                CAST({index} AS INTEGER) AS {UPLOAD}
-        FROM (SELECT ordinal, line, {fields_sql('line')} AS fields
+        FROM (SELECT ordinal, line, raw, {fields_sql('line')} AS fields
               FROM {ident(name + '_lines')} WHERE ordinal > 0)"""
