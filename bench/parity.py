@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         path = work / f"fuzz_seed{seed}.csv"
         fuzz_csv(path, args.fuzz_rows, seed)
         multi = work / f"fuzz_multiline_seed{seed}.csv"
-        fuzz_multiline_csv(multi, args.fuzz_rows // 5, seed)
+        fuzz_multiline_csv(multi, args.fuzz_rows // 5, seed, ("\n", "\r\n")[seed % 2])
         fuzz += [path, multi]
     big = data_file(argparse.Namespace(work_dir=args.work_dir, seed=args.seed, dirty=args.dirty),
                     args.rows)

@@ -227,13 +227,15 @@ _BREAKS = ["one\ntwo", "a\r\nb", "x\ry", "\n", "end\n", "\r\n\r\n", "two\n\nline
            ' "q"\n', "a,\nb"]
 
 
-def fuzz_multiline_csv(path: Path, rows: int, seed: int) -> None:
+def fuzz_multiline_csv(path: Path, rows: int, seed: int, separator: str | None = None) -> None:
     """An adversarial orders file that Spark reads in multi-line mode: quoted fields holding
     line breaks of every kind, a line separator of its own (``\\n`` or ``\\r\\n``), blank
     lines and lines of blanks, carriage returns in ``\\n`` files, repeated and
-    conflicting keys, records with too few and too many fields, values of the line corpus."""
+    conflicting keys, records with too few and too many fields, values of the line corpus.
+    ``separator`` chooses the line separator instead of the seed."""
     rng = random.Random(seed)
     sep = rng.choice(["\n", "\r\n"])  # the upload check refuses \r line ends
+    sep = separator or sep
     header = ["Order ID", "customer_id", "Customer_Email", "PRODUCT_SKU", "quantity",
               "unit_price", "currency", "order_ts", "country", "discount_pct", "notes"]
     parts = ["\ufeff" + ",".join(header), sep]

@@ -162,7 +162,7 @@ def test_whole_runs_of_both_engines_are_identical(spark, tmp_path) -> None:
     lakes, one run per engine, every row of both zones and every upload's counts compared."""
     fuzz, multi = tmp_path / "fuzz.csv", tmp_path / "multi.csv"
     fuzz_csv(fuzz, 1500, 21)
-    fuzz_multiline_csv(multi, 400, 22)
+    fuzz_multiline_csv(multi, 400, 22, separator="\r\n")
     result = compare_runs(spark, load_contract("orders", 2),
                           [*sorted(SAMPLES.glob("*")), fuzz, multi], tmp_path / "work")
     assert result.differences == [], result.describe()
