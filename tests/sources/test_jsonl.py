@@ -255,3 +255,69 @@ def test_what_the_upload_check_announces_is_what_the_job_does(spark, tmp_path) -
     done = open_ledger(lake).get(record.upload_id)
     assert (done.status, done.record_count, done.rows_read, done.clean, done.quarantined) == \
         ("ARCHIVED", 7, 7, 2, 5)
+
+
+# What the reader gives a string field for each kind of JSON value (Jackson 2.15 under Spark
+# 3.5.4, JDK 17): the text of a number as Jackson writes it back (floats through Java's
+# Double.toString, not shortest-digit), objects and arrays compacted, Spark's lenient
+# parsing (single quotes, text after the object). The specification the DuckDB engine's
+# JSON Lines reader must meet, row for row.
+TOKENS = [  # (value of customer_id, text read, listed in _nested_fields, malformed)
+    ("12345", "12345", False, False),
+    ("-0", "0", False, False),
+    ("1.50", "1.5", False, False),
+    ("1e3", "1000.0", False, False),
+    ("1e22", "1.0E22", False, False),
+    ("1.0E23", "9.999999999999999E22", False, False),  # JDK 17's Double.toString
+    ("5e-324", "4.9E-324", False, False),
+    ("2e-3", "0.002", False, False),
+    ("1e-7", "1.0E-7", False, False),
+    ("-0.0", "-0.0", False, False),
+    ("123456789012345678901234567890", "123456789012345678901234567890", False, False),
+    ("true", "true", False, False),
+    ("null", None, False, False),
+    ('{"a": 1, "b": [1, 2.0, "x"]}', '{"a":1,"b":[1,2.0,"x"]}', True, False),
+    ('[ "x" , "\\u00e9", "\\n", "\\/" ]', '["x","é","\\n","/"]', True, False),
+    ('"\\ud83d\\ude00"', "😀", False, False),
+    ('"\\ud800"', "?", False, False),  # a lone surrogate
+    ('"a\\u0000b"', "a\x00b", False, False),
+    ("1e400", '"Infinity"', True, False),
+    ("007", None, False, True),
+    (".5", None, False, True),
+    ("+1", None, False, True),
+    ("1.", None, False, True),
+    ("'sq'", "sq", False, False),  # single quotes are accepted
+]
+LINES = [  # (line, customer_id read, malformed)
+    ('{"customer_id": "x"} junk', "x", False),  # text after the object is ignored
+    ('{"customer_id": "x",}', None, True),
+    ('{customer_id: "x"}', None, True),
+    ('{"customer_id": "a\tb"}', None, True),  # an unescaped control character
+]
+
+
+def test_what_a_string_field_reads_from_each_kind_of_json_value(spark, tmp_path,
+                                                                 contract) -> None:
+    from datetime import UTC, datetime
+
+    from lib.contracts.header import HeaderPlan
+    from lib.sources.base import Upload
+    from lib.sources.jsonl_reader import SESSION_CONF, read_upload
+
+    lines = [f'{{"customer_id": {v}, "full_name": "A"}}' for v, *_ in TOKENS]
+    lines += [line for line, *_ in LINES]
+    path = tmp_path / "tokens.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    names = contract.column_names
+    plan = HeaderPlan(source=str(path), header=names, read_names=names, matched=names,
+                      missing_optional=(), extra=())
+    for k, v in SESSION_CONF.items():
+        spark.conf.set(k, v)
+    rows = read_upload(spark, Upload("u1", str(path), date(2026, 11, 1), multiline=False),
+                       plan, contract, datetime(2026, 11, 1, tzinfo=UTC)) \
+        .orderBy("_source_record").collect()
+    got = [(r["customer_id"], r["_nested_fields"] == "customer_id", r["_raw_record"] is not None)
+           for r in rows]
+    expected = [(text, nested, bad) for _, text, nested, bad in TOKENS]
+    expected += [(text, False, bad) for _, text, bad in LINES]
+    assert got == expected
