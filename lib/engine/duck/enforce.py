@@ -1,9 +1,11 @@
 """Contract enforcement as DuckDB SQL: the counterpart of :mod:`lib.engine.transforms`.
 
-The raw relation (the columns of :func:`lib.engine.schemas.raw_schema`: every contract column
-as text exactly as read, the JSON fields that held an object or array, the raw text of
-malformed records, the record's exact ordinal in its file, lineage and the quarantine
-partition; for CSV also each record's line, :data:`lib.engine.duck.read.LINE`) goes through:
+The raw relation (the columns of :func:`lib.engine.schemas.raw_schema` but the lineage: every
+contract column as text exactly as read, the JSON fields that held an object or array, the
+raw text of malformed records, the record's exact ordinal in its file; instead of the
+lineage, the upload's place in its batch, :data:`lib.engine.duck.read.UPLOAD`, the lineage
+being added by the zones' queries (:func:`lineage`); for CSV also each record's line,
+:data:`lib.engine.duck.read.LINE`) goes through:
 
 * :func:`validate` - the cleaning steps, literal shapes, typed values and reason codes of
   :mod:`lib.engine.duck.rules`, one projection per stage, so that each value is computed once
@@ -13,8 +15,9 @@ partition; for CSV also each record's line, :data:`lib.engine.duck.read.LINE`) g
   different content
   are all quarantined with ``<key>.conflict``; identical rows collapse to the first in file
   order (the others are ``duplicate``);
-* :func:`clean_rows` / :func:`quarantine_rows` - the two zones' columns in the order and
-  types of :func:`lib.engine.schemas.clean_schema` / ``quarantine_schema``.
+* :func:`clean_rows` / :func:`quarantine_rows` - one upload's rows of the two zones, their
+  columns in the order and types of :func:`lib.engine.schemas.clean_schema` /
+  ``quarantine_schema``.
 
 Each function returns a SQL query over a named relation; nothing here runs a query.
 """
