@@ -234,8 +234,10 @@ def fuzz_multiline_csv(path: Path, rows: int, seed: int, separator: str | None =
     conflicting keys, records with too few and too many fields, values of the line corpus.
     ``separator`` chooses the line separator instead of the seed."""
     rng = random.Random(seed)
-    sep = rng.choice(["\n", "\r\n"])  # the upload check refuses \r line ends
-    sep = separator or sep
+    # Drawn either way, so that a seed gives the same rows whatever ``separator`` says (the
+    # upload check refuses \r line ends).
+    drawn = rng.choice(["\n", "\r\n"])
+    sep = separator or drawn
     header = ["Order ID", "customer_id", "Customer_Email", "PRODUCT_SKU", "quantity",
               "unit_price", "currency", "order_ts", "country", "discount_pct", "notes"]
     parts = ["\ufeff" + ",".join(header), sep]

@@ -90,9 +90,9 @@ def enforce(con: duckdb.DuckDBPyConnection, contract: Contract, batch: Sequence[
     """Read every upload of ``batch`` and validate its rows into a temporary table, find the
     keys that repeat, and define the view :data:`CLASSIFIED` of the rows with their
     disposition, which the writes read; return the counts and each upload's lineage."""
-    if contract.format != "csv":
-        raise NotReproduced(f"the DuckDB engine reads CSV only; {contract.ref} is "
-                            f"{contract.format}: run it with the Spark engine")
+    why = unsupported(contract)
+    if why is not None:
+        raise NotReproduced(f"{why}: run it with the Spark engine", source=contract.ref)
     if not batch:
         raise ValueError("enforce needs at least one upload")
     names = [f"lake_raw_{i}" for i in range(len(batch))]

@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from lib.contracts.contract import NESTED_FIELDS, RAW_RECORD, SOURCE_RECORD, Contract
 from lib.contracts.header import HeaderPlan
-from lib.engine.duck.csv_line import NotReproduced, split_line
+from lib.engine.duck.csv_line import BLANKS, NotReproduced, split_line
 from lib.engine.duck.csv_records import records
 from lib.engine.duck.rules import ident, lit
 
@@ -53,8 +53,9 @@ _OTHER_CODECS = (".bz2", ".deflate", ".lz4", ".snappy", ".zst")
 LINE = "__line"  # the record's line: the quarantine takes its values as read from it
 UPLOAD = "__upload"  # the upload's place in its batch: the key of its lineage
 _SPLIT = "lake_csv_split"
-# Java's String.trim: every character up to the space (NUL never passes the upload check).
-_JAVA_BLANK = "".join(chr(c) for c in range(1, 33))
+# Java's String.trim: every character up to the space (NUL never passes the upload check),
+# the characters univocity skips after a closing quote.
+_JAVA_BLANK = BLANKS
 # A line of nothing but such characters between two \n (bare \r line ends take the slow path).
 _BLANK_INSIDE = re.compile(r"\n[\x01-\x20]*\n")
 
@@ -142,12 +143,12 @@ _BOM = b"\xef\xbb\xbf"
 def scan_lines(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> str | None:
     """The lines of an uncompressed file read by DuckDB's own parallel CSV scanner, one
     column per line (no quoting, no escapes, strict), into ``<name>_split`` in file order;
-    returns the query of (ordinal, line), or None when the scanner cannot be shown to have
-    read the file line for line: a gzip file, a line end holding a ``\r`` (Hadoop's line
-    ends are not the scanner's), a BOM on a line of its own, a line too long for it, or any
-    other scanner error. The
-    proof is arithmetic: the lines' bytes plus one ``\n`` between each two (and the BOM the
-    scanner drops) must be the file's size, so not a byte was dropped or added."""
+    returns the query of (ordinal, line, raw: the line again), or None when the scanner
+    cannot be shown to have read the file line for line: a gzip file, a line end holding a
+    ``\r`` (Hadoop's line ends are not the scanner's), a BOM on a line of its own, a line too
+    long for it, or any other scanner error. The proof is arithmetic: the lines' bytes plus
+    one ``\n`` between each two (and the BOM the scanner drops) must be the file's size, so
+    not a byte was dropped or added."""
     if path.suffix == ".gz":
         return None
     with path.open("rb") as fh:
@@ -195,7 +196,7 @@ def scan_lines(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> str | N
 def block_lines(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> str:
     """The lines of any file the reader takes, cut by Python into blocks at line ends (every
     Hadoop line end: ``\n``, ``\r\n``, ``\r``) and split into lines by DuckDB, into
-    ``<name>_split``; returns the query of (ordinal, line)."""
+    ``<name>_split``; returns the query of (ordinal, line, raw: the line again)."""
     stats: list[tuple[int, bool]] = []  # per block: its lines, whether none is blank
     with open_upload(path) as fh:
         def batches() -> Iterator[pa.RecordBatch]:
@@ -269,11 +270,11 @@ def read_csv(con: duckdb.DuckDBPyConnection, name: str, index: int, path: Path,
              source_file: str, plan: HeaderPlan, contract: Contract,
              multiline: bool | None) -> str:
     """The raw relation of one CSV upload, the ``index``-th of its batch (its rows carry it as
-    :data:`UPLOAD`; its lineage is joined to them when they are written): its lines are read
-    into the temporary table ``<name>_split`` and the view ``<name>_lines`` of (ordinal, line)
-    is defined over it (both dropped by the caller); returns the query over the view that
-    splits the lines into fields. A line :func:`split_line` refuses makes that query raise
-    (see :func:`not_reproduced`)."""
+    :data:`UPLOAD`; its lineage is added to them when they are written): its lines (or
+    records) are read into the temporary table ``<name>_split`` and the view
+    ``<name>_lines`` of (ordinal, line, raw text) is defined over it (both dropped by the
+    caller); returns the query over the view that splits the lines into fields. A line
+    :func:`split_line` refuses makes that query raise (see :func:`not_reproduced`)."""
     why = not_reproduced_reason(path, multiline)
     if why is not None:
         raise NotReproduced(refusal(why), source=source_file)
