@@ -9,6 +9,7 @@ corpora; the tests run it on the small ones.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from lib.lake.paths import LakePaths
 from lib.ledger.sqlite import open_ledger
 from lib.sources.base import Upload, union_all
 from lib.sources.csv_reader import SESSION_CONF, read_upload
+from lib.sources.jsonl_reader import SESSION_CONF as JSONL_CONF
+from lib.sources.jsonl_reader import read_upload as read_jsonl_upload
 from lib.upload.landing import upload_file
 from lib.upload.structure import scan_csv
 
@@ -90,11 +93,15 @@ def _multiline(path: Path, contract: Contract) -> bool:
 def compare_files(spark, contract: Contract, files: Sequence[Path]) -> Result:  # noqa: ANN001
     """Both engines on ``files`` (each its own upload); the differences, if any."""
     uploads = [(f"u{i:03d}", Path(f).resolve()) for i, f in enumerate(files)]
-    plans = {uid: _header_plan(p, contract) for uid, p in uploads}
+    jsonl = contract.format == "jsonl"
+    names = contract.column_names
+    plans = {uid: HeaderPlan(source=str(p), header=names, read_names=names, matched=names,
+                             missing_optional=(), extra=()) if jsonl
+             else _header_plan(p, contract) for uid, p in uploads}
     result = Result()
     inputs = []
     for uid, p in uploads:
-        multiline = _multiline(p, contract)
+        multiline = None if jsonl else _multiline(p, contract)
         why = not_reproduced_reason(p, multiline)
         if why:
             result.not_reproduced.append(f"{p}: {why}")
@@ -115,12 +122,14 @@ def compare_files(spark, contract: Contract, files: Sequence[Path]) -> Result:  
         duck_rows["quarantine"] = q.fetchall()
     finally:
         con.close()
-    conf = {**SESSION_CONF, "spark.sql.files.maxPartitionBytes": str(1 << 50)}
+    conf = (JSONL_CONF if jsonl
+            else {**SESSION_CONF, "spark.sql.files.maxPartitionBytes": str(1 << 50)})
+    reader = read_jsonl_upload if jsonl else read_upload
     with session_conf(spark, conf):
         raw = union_all([
-            read_upload(spark, Upload(i.upload_id, i.source_file, INGEST_DATE,
-                                      multiline=i.multiline),
-                        i.plan, contract, INGESTED_AT) for i in inputs])
+            reader(spark, Upload(i.upload_id, i.source_file, INGEST_DATE,
+                                 multiline=i.multiline),
+                   i.plan, contract, INGESTED_AT) for i in inputs])
         clean, quarantine = split(contract, raw.transform(apply_contract(contract)))
         spark_rows = {"clean": [tuple(r) for r in clean.collect()],
                       "quarantine": [tuple(r) for r in quarantine.collect()]}
@@ -265,6 +274,105 @@ def fuzz_multiline_csv(path: Path, rows: int, seed: int, separator: str | None =
         if rng.random() < 0.03:  # an empty line, a line of blanks (a \r in a \n file)
             parts += [rng.choice(["", "  ", "\t", *(["\r", " \r"] if sep == "\n" else [])]), sep]
     path.write_bytes("".join(parts).encode("utf-8"))
+
+
+# Field values as text (written as JSON strings, escaped or not at random).
+_JSON_TEXTS = [*_TEXTS, "O'Brien", "tab\tin", "new\nline", "back\\slash", "nul\x00", "\x7f",
+               "\u2028", "\U0001f600", "\ud800", "\udc00\ud83d", "é", "  Ada   Lovelace ",
+               '"Infinity"', '"NaN"', "a/b", "\x1f\x08\x0c\r"]
+_JSON_NUMBERS = ["0", "-0", "12", "-12", "1.50", "1e3", "1E+2", "2e-3", "-0.0", "19.99",
+                 "123456.789e2", "9999999.999", "1.0e7", "9223372036854775808",
+                 "123456789012345678901234567890", "1e400", "-1e400", "1e-400", "0.1e1"]
+# JSON texts as they stand in a line.
+_JSON_NESTED = [r'{"a": 1, "b": [1, 2.5, "x"]}', "[]", "{}", r'[null, true, "\u00e9\/"]',
+                r'{"k\n\u0001": {"x": 1, "x": 2}}', r'["\ud83d\ude00", "\u001f", 1e400, -0]',
+                '[[[["deep"]]]]', r'{"customer_id": "nested key", "\ud800": "\udfff"}',
+                '["\u00e9", "\U0001f600", "\x7f"]', "[1e-400, 12345678901234567890, 0.001]"]
+_JSON_LINES = ['[{"customer_id": "in an array"}]', '"just a string"', "42", "null",
+               '{"customer_id": "C-1", "full_name": NaN}', '{"customer_id": "C-1",}',
+               '{"customer_id": "C-1", "customer_id": "C-2"}',
+               r'{"customer_id": "C-1", "customer\u005fid": "C-1"}',
+               '{"customer_id": 007}', '{"customer_id": .5}', '{"customer_id": +1}',
+               '{"customer_id": "a\tb"}', '{"customer_id": "x", "z": [1,}',
+               r'{"customer_id": "\q"}', "{customer_id: 1}", "\x0b{}", "\ufeff{}", "\x01",
+               '{"customer_id": "x"', "{", "}", "{}", "  {}  ", "\t", "\t {} \t",
+               '{"other": ' + "[" * 1000 + "]" * 1000 + "}",
+               '{"other": ' + "[" * 998 + "]" * 998 + ', "customer_id": "deep ok"}',
+               '{"customer_id": ' + "1" * 1001 + "}", '{"customer_id": ' + "1" * 1000 + "}",
+               '{"customer_id": "x"} trailing junk {', '{"customer_id": "x"}{"full_name": "y"}']
+_JSON_DATES = ["2026-11-01", "2026/11/01", "2026-02-30", "2026-13-01", "1999-12-31",
+               "0001-01-01", "9999-12-31", "2026-1-01", " 2026-11-01 ", "20261101", ""]
+_JSON_POOLS = {"date": _JSON_DATES, "country": ["us", "DE", "USA", "", " fr ", "d\u00e9"],
+               "tier": ["gold", "GOLD", " silver", "bronze", "platinum", "", "Gold\u200b"]}
+
+
+def _json_value(rng, kind: str) -> str:  # noqa: ANN001
+    """One JSON value of a field's kind, or of another kind (wrong types, nulls, objects and
+    arrays, numbers at the double's limits), as it stands in a line."""
+    r = rng.random()
+    if r < 0.08:
+        return rng.choice(_JSON_NUMBERS)
+    if r < 0.12:
+        return rng.choice(_JSON_NESTED)
+    if r < 0.15:
+        return rng.choice(["null", "true", "false"])
+    text = rng.choice(_JSON_POOLS.get(kind, _JSON_TEXTS))
+    if rng.random() < 0.2:
+        text = rng.choice([" ", "\u00a0", "\t", "\u3000"]) + text
+    lone = any("\ud800" <= c <= "\udfff" for c in text)  # only escaped: not UTF-8
+    return json.dumps(text, ensure_ascii=lone or rng.random() < 0.3)
+
+
+def fuzz_jsonl(path: Path, rows: int, seed: int) -> None:
+    """An adversarial customers file (JSON Lines): keys in any order, missing, repeated
+    within a line and escaped, extra keys, every kind of JSON value in every field (numbers
+    written back by Java, objects and arrays, non-finite numbers, nulls, wrong types),
+    escapes of every kind, whitespace and junk around the object, broken JSON, too deep and
+    too long, blank lines, lines of tabs, a BOM, ``\\n``, ``\\r\\n`` and ``\\r`` line ends,
+    repeated and conflicting ids. No line holds a single-quoted string or a float outside
+    what the DuckDB engine reproduces (those are refused whole: tested on their own)."""
+    rng = random.Random(seed)
+    keys = [("customer_id", "id"), ("full_name", "text"), ("email", "text"),
+            ("signup_date", "date"), ("country", "country"), ("loyalty_tier", "tier")]
+    lines = []
+    previous: str | None = None
+    for i in range(rows):
+        r = rng.random()
+        if previous is not None and r < 0.04:
+            lines.append(previous)  # an exact repeat: a duplicate
+            continue
+        if r < 0.08:
+            lines.append(rng.choice(_JSON_LINES))
+            continue
+        cid = f'"C-{i:05d}"' if r > 0.12 or previous is None else '"C-00000"'  # conflicts
+        pairs = [("customer_id", cid if rng.random() < 0.9 else _json_value(rng, "id"))]
+        pairs += [(k, _json_value(rng, kind)) for k, kind in keys[1:] if rng.random() < 0.93]
+        valid = {"full_name": '"Ada Lovelace"', "email": '"ada@example.com"',
+                 "signup_date": '"2026-11-01"', "country": '"GB"', "loyalty_tier": '"gold"'}
+        if rng.random() < 0.5:  # mostly valid rows, so that many reach the clean zone
+            pairs = [("customer_id", cid), *valid.items()]
+            if rng.random() < 0.3:
+                k = rng.randrange(1, len(pairs))
+                pairs[k] = (pairs[k][0], _json_value(rng, dict(keys)[pairs[k][0]]))
+        if rng.random() < 0.05:
+            pairs.append(("extra", rng.choice(_JSON_NESTED + _JSON_NUMBERS)))
+        rng.shuffle(pairs)
+        sep = rng.choice([", ", ",", " , ", ",\t"])
+        escaped = {"customer_id": r"customer\u005fid"} if rng.random() < 0.03 else {}
+        body = sep.join(f'"{escaped.get(k, k)}"{rng.choice([": ", ":", " : "])}{v}'
+                        for k, v in pairs)
+        line = "{" + body + "}"
+        if rng.random() < 0.05:
+            line = rng.choice([" ", "\t", " \t "]) + line
+        if rng.random() < 0.03:
+            line += rng.choice([" ", " junk", "}", "\t{"])
+        lines.append(line)
+        previous = line
+        if rng.random() < 0.03:
+            lines.append(rng.choice(["", "   ", "\t", " \t "]))
+    ends = ["\n", "\r\n", "\r"]
+    body = "\ufeff" + "".join(line + rng.choice(ends) for line in lines)
+    path.write_bytes(body.encode("utf-8"))
 
 
 # -- whole runs: the job's steps around each engine ------------------------------------------

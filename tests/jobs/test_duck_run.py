@@ -20,7 +20,7 @@ from lib.jobs.duck_rows import spark_partition_value
 from lib.jobs.faults import CRASH_ENV, CRASH_EXIT_CODE
 from lib.ledger.sqlite import open_ledger
 from lib.tools import cli
-from lib.tools.parity import compare_runs, fuzz_csv, fuzz_multiline_csv
+from lib.tools.parity import compare_runs, fuzz_csv, fuzz_jsonl, fuzz_multiline_csv
 from tests.helpers import CUSTOMERS, REPO, SAMPLES, to_uri
 
 LAKE = Path(sys.executable).with_name("lake")
@@ -170,6 +170,26 @@ def test_whole_runs_of_both_engines_are_identical(spark, tmp_path) -> None:
     assert result.not_reproduced == []
 
 
+def test_whole_runs_of_both_engines_are_identical_on_json_lines(spark, tmp_path) -> None:
+    """customers (JSON Lines): both samples, a seeded adversarial corpus and a file the
+    DuckDB engine refuses (a single-quoted key, which Spark's reader accepts) through whole
+    runs; the refused upload fails alone, FAILED with engine.not_reproduced, and is listed."""
+    fuzz, quoted = tmp_path / "fuzz.jsonl", tmp_path / "quoted.jsonl"
+    fuzz_jsonl(fuzz, 1500, 23)
+    quoted.write_text('{"customer_id": "C-9", "full_name": "Q", "email": "q@x.io", '
+                      '"country": "FR"}\n{\'customer_id\': "C-10"}\n', encoding="utf-8")
+    result = compare_runs(spark, load_contract("customers", 1),
+                          [*sorted(CUSTOMERS.glob("*")), fuzz, quoted], tmp_path / "work")
+    assert result.differences == [], result.describe()
+    assert result.rows["clean"] > 400 and result.rows["quarantine"] > 400
+    [refused] = result.not_reproduced
+    assert refused.startswith("quoted.jsonl: file://") and refused.endswith(
+        "/quoted.jsonl: the DuckDB engine does not read this file exactly as the Spark engine "
+        "does: line 2: a single-quoted string or key, which Spark's JSON reader accepts. "
+        "Nothing of it was published; the upload stays FAILED and the next run with the Spark "
+        "engine (lake run DATASET) processes it"), refused
+
+
 def test_the_whole_run_harness_reports_a_difference(spark, tmp_path, monkeypatch) -> None:
     from lib.engine.duck import rules as duck_rules
 
@@ -217,14 +237,19 @@ def test_a_duckdb_run_killed_mid_write_is_undone_or_completed_by_the_next_run(tm
     assert not list(lake.rglob("_staging/*/*"))
 
 
-def test_a_dataset_the_engine_does_not_read_is_refused_before_any_claim(tmp_path, capsys) -> None:
+def test_a_contract_the_engine_does_not_run_is_refused_before_any_claim(tmp_path, capsys,
+                                                                         monkeypatch) -> None:
+    """orders/2 derives total_amount with round(): were round not proven on both engines,
+    a DuckDB run refuses the dataset before claiming an upload, saying what to do."""
     lake = tmp_path / "lk"
-    jsonl = CUSTOMERS / "customers_2026-11-01.jsonl"
-    assert cli.main(["--lake-root", str(lake), "upload", "--dataset", "customers",
-                     str(jsonl)]) == 0
+    assert cli.main(["--lake-root", str(lake), "upload", "--dataset", "orders",
+                     str(SAMPLES / LINE_SAMPLES[1])]) == 0
     capsys.readouterr()
-    assert cli.main(["--lake-root", str(lake), "run", "customers", "--engine", "duckdb"]) == 2
-    assert capsys.readouterr().err.endswith(
-        "lake: error: customers/1: the DuckDB engine reads CSV only; customers/1 is jsonl: run "
-        "it with --engine spark\n")
-    assert {r.status for r in open_ledger(lake).find("customers")} == {"ACCEPTED"}
+    monkeypatch.setattr("lib.engine.duck.derived.PROVEN", frozenset({"coalesce", "to_date"}))
+    assert cli.main(["--lake-root", str(lake), "run", "orders", "--engine", "duckdb"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lake: error: orders/2: derived[0].expression 'round(") and \
+        err.endswith("function 'round' is not proven to give the same result in the DuckDB "
+                     "engine (proven: coalesce, to_date, date_format on a date): run it with "
+                     "--engine spark\n"), err
+    assert {r.status for r in open_ledger(lake).find("orders")} == {"ACCEPTED"}

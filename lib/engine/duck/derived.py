@@ -32,19 +32,47 @@ from lib.engine.duck.rules import duck_type
 
 _POWER_OF_TEN = re.compile(r"^10*$")
 PROVEN = frozenset({"round", "coalesce", "to_date"})
+# date_format is proven only on a date column of the contract, with a literal pattern of
+# four-digit years, months and days (the years a contract date holds: 0000-9999, which
+# both engines write in four digits) and separators.
+_DATE_FORMAT_CALL = re.compile(
+    r"date_format\s*\(\s*`?([A-Za-z_][A-Za-z0-9_]*)`?\s*,\s*'([^'\\]*)'\s*\)", re.I)
+_DATE_PATTERN = re.compile(r"^(?:yyyy|MM|dd|[-/])+$")
 _CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _STRING = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"")
 _DIVISION = re.compile(r"/\s*(\(|[A-Za-z0-9_.`]+)")
 
 
-def not_proven(expression: str) -> str | None:
+def _date_format_not_proven(expression: str, dates: frozenset[str]) -> str | None:
+    calls = len(re.findall(r"date_format\s*\(", _STRING.sub("''", expression), re.I))
+    shaped = _DATE_FORMAT_CALL.findall(expression)
+    for column, pattern in shaped:
+        if column.lower() not in dates:
+            return (f"date_format is proven in the DuckDB engine only on a date column of the "
+                    f"contract, not on {column!r}")
+        if not _DATE_PATTERN.match(pattern):
+            return (f"date_format pattern {pattern!r} is not proven in the DuckDB engine "
+                    "(proven: yyyy, MM, dd and the separators - and /)")
+    if calls != len(shaped):
+        return ("date_format is proven in the DuckDB engine only as date_format(<date column>, "
+                "'<pattern>')")
+    return None
+
+
+def not_proven(expression: str, dates: frozenset[str] = frozenset()) -> str | None:
     """Why the DuckDB engine does not run ``expression`` (a function outside :data:`PROVEN`,
-    a division by anything but a power of ten), or None."""
+    ``date_format`` other than on one of the ``dates`` columns with a proven pattern, a
+    division by anything but a power of ten), or None."""
     code = _STRING.sub("''", expression)
     for name in _CALL.findall(code):
+        if name.lower() == "date_format":
+            why = _date_format_not_proven(expression, dates)
+            if why is not None:
+                return why
+            continue
         if name.lower() not in PROVEN:
             return (f"function {name!r} is not proven to give the same result in the DuckDB "
-                    f"engine (proven: {', '.join(sorted(PROVEN))})")
+                    f"engine (proven: {', '.join(sorted(PROVEN))}, date_format on a date)")
     for divisor in _DIVISION.findall(code):
         if not _POWER_OF_TEN.match(divisor):
             what = "an expression in parentheses" if divisor == "(" else repr(divisor)
@@ -79,8 +107,9 @@ def _exact_division(node: exp.Expression) -> exp.Expression:
 
 def unproven_derived(contract: Contract) -> str | None:
     """The first derived expression of ``contract`` the DuckDB engine does not run, and why."""
+    dates = frozenset(c.name.lower() for c in contract.columns if c.type.name == "date")
     for i, d in enumerate(contract.derived):
-        why = not_proven(d.expression)
+        why = not_proven(d.expression, dates)
         if why is not None:
             return f"derived[{i}].expression {d.expression!r}: {why}"
     return None

@@ -24,6 +24,7 @@ Each function returns a SQL query over a named relation; nothing here runs a que
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from lib.contracts.contract import (
@@ -74,6 +75,18 @@ def _character_rules(contract: Contract) -> list[ContractColumn]:
             if folds_case(c) and any(r.kind in ("pattern", "enum") for r in c.rules)]
 
 
+# A step's placeholders, ``{v}`` and ``{a}``, outside its string literals (a regular
+# expression's ``\x{a}`` or a default value's text is never one).
+_PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\{([va])\}")
+
+
+def fill(step: str, v: str, a: str) -> str:
+    """A step of :func:`lib.engine.duck.rules.cleaned_steps` with its placeholders filled:
+    ``{v}`` the previous step's value, ``{a}`` whether the value as read is ASCII."""
+    values = {"v": v, "a": a}
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)] if m.group(1) else m.group(), step)
+
+
 def _chain(steps_per_value: dict[str, tuple[str, list[str]]], source: str) -> str:
     """Apply each value's steps, one projection per step: ``{alias: (input column, steps)}``.
     Returns a query whose columns are those of ``source`` plus each alias."""
@@ -88,8 +101,8 @@ def _chain(steps_per_value: dict[str, tuple[str, list[str]]], source: str) -> st
         for alias, (src, steps) in steps_per_value.items():
             if i < len(steps):
                 name = f"{alias}__{i}"
-                step = steps[i].replace("{a}", ident(flags[src]))
-                cols.append(f"{step.replace('{v}', ident(current[alias]))} AS {ident(name)}")
+                step = fill(steps[i], v=ident(current[alias]), a=ident(flags[src]))
+                cols.append(f"{step} AS {ident(name)}")
                 current[alias] = name
         query = f"SELECT *, {', '.join(cols)} FROM ({query})"
     finals = ", ".join(f"{ident(src)} AS {ident(alias)}" for alias, src in current.items())

@@ -26,9 +26,11 @@ from lib.engine.duck import enforce as sql
 from lib.engine.duck.csv_line import NotReproduced
 from lib.engine.duck.derived import unproven_derived
 from lib.engine.duck.read import LINE, UPLOAD, not_reproduced, read_csv, register
+from lib.engine.duck.read_jsonl import read_jsonl
 from lib.engine.duck.rules import ident
 
 CLASSIFIED = "lake_classified"
+READERS = ("csv", "jsonl")  # the formats this engine reads
 READ_PARTITION = "_read_partition"  # the key of the run's counts: one read partition here
 
 
@@ -76,8 +78,9 @@ def unsupported(contract: Contract) -> str | None:
     """Why the DuckDB engine does not run ``contract``, in a sentence (None: it does): a
     format it does not read, a partition column it does not write as Spark names it, or a
     derived expression not proven to mean the same."""
-    if contract.format != "csv":
-        return f"the DuckDB engine reads CSV only; {contract.ref} is {contract.format}"
+    if contract.format not in READERS:
+        return (f"the DuckDB engine reads {' and '.join(sorted(READERS))} only; {contract.ref} "
+                f"is {contract.format}")
     types = dict(sql.clean_columns(contract))
     timed = [p for p in contract.partition_by if types[p] == "TIMESTAMPTZ"]
     if timed:
@@ -96,15 +99,20 @@ def enforce(con: duckdb.DuckDBPyConnection, contract: Contract, batch: Sequence[
     if not batch:
         raise ValueError("enforce needs at least one upload")
     names = [f"lake_raw_{i}" for i in range(len(batch))]
+    csv = contract.format == "csv"
     try:
         raws = [read_csv(con, name, i, up.path, up.source_file, up.plan, contract, up.multiline)
+                if csv else read_jsonl(con, name, i, up.path, up.source_file, contract)
                 for i, (name, up) in enumerate(zip(names, batch, strict=True))]
         raw = " UNION ALL ".join(f"({q})" for q in raws)
+        # CSV: the quarantine's values as read come from each failed record's line; JSON
+        # Lines: each field's text is kept (a line is not split into fields in SQL).
         con.execute(f"CREATE OR REPLACE TEMP TABLE lake_validated AS "
-                    f"{sql.validate(contract, f'({raw})', line=LINE)}")
+                    f"{sql.validate(contract, f'({raw})', line=LINE if csv else None)}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE lake_groups AS "
                     f"{sql.groups(contract, 'lake_validated')}")
-        _fetch_conflict_lines(con, contract, names)
+        if csv:
+            _fetch_conflict_lines(con, contract, names)
     except duckdb.Error as exc:
         refused = not_reproduced(exc, batch[0].source_file if len(batch) == 1 else None)
         if refused is not None:
@@ -159,8 +167,10 @@ def quarantine_query(contract: Contract, outcome: Outcome, index: int,
                      plan: HeaderPlan) -> str:
     """The quarantine rows of the batch's ``index``-th upload, read with ``plan`` (their
     values as read come from each record's line, by the plan's column positions)."""
-    where = {n: i + 1 for i, n in enumerate(plan.read_names)}
-    positions = {c.name: where[c.name] if c.name in plan.matched else None
-                 for c in contract.columns}
+    positions = None  # JSON Lines: the fields' texts as read are kept
+    if contract.format == "csv":
+        where = {n: i + 1 for i, n in enumerate(plan.read_names)}
+        positions = {c.name: where[c.name] if c.name in plan.matched else None
+                     for c in contract.columns}
     return sql.quarantine_rows(contract, "lake_validated", "lake_groups", index,
                                outcome.lineage[index], positions)
