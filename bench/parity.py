@@ -10,6 +10,9 @@ lakes and run once with each engine (:func:`lib.tools.parity.compare_runs`). Eve
 and quarantined row with every column, and every upload's counts and reason codes, must be
 equal; on a difference the first differing row of each engine is printed and the exit code
 is 1. Files the DuckDB engine does not reproduce (engine.not_reproduced) are listed.
+
+For customers version 1 (JSON Lines): the bundled samples and ``--fuzz-seeds`` adversarial
+corpora of ``--fuzz-rows`` lines (:func:`lib.tools.parity.fuzz_jsonl`), the same way.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.orders_bench import data_file
     from lib.contracts.contract import load_contract
     from lib.jobs.local_spark import local_spark_session
-    from lib.tools.parity import compare_runs, fuzz_csv, fuzz_multiline_csv
+    from lib.tools.parity import compare_runs, fuzz_csv, fuzz_jsonl, fuzz_multiline_csv
 
     work = Path(args.work_dir).resolve() / "parity"
     shutil.rmtree(work, ignore_errors=True)
@@ -51,18 +54,26 @@ def main(argv: list[str] | None = None) -> int:
         multi = work / f"fuzz_multiline_seed{seed}.csv"
         fuzz_multiline_csv(multi, args.fuzz_rows // 5, seed, ("\n", "\r\n")[seed % 2])
         fuzz += [path, multi]
+    json_fuzz = []
+    for seed in range(1, args.fuzz_seeds + 1):
+        path = work / f"fuzz_seed{seed}.jsonl"
+        fuzz_jsonl(path, args.fuzz_rows, seed)
+        json_fuzz.append(path)
     big = data_file(argparse.Namespace(work_dir=args.work_dir, seed=args.seed, dirty=args.dirty),
                     args.rows)
     cases = [(f"orders v{v}: samples + {len(fuzz)} fuzz corpora ({args.fuzz_seeds} of "
                f"{args.fuzz_rows:,} rows read line by line, {args.fuzz_seeds} of "
-               f"{args.fuzz_rows // 5:,} read whole)", v,
+               f"{args.fuzz_rows // 5:,} read whole)", "orders", v,
               [*samples, *fuzz]) for v in (1, 2)]
-    cases += [(f"orders v{v}: bench data, {args.rows:,} rows (seed {args.seed})", v, [big])
-              for v in (1, 2)]
+    cases += [(f"customers v1: samples + {len(json_fuzz)} JSON Lines fuzz corpora of "
+               f"{args.fuzz_rows:,} lines", "customers", 1,
+               [*sorted((REPO / "samples" / "customers").glob("*")), *json_fuzz])]
+    cases += [(f"orders v{v}: bench data, {args.rows:,} rows (seed {args.seed})", "orders", v,
+               [big]) for v in (1, 2)]
     failed = 0
-    for i, (title, version, files) in enumerate(cases):
+    for i, (title, dataset, version, files) in enumerate(cases):
         t0 = time.perf_counter()
-        result = compare_runs(spark, load_contract("orders", version), files, work / f"case{i}")
+        result = compare_runs(spark, load_contract(dataset, version), files, work / f"case{i}")
         print(f"{title}: {result.describe()} ({time.perf_counter() - t0:.0f} s)", flush=True)
         for line in result.not_reproduced:
             print(f"  not reproduced (left to the Spark engine): {line.split(':')[0]}")
