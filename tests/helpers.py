@@ -58,6 +58,22 @@ def raw_rows(spark: SparkSession, contract: Contract, rows: list[dict]) -> DataF
     return spark.createDataFrame([tuple(r[f.name] for f in schema) for r in full], schema)
 
 
+def spark_read_jsonl(spark: SparkSession, path: Path, contract: Contract) -> list:
+    """The raw rows the Spark job's JSON Lines reader gives for one file, in line order."""
+    from lib.contracts.header import HeaderPlan
+    from lib.sources.base import Upload
+    from lib.sources.jsonl_reader import SESSION_CONF, read_upload
+
+    names = contract.column_names
+    plan = HeaderPlan(source=str(path), header=names, read_names=names, matched=names,
+                      missing_optional=(), extra=())
+    for k, v in SESSION_CONF.items():
+        spark.conf.set(k, v)
+    return read_upload(spark, Upload("u1", str(path), date(2026, 11, 1), multiline=False),
+                       plan, contract, datetime(2026, 11, 1, tzinfo=UTC)) \
+        .orderBy("_source_record").collect()
+
+
 def valid_order(**overrides: str | None) -> dict:
     """A raw orders row that passes every rule; override fields to break one."""
     row = {

@@ -19,10 +19,8 @@ from lib.engine.duck.csv_line import NotReproduced
 from lib.engine.duck.enforce import fill
 from lib.engine.duck.jsonl_records import compact, java_double, parse, records
 from lib.engine.duck.read_jsonl import read_jsonl
-from lib.sources.base import Upload
-from lib.sources.jsonl_reader import SESSION_CONF, read_upload
 from lib.tools.parity import compare_files, fuzz_jsonl
-from tests.helpers import CUSTOMERS
+from tests.helpers import CUSTOMERS, spark_read_jsonl
 from tests.sources.test_jsonl import LINES, TOKENS
 
 NAMES = ["customer_id", "full_name"]
@@ -145,23 +143,11 @@ def test_floats_read_as_spark_writes_them_on_thousands_of_doubles(spark, tmp_pat
             values.append(text)
     path = tmp_path / "floats.jsonl"
     path.write_text("".join(f'{{"customer_id": {v}}}\n' for v in values), encoding="utf-8")
-    spark_text = _spark_read(spark, path, contract)
+    spark_text = [r["customer_id"] for r in spark_read_jsonl(spark, path, contract)]
     duck_text = [r.values[0] for _, r in records(iter(path.read_text().splitlines()),
                                                  contract.column_names)]
     assert len(spark_text) == len(values)
     assert duck_text == spark_text
-
-
-def _spark_read(spark, path: Path, contract) -> list[str | None]:  # noqa: ANN001
-    names = contract.column_names
-    plan = HeaderPlan(source=str(path), header=names, read_names=names, matched=names,
-                      missing_optional=(), extra=())
-    for k, v in SESSION_CONF.items():
-        spark.conf.set(k, v)
-    rows = read_upload(spark, Upload("u1", str(path), date(2026, 11, 1), multiline=False),
-                       plan, contract, datetime(2026, 11, 1, tzinfo=UTC)) \
-        .orderBy("_source_record").select("customer_id").collect()
-    return [r[0] for r in rows]
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from lib.lake.paths import LakePaths, to_uri
 from lib.ledger.sqlite import open_ledger
 from lib.upload.checks import UploadRejected, inspect_file
 from lib.upload.landing import upload_file
-from tests.helpers import CUSTOMERS, land, raw_rows
+from tests.helpers import CUSTOMERS, land, raw_rows, spark_read_jsonl
 
 FILE1 = "customers_2026-11-01.jsonl"
 FILE2 = "customers_2026-11-02.jsonl.gz"
@@ -298,24 +298,11 @@ LINES = [  # (line, customer_id read, malformed)
 
 def test_what_a_string_field_reads_from_each_kind_of_json_value(spark, tmp_path,
                                                                  contract) -> None:
-    from datetime import UTC, datetime
-
-    from lib.contracts.header import HeaderPlan
-    from lib.sources.base import Upload
-    from lib.sources.jsonl_reader import SESSION_CONF, read_upload
-
     lines = [f'{{"customer_id": {v}, "full_name": "A"}}' for v, *_ in TOKENS]
     lines += [line for line, *_ in LINES]
     path = tmp_path / "tokens.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    names = contract.column_names
-    plan = HeaderPlan(source=str(path), header=names, read_names=names, matched=names,
-                      missing_optional=(), extra=())
-    for k, v in SESSION_CONF.items():
-        spark.conf.set(k, v)
-    rows = read_upload(spark, Upload("u1", str(path), date(2026, 11, 1), multiline=False),
-                       plan, contract, datetime(2026, 11, 1, tzinfo=UTC)) \
-        .orderBy("_source_record").collect()
+    rows = spark_read_jsonl(spark, path, contract)
     got = [(r["customer_id"], r["_nested_fields"] == "customer_id", r["_raw_record"] is not None)
            for r in rows]
     expected = [(text, nested, bad) for _, text, nested, bad in TOKENS]

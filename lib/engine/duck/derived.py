@@ -13,8 +13,11 @@ written out here:
   fit is null, as in Spark.
 
 Only the functions in :data:`PROVEN` have been shown to mean the same in both engines (by
-the parity tests, on the bundled contracts); an expression calling another one, or dividing
-by anything but a power of ten, is refused here (:class:`NotReproduced`, before a DuckDB
+the parity tests, on the bundled contracts), and ``date_format`` of a date column with a
+pattern of ``yyyy``, ``MM``, ``dd``, ``-`` and ``/`` (sqlglot writes ``strftime`` with
+``%Y``, ``%m``, ``%d``; both engines write a contract date's year, 0000-9999, in four
+digits); an expression calling another one, or dividing by anything but a power of ten, is
+refused here (:class:`NotReproduced`, before a DuckDB
 run claims any upload), never translated on trust.
 """
 

@@ -165,8 +165,9 @@ def clean_query(contract: Contract, outcome: Outcome, index: int) -> str:
 
 def quarantine_query(contract: Contract, outcome: Outcome, index: int,
                      plan: HeaderPlan) -> str:
-    """The quarantine rows of the batch's ``index``-th upload, read with ``plan`` (their
-    values as read come from each record's line, by the plan's column positions)."""
+    """The quarantine rows of the batch's ``index``-th upload, read with ``plan`` (CSV: their
+    values as read come from each record's line, by the plan's column positions; JSON
+    Lines: each field's text as read is kept in the validated rows)."""
     positions = None  # JSON Lines: the fields' texts as read are kept
     if contract.format == "csv":
         where = {n: i + 1 for i, n in enumerate(plan.read_names)}
