@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from lib.engine.duck.csv_line import NotReproduced
+from lib.errors import LakeError
 
 MAX_DEPTH = 1000  # Jackson 2.15's StreamReadConstraints: nesting, the root object included
 MAX_DIGITS = 1000  # ... and digits in one number
@@ -68,24 +69,27 @@ class _Float:
     value: float
 
 
-class _Malformed(Exception):
-    """A token Jackson refuses that Python's json accepts or never sees."""
+class _Malformed(LakeError):
+    """A token Jackson refuses that Python's json accepts or never sees (caught in
+    :func:`parse`: the line is malformed)."""
+
+    default_code = "row.malformed"
 
 
 def _int(text: str) -> int:
     if len(text) - (text[0] == "-") > MAX_DIGITS:
-        raise _Malformed
+        raise _Malformed("too many digits")
     return int(text)
 
 
 def _float(text: str) -> _Float:
     if sum(c.isdigit() for c in text) > MAX_DIGITS:
-        raise _Malformed
+        raise _Malformed("too many digits")
     return _Float(float(text))
 
 
 def _constant(name: str) -> None:
-    raise _Malformed  # NaN, Infinity, -Infinity: Spark reads with allowNonNumericNumbers off
+    raise _Malformed(name)  # NaN, Infinity, -Infinity: Spark reads with allowNonNumericNumbers off
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_Obj, parse_float=_float, parse_int=_int,
