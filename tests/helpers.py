@@ -22,11 +22,11 @@ from pyspark.sql import DataFrame, SparkSession
 
 from lib.contracts.contract import Contract
 from lib.engine.schemas import raw_schema
+from lib.lake.catalog import LocalCatalog, catalog_file
 from lib.lake.paths import LakePaths, to_uri
 from lib.ledger.base import Ledger
 from lib.ledger.records import ACCEPTED, UploadRecord
 from lib.ledger.sqlite import open_ledger
-from lib.tools.catalog import LocalCatalog, catalog_file
 from lib.tools.crawl import crawl
 from lib.tools.crawlers import load_crawlers
 

@@ -10,7 +10,9 @@ import boto3
 
 from lib.jobs.argv import JobArgumentError
 from lib.jobs.publish import DEFAULT_MAX_RECORDS_PER_FILE
-from lib.lake.paths import LakePaths
+from lib.jobs.register import Catalog, GlueRegistrar, LocalRegistrar
+from lib.lake.catalog import LocalCatalog
+from lib.lake.paths import LakePaths, local_path, to_uri
 from lib.ledger.base import Ledger
 from lib.ledger.dynamo import DEFAULT_RETENTION_DAYS, DynamoLedger
 from lib.ledger.sqlite import open_ledger
@@ -34,6 +36,13 @@ OPTIONAL: dict[str, str | None] = {
     "event_bus_name": None,
     "event_source": None,
     "aws_region": None,  # region of the ledger table and topic (default: boto3's own lookup)
+    # Where a run registers the partitions it published (lib.jobs.register): the Glue
+    # databases of the clean and the quarantine tables (both or neither) and the prefix of
+    # table names, as the crawler definitions say; without them, the local catalog of a
+    # local lake root (none for a lake on S3).
+    "clean_database": None,
+    "quarantine_database": None,
+    "table_prefix": "",
 }
 
 
@@ -57,6 +66,23 @@ def ledger(args: Mapping[str, str | None]) -> Ledger:
         raise JobArgumentError(f"--ledger_retention_days must be a positive number of days, "
                                f"got {text!r}")
     return DynamoLedger(table, client=aws_client(args, "dynamodb"), retention_days=int(text))
+
+
+def catalog(args: Mapping[str, str | None]) -> Catalog | None:
+    """The Glue Data Catalog with ``--clean_database`` and ``--quarantine_database``, else
+    the local catalog of a local lake root, else none."""
+    clean, quarantine = args.get("clean_database"), args.get("quarantine_database")
+    prefix = args.get("table_prefix") or ""
+    if bool(clean) != bool(quarantine):
+        raise JobArgumentError("--clean_database and --quarantine_database go together: give "
+                               "both (the Glue databases of the crawlers) or neither")
+    if clean and quarantine:
+        return GlueRegistrar(aws_client(args, "glue"),
+                             {"clean": clean, "quarantine": quarantine}, prefix)
+    root = str(args["lake_root"])
+    if local_path(to_uri(root)) is None:
+        return None
+    return LocalRegistrar(LocalCatalog.for_lake(root), table_prefix=prefix)
 
 
 def aws_client(args: Mapping[str, str | None], service: str) -> Any:

@@ -44,6 +44,7 @@ def execute(rows: RowEngine, args: Mapping[str, str | None], logger: logging.Log
             upload_ids=job_args.upload_ids(args),
             max_records_per_file=job_args.max_records_per_file(args),
             logger=logger,
+            catalog=job_args.catalog(args),
         )
     except DriverDied as died:  # the uploads it set aside are alerted on
         metrics.emit(namespace, dataset, failed_run_metrics(

@@ -1,7 +1,7 @@
 """A local SparkSession configured like the Glue 5.0 runtime (Spark 3.5.4), with every
 working folder (warehouse, spill, temp) kept under one directory so nothing litters the
 working tree. The catalog is Spark's in-memory one: the local Glue Data Catalog is
-:mod:`lib.tools.catalog`, which needs no JVM."""
+:mod:`lib.lake.catalog`, which needs no JVM."""
 
 from __future__ import annotations
 

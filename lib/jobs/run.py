@@ -26,7 +26,9 @@
 7. **commit**: the journal listing each upload's new files and the older files to delete
    is written; from here on the batch is published, by this run or by the next one (step 1).
 8. **publish**: the older files are deleted, the uploads are marked PROCESSED with their
-   counts, and the journal and the intent are removed.
+   counts, and the journal and the intent are removed; the partitions written are
+   registered in the catalog the run was given (:mod:`lib.jobs.register`), so the rows are
+   queryable without waiting for a crawler (also for a journal completed in step 1).
 9. **record failures**: every upload that failed is marked FAILED with its error.
 10. **archive**: the raw file of each PROCESSED upload moves to
     ``archive/<dataset>/ingest_date=D/<upload_id>/<file>``; the upload becomes ARCHIVED.
@@ -74,6 +76,7 @@ from lib.jobs.publish import (
     write_record,
     zone_files,
 )
+from lib.jobs.register import Catalog, register_published
 from lib.jobs.report import FAILED as RESULT_FAILED
 from lib.jobs.report import RunReport, UploadResult
 from lib.jobs.report_html import RECENT_RUNS, past_runs, render
@@ -191,6 +194,7 @@ class Run:
     max_records_per_file: int
     claimed: dict[str, UploadRecord] = field(default_factory=dict)
     committed: set[str] = field(default_factory=set)  # uploads of a batch past its commit point
+    catalog: Catalog | None = None  # where published partitions are registered (None: nowhere)
 
     @property
     def dataset(self) -> str:
@@ -213,13 +217,15 @@ def process_uploads(
     max_records_per_file: int = DEFAULT_MAX_RECORDS_PER_FILE,
     logger: logging.Logger | None = None,
     now: datetime | None = None,
+    catalog: Catalog | None = None,
 ) -> RunReport:
     """One run of ``contract``'s job on the dataset's pending uploads (or ``upload_ids``):
-    the steps of the module docstring, in order. Returns the run report, already written."""
+    the steps of the module docstring, in order. Returns the run report, already written.
+    With ``catalog``, the partitions each batch published are registered in it."""
     started = now or datetime.now(UTC)
     run = Run(rows, rows.fs, contract, paths, ledger,
               logger or logging.getLogger(f"lake.{job_name}"), job_name, job_version,
-              new_run_id(started), started, max_records_per_file)
+              new_run_id(started), started, max_records_per_file, catalog=catalog)
     rows.prepare(contract)  # what the engine cannot run fails here, before any claim
     with ledger.run_lock(contract.dataset):
         recovered = recover(run)
@@ -259,7 +265,9 @@ def complete_journals(run: Run) -> list[str]:
         run.log.warning("run %s died while publishing; completing its journal %s",
                         plan.run_id, journal)
         apply(run.fs, plan)
-        mark_processed(run, [UploadResult(**u) for u in plan.uploads.values()], plan.run_id)
+        completing = [UploadResult(**u) for u in plan.uploads.values()]
+        mark_processed(run, completing, plan.run_id)
+        register(run, completing)
         # the intent first: an intent without a journal means "never committed, delete"
         run.fs.delete(run.paths.intent(run.dataset, plan.run_id))
         run.fs.delete(journal)
@@ -558,6 +566,15 @@ def process_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> N
         return
     plan = commit_batch(run, batch, results)
     publish(run, plan, [results[up.upload_id] for up, _ in batch])
+    register(run, [results[up.upload_id] for up, _ in batch])
+
+
+def register(run: Run, published: Sequence[UploadResult]) -> None:
+    """Register the partitions the uploads were published into, so that their rows are
+    queryable now (:mod:`lib.jobs.register`; a failure is logged and left to the crawler)."""
+    if run.catalog is not None:
+        register_published(run.catalog, run.contract, run.paths,
+                           sorted({p for u in published for p in u.partitions}), run.log)
 
 
 # -- 5. verify -------------------------------------------------------------------------------

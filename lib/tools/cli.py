@@ -46,11 +46,11 @@ from lib.contracts.contract import (
 )
 from lib.contracts.header import printable
 from lib.errors import LakeError
+from lib.lake.catalog import LocalCatalog
 from lib.lake.paths import LakePaths, local_path, to_uri
 from lib.ledger.base import Ledger
 from lib.ledger.records import ACCEPTED, PENDING, STATUSES, UploadRecord
 from lib.ledger.sqlite import open_ledger
-from lib.tools.catalog import LocalCatalog
 from lib.tools.progress import tracking
 from lib.tools.query import DEFAULT_MEMORY_LIMIT as QUERY_MEMORY_LIMIT
 from lib.tools.query import DEFAULT_TIMEOUT_S as QUERY_TIMEOUT_S

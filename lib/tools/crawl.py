@@ -1,5 +1,5 @@
 """The local crawl: apply a crawler definition (:mod:`lib.tools.crawlers`) to a local lake, into
-the local catalog (:mod:`lib.tools.catalog`), the way the Glue crawler fills the Glue Data
+the local catalog (:mod:`lib.lake.catalog`), the way the Glue crawler fills the Glue Data
 Catalog. No Spark: footers are read with pyarrow.
 
 For each target (one dataset folder of the crawler's zone):
@@ -36,8 +36,8 @@ from urllib.parse import quote, unquote
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lib.lake.catalog import CatalogError, LocalCatalog, TableInfo
 from lib.lake.paths import LakePaths, join, local_path, to_uri
-from lib.tools.catalog import CatalogError, LocalCatalog, TableInfo
 from lib.tools.crawlers import CrawlerDefinition
 
 __all__ = ["CatalogError", "TableResult", "crawl", "hive_type", "scan_target"]

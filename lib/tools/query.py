@@ -1,5 +1,5 @@
 """Athena locally: Athena (Trino) SQL transpiled by sqlglot to DuckDB's dialect and run by an
-embedded DuckDB on the tables the local crawl catalogued (:mod:`lib.tools.catalog`); and
+embedded DuckDB on the tables the local crawl catalogued (:mod:`lib.lake.catalog`); and
 the named queries of ``infra/athena/``. No JVM: a query answers in well under a second, and
 any number of processes may query while a pipeline or a crawl runs.
 
@@ -45,8 +45,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
+from lib.lake.catalog import PARTITION_TYPE, LocalCatalog, TableInfo
 from lib.lake.paths import local_path
-from lib.tools.catalog import PARTITION_TYPE, LocalCatalog, TableInfo
 from lib.tools.repo import REPO_ROOT
 from lib.tools.spreadsheet import safe_cell
 from lib.tools.sql_guard import QueryError, check_read_only, relations

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from lib.tools.catalog import catalog_file
+from lib.lake.catalog import catalog_file
 from tests.helpers import REPO, SAMPLES, catalog_of, crawl_all
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from lib.contracts.contract import load_contract
+from lib.lake.catalog import CatalogError, LocalCatalog, catalog_file
 from lib.lake.paths import LakePaths
 from lib.ledger.records import LedgerError, UploadRecord
 from lib.ledger.sqlite import LEDGER_FILE, SqliteLedger, open_ledger
-from lib.tools.catalog import CatalogError, LocalCatalog, catalog_file
 from lib.upload.landing import upload_file
 from tests.helpers import REPO, SAMPLES, crawl_all
 
@@ -145,7 +145,7 @@ def test_a_catalog_locked_beyond_the_wait_says_so(tmp_path, monkeypatch) -> None
     LocalCatalog(path).create_database("clean", "x")
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # a crawl holds the write lock
-    monkeypatch.setattr("lib.tools.catalog.BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("lib.lake.catalog.BUSY_TIMEOUT_S", 0.2)
     try:
         with pytest.raises(CatalogError, match="the local catalog is locked by another process"):
             LocalCatalog(path).create_database("quarantine", "y")
