@@ -49,7 +49,8 @@ def orders() -> Contract:
 
 @pytest.fixture(scope="session")
 def processed_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """orders v1 (two uploads) and customers (two uploads) processed; not catalogued.
+    """orders v1 (two uploads) and customers (two uploads) processed (the runs registered
+    their tables and partitions in the local catalog; not crawled).
     Shared by the catalog and query tests: never change its data."""
     lake = tmp_path_factory.mktemp("catalog") / "lake"
     run(orders_v1, "orders_v1", lake, SAMPLES / "orders_2026-11-01.csv",

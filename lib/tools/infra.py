@@ -156,6 +156,25 @@ def athena_query_string(query: NamedQuery, databases: Sequence[str]) -> str:
     return "".join(out)
 
 
+def _registration_arguments(crawlers: dict[str, CrawlerDefinition]) -> dict[str, Any]:
+    """The job arguments with which a run registers the partitions it publishes
+    (:mod:`lib.jobs.register`): each zone's database and the table prefix, as its crawler
+    defines them."""
+    by_zone = {c.zone: c for c in crawlers.values()}
+    missing = [z for z in ("clean", "quarantine") if z not in by_zone]
+    if missing:
+        raise InfraError(f"no crawler for the {' and '.join(missing)} zone: a run registers "
+                         "its partitions in the databases of both zones' crawlers")
+    prefixes = {c.table_prefix for c in by_zone.values()}
+    if len(prefixes) != 1:
+        raise InfraError(f"the clean and quarantine crawlers have different table prefixes "
+                         f"({sorted(prefixes)}): a run registers its tables under one")
+    prefix = prefixes.pop()
+    return {"--clean_database": {"Ref": f"{camel(by_zone['clean'].database)}Database"},
+            "--quarantine_database": {"Ref": f"{camel(by_zone['quarantine'].database)}Database"},
+            **({"--table_prefix": prefix} if prefix else {})}
+
+
 def _schedule_default(index: int) -> str:
     """Daily at 02:00 UTC, datasets 20 minutes apart so their crawls rarely overlap."""
     minutes = 120 + 20 * index
@@ -259,6 +278,7 @@ def build_template(jobs: Mapping[str, Sequence[int]], crawlers: Mapping[str, Cra
             },
         }
 
+    registration = _registration_arguments(crawlers)
     for dataset in datasets:
         for version in jobs[dataset]:
             job = JobVersion(dataset, version)
@@ -299,6 +319,7 @@ def build_template(jobs: Mapping[str, Sequence[int]], crawlers: Mapping[str, Cra
                         "--event_bus_name": "default",
                         "--event_source": _sub(EVENT_SOURCE),
                         "--aws_region": {"Ref": "AWS::Region"},
+                        **registration,
                     },
                     "ExecutionProperty": {"MaxConcurrentRuns": 1},
                     "WorkerType": {"Ref": "WorkerType"},

@@ -528,6 +528,19 @@ def test_jobs_get_the_ledger_alerts_and_metrics_arguments(pipelines) -> None:
         assert args["--ledger_retention_days"] == {"Ref": "LedgerRetentionDays"}
         assert sub_text(args["--metrics_namespace"]) == METRICS_NAMESPACE
         assert args["--aws_region"] == {"Ref": "AWS::Region"}
+        # where a run registers the partitions it publishes: the crawlers' databases
+        assert (args["--clean_database"], args["--quarantine_database"]) == (
+            {"Ref": "CleanDatabase"}, {"Ref": "QuarantineDatabase"})
+        assert "--table_prefix" not in args  # the crawlers' prefix is empty
+
+
+def test_the_job_role_may_register_tables_and_partitions_of_its_env_only(foundation) -> None:
+    job_role = resources(foundation, "AWS::IAM::Role")["GlueJobRole"]
+    [st] = [st for p in job_role["Policies"] for st in p["PolicyDocument"]["Statement"]
+            if st["Sid"] == "RegisterPublishedPartitions"]
+    assert st["Action"] == ["glue:GetTable", "glue:CreateTable", "glue:BatchCreatePartition"]
+    assert [sub_text(r).rsplit(":", 1)[1] for r in st["Resource"]] == [
+        "catalog", "database/${Project}_${Env}_*", "table/${Project}_${Env}_*/*"]
 
 
 def test_each_dataset_has_failed_run_and_quarantine_ratio_alarms_and_a_dashboard(
