@@ -86,6 +86,7 @@ _TOP_KEYS = (
     "partition_by",
     "max_upload_bytes",
     "max_record_bytes",
+    "fast_lane_max_bytes",
 )
 # A record (a CSV row, a JSON line) longer than this is refused at upload unless the contract
 # sets its own max_record_bytes: one huge record would have to fit in a Spark task's memory.
@@ -190,6 +191,9 @@ class Contract:
     source: str = "<contract>"
     max_upload_bytes: int | None = None  # file size limit of the dataset (<= the lake-wide one)
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES  # longest record an upload may hold
+    # Uploads at or under this many bytes go through the fast lane (the DuckDB engine, right
+    # after they are accepted); None: the lake's default; 0: no fast lane for the dataset.
+    fast_lane_max_bytes: int | None = None
 
     @property
     def ref(self) -> str:
@@ -522,12 +526,18 @@ def parse_contract(data: Any, source: str = "<contract>") -> Contract:
                                 f"{', '.join(sorted(seen))}")
     max_upload = _positive_bytes(obj, "max_upload_bytes", None, source)
     max_record = _positive_bytes(obj, "max_record_bytes", DEFAULT_MAX_RECORD_BYTES, source)
+    fast_lane = obj.get("fast_lane_max_bytes")
+    if fast_lane is not None and (isinstance(fast_lane, bool) or not isinstance(fast_lane, int)
+                                  or fast_lane < 0):
+        raise ContractError(source, "fast_lane_max_bytes", f"expected a number of bytes (0 turns "
+                            f"the fast lane off for the dataset), got {fast_lane!r}")
     return Contract(
         dataset=dataset,
         version=version,
         format=fmt,
         max_upload_bytes=max_upload,
         max_record_bytes=max_record,
+        fast_lane_max_bytes=fast_lane,
         columns=columns,
         derived=derived,
         partition_by=tuple(partition_by),

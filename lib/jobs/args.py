@@ -43,6 +43,9 @@ OPTIONAL: dict[str, str | None] = {
     "clean_database": None,
     "quarantine_database": None,
     "table_prefix": "",
+    # The fast lane: take the dataset's ACCEPTED uploads of at most this many bytes (instead
+    # of --upload_ids or every pending upload).
+    "small_uploads_only": None,
 }
 
 
@@ -101,6 +104,17 @@ def upload_ids(args: Mapping[str, str | None]) -> list[str] | None:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise JobArgumentError(f"--upload_ids must be a JSON array of upload ids, got {text!r}")
     return value
+
+
+def small_uploads_only(args: Mapping[str, str | None]) -> int | None:
+    text = args.get("small_uploads_only")
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise JobArgumentError(f"--small_uploads_only must be a number of bytes, got {text!r}")
+    if args.get("upload_ids") is not None:
+        raise JobArgumentError("--small_uploads_only and --upload_ids exclude each other")
+    return int(text)
 
 
 def max_records_per_file(args: Mapping[str, str | None]) -> int:

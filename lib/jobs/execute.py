@@ -45,6 +45,7 @@ def execute(rows: RowEngine, args: Mapping[str, str | None], logger: logging.Log
             max_records_per_file=job_args.max_records_per_file(args),
             logger=logger,
             catalog=job_args.catalog(args),
+            small_only=job_args.small_uploads_only(args),
         )
     except DriverDied as died:  # the uploads it set aside are alerted on
         metrics.emit(namespace, dataset, failed_run_metrics(

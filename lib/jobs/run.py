@@ -85,6 +85,7 @@ from lib.lake.fs import java_error_message
 from lib.lake.paths import LakePaths, join
 from lib.ledger.base import Ledger
 from lib.ledger.records import (
+    ACCEPTED,
     ARCHIVED,
     FAILED,
     PENDING,
@@ -195,6 +196,7 @@ class Run:
     claimed: dict[str, UploadRecord] = field(default_factory=dict)
     committed: set[str] = field(default_factory=set)  # uploads of a batch past its commit point
     catalog: Catalog | None = None  # where published partitions are registered (None: nowhere)
+    small_only: int | None = None  # the fast lane: the ACCEPTED uploads of at most these bytes
 
     @property
     def dataset(self) -> str:
@@ -218,14 +220,18 @@ def process_uploads(
     logger: logging.Logger | None = None,
     now: datetime | None = None,
     catalog: Catalog | None = None,
+    small_only: int | None = None,
 ) -> RunReport:
     """One run of ``contract``'s job on the dataset's pending uploads (or ``upload_ids``):
     the steps of the module docstring, in order. Returns the run report, already written.
-    With ``catalog``, the partitions each batch published are registered in it."""
+    With ``catalog``, the partitions each batch published are registered in it; with
+    ``small_only`` (the fast lane), the run takes the dataset's ACCEPTED uploads of at most
+    that many bytes."""
     started = now or datetime.now(UTC)
     run = Run(rows, rows.fs, contract, paths, ledger,
               logger or logging.getLogger(f"lake.{job_name}"), job_name, job_version,
-              new_run_id(started), started, max_records_per_file, catalog=catalog)
+              new_run_id(started), started, max_records_per_file, catalog=catalog,
+              small_only=small_only)
     rows.prepare(contract)  # what the engine cannot run fails here, before any claim
     with ledger.run_lock(contract.dataset):
         recovered = recover(run)
@@ -355,8 +361,14 @@ def interrupted(run: Run, r: UploadRecord, *, alone: bool, why: str) -> str:
 
 # -- 2. select and claim ---------------------------------------------------------------------
 
-def select_uploads(ledger: Ledger, dataset: str,
-                   upload_ids: Sequence[str] | None) -> list[UploadRecord]:
+def select_uploads(ledger: Ledger, dataset: str, upload_ids: Sequence[str] | None,
+                   small_only: int | None = None) -> list[UploadRecord]:
+    """The uploads a run takes: ``upload_ids``, else every pending upload of the dataset;
+    with ``small_only`` (the fast lane), every ACCEPTED upload of at most that many bytes
+    (a FAILED one waits for the batch run, which retries it)."""
+    if small_only is not None:
+        return [r for r in ledger.find(dataset, [ACCEPTED])
+                if not r.held and r.size_bytes <= small_only]
     if upload_ids is None:  # held uploads wait for an explicit reprocess
         return [r for r in ledger.find(dataset, PENDING) if not r.held]
     records, problems = [], []
@@ -383,7 +395,7 @@ def select_and_claim(run: Run, upload_ids: Sequence[str] | None) -> list[Upload]
     """The uploads this run processes, each moved to PROCESSING by a conditional write (an
     upload another writer changed first is skipped)."""
     claimed: list[Upload] = []
-    for r in select_uploads(run.ledger, run.dataset, upload_ids):
+    for r in select_uploads(run.ledger, run.dataset, upload_ids, run.small_only):
         try:
             run.claimed[r.upload_id] = run.ledger.transition(
                 r.upload_id, PROCESSING, expected=(r.status,), note=f"run {run.run_id}",

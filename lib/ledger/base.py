@@ -40,6 +40,11 @@ class Ledger(ABC):
         claims the content hash for the dataset."""
 
     @abstractmethod
+    def note(self, upload_id: str, note: str) -> None:
+        """Add ``note`` to the upload's history without changing its status (what happened
+        to it that is not a status change: a run that could not take it)."""
+
+    @abstractmethod
     def accepted_with_sha(self, dataset: str, sha256: str) -> UploadRecord | None:
         """The upload holding the dataset's claim on this content, if any."""
 

@@ -185,6 +185,15 @@ class DynamoLedger(Ledger):
                 request = resp.get("UnprocessedKeys") or {}
         return out
 
+    def note(self, upload_id: str, note: str) -> None:
+        item = self._raw(upload_id)  # unknown: UnknownUploadError
+        self._db.update_item(
+            TableName=self.table, Key=_upload_key(upload_id),
+            UpdateExpression="SET history = list_append(history, :h)",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues=_values({":h": [{"at": utc_now(), "to": item["status"],
+                                                       "note": note}]}))
+
     def accepted_with_sha(self, dataset: str, sha256: str) -> UploadRecord | None:
         claim = self._item(_claim_key(dataset, sha256))
         if claim is None or _expired(claim):

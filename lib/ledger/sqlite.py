@@ -184,6 +184,14 @@ class SqliteLedger(Ledger):
                           "WHERE upload_id = ? ORDER BY seq", (upload_id,))
         return [HistoryEntry(**dict(r)) for r in rows]
 
+    def note(self, upload_id: str, note: str) -> None:
+        with self._tx() as db:
+            row = db.execute("SELECT status FROM uploads WHERE upload_id = ?",
+                             (upload_id,)).fetchone()
+            if row is None:
+                raise UnknownUploadError(upload_id)
+            self._history(db, upload_id, utc_now(), row["status"], row["status"], note)
+
     def accepted_with_sha(self, dataset: str, sha256: str) -> UploadRecord | None:
         rows = self._read(
             f"SELECT * FROM uploads WHERE dataset = ? AND sha256 = ? AND status IN "

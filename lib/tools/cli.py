@@ -113,7 +113,41 @@ def _print_upload(r: UploadRecord, name: str) -> None:
 
 def cmd_upload(args: argparse.Namespace) -> int:
     records = _upload(args, args.dataset, args.files)
-    return 0 if all(r.status == ACCEPTED for r in records) else 1
+    code = 0 if all(r.status == ACCEPTED for r in records) else 1
+    if args.process:
+        code = max(code, _fast_lane(args, args.dataset, records))
+    return code
+
+
+def _fast_lane(args: argparse.Namespace, dataset: str, records: Sequence[UploadRecord]) -> int:
+    """Send the accepted uploads at or under the dataset's fast-lane limit through the
+    fast lane (:mod:`lib.jobs.fast_lane`); the larger ones wait for the batch run."""
+    from lib.jobs.fast_lane import fast_lane_limit, route, run_fast_lane
+    from lib.tools.job_versions import job_versions
+
+    versions = job_versions().get(dataset)
+    if not versions:
+        raise CliError(f"dataset {dataset!r} has no job in glue_jobs/: nothing to process with")
+    version = versions[-1]  # the dataset's current job, as a batch run would take
+    contract = load_contract(dataset, version)
+    routed = route(records, contract)
+    limit = fast_lane_limit(contract)
+    for r in routed.batch:
+        why = ("the fast lane is off for this dataset" if limit == 0
+               else f"over the fast lane's {human_bytes(limit)}")
+        print(f"{r.upload_id}  waits for the batch run ({why}): lake pipeline, or lake run "
+              f"{dataset}", flush=True)
+    if not routed.fast:
+        return 0
+    with tracking(f"fast lane {dataset}_v{version} (DuckDB)") as update:
+        update(f"processing {len(routed.fast)} upload(s)")
+        code = run_fast_lane(contract, version, str(_lake_dir(args)), _ledger(args),
+                             [r.upload_id for r in routed.fast])
+    if code is None:
+        print(f"another run of {dataset} is in progress: the upload(s) stay ACCEPTED for the "
+              "next run (lake pipeline, or lake run)", file=sys.stderr)
+        return 1
+    return code
 
 
 def _run_job(args: argparse.Namespace, job: str, version: int | None,
@@ -558,6 +592,11 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("upload", help="check files and land the accepted ones in the raw zone")
     up.add_argument("files", nargs="+", metavar="FILE")
     up.add_argument("--dataset", required=True, help="dataset the files belong to, e.g. orders")
+    up.add_argument("--process", action="store_true",
+                    help="process the accepted uploads at once through the fast lane (the "
+                    "DuckDB engine, no JVM; uploads up to the dataset's fast_lane_max_bytes, "
+                    "64 MiB by default): queryable when it ends; larger ones wait for the "
+                    "batch run")
     max_bytes(up)
     up.set_defaults(func=cmd_upload)
 
