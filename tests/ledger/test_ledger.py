@@ -57,6 +57,21 @@ def test_an_upload_goes_through_its_life_and_every_step_is_in_its_history(ledger
                        ("PROCESSING", "PROCESSED"), ("PROCESSED", "ARCHIVED")]
 
 
+def test_a_note_joins_the_history_without_changing_the_status(ledger) -> None:
+    new_record(ledger, "u1")
+    ledger.transition("u1", L.ACCEPTED)
+    ledger.note("u1", "fast lane: the run lock stayed busy")
+    assert ledger.get("u1").status == L.ACCEPTED
+    last = ledger.history("u1")[-1]
+    assert (last.from_status, last.to_status, last.note) == (
+        "ACCEPTED", "ACCEPTED", "fast lane: the run lock stayed busy")
+    ledger.transition("u1", L.PROCESSING)  # a note is no status: the next edge is as before
+    assert [h.to_status for h in ledger.history("u1")] == [
+        "RECEIVED", "ACCEPTED", "ACCEPTED", "PROCESSING"]
+    with pytest.raises(UnknownUploadError):
+        ledger.note("nope", "x")
+
+
 def test_the_structure_the_check_found_and_interruptions_are_kept(ledger) -> None:
     new_record(ledger, "u1")
     accepted = ledger.transition("u1", L.ACCEPTED, record_count=14, longest_record_bytes=61,
