@@ -27,7 +27,7 @@ COMPOSE   := docker compose -f docker/compose.yaml
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-run: prereqs $(STAMP) $(PROTOCOL_JAR) ## Upload the bundled samples of both datasets, run the pipeline (jobs, then crawlers), then the named Athena queries
+run: prereqs $(STAMP) $(PROTOCOL_JAR) ## Upload the bundled samples of both datasets, run the pipeline (jobs, then crawlers), the named Athena queries, then one new file through the fast lane
 	@echo "== lake upload: file checks, then the raw zone or rejected/ (exit 1 = some file rejected)"
 	$(LAKE) --lake-root $(LAKE_ROOT) upload --dataset orders samples/orders/* || [ $$? -eq 1 ]
 	$(LAKE) --lake-root $(LAKE_ROOT) upload --dataset customers samples/customers/* || [ $$? -eq 1 ]
@@ -38,6 +38,13 @@ run: prereqs $(STAMP) $(PROTOCOL_JAR) ## Upload the bundled samples of both data
 	@echo "== lake queries --run: the named Athena queries of infra/athena/ on the crawled tables"
 	$(LAKE) --lake-root $(LAKE_ROOT) queries --run \
 	  --param upload_id=$$($(LAKE) --lake-root $(LAKE_ROOT) status --dataset orders --status ARCHIVED --format ids | head -1)
+	@echo "== lake upload --process: one small new file through the fast lane (the DuckDB engine, no JVM), queryable when it ends"
+	@mkdir -p $(LAKE_ROOT)/_local && now=$$(date -u +%Y%m%dT%H%M%S) && printf '%s\n%s\n' \
+	  'order_id,customer_id,customer_email,product_sku,quantity,unit_price,currency,order_ts,country,discount_pct' \
+	  "FL-$$now,C-9,fast@example.com,SKU-900,2,9.99,EUR,2026-11-05T08:00:00Z,FR,10" \
+	  > $(LAKE_ROOT)/_local/fast-lane-$$now.csv && \
+	  $(LAKE) --lake-root $(LAKE_ROOT) upload --dataset orders --process $(LAKE_ROOT)/_local/fast-lane-$$now.csv && \
+	  $(LAKE) --lake-root $(LAKE_ROOT) query "SELECT order_id, total_amount, _ingested_at FROM clean.orders WHERE order_id = 'FL-$$now'"
 	@echo "== data-quality pages of the runs (open one in a browser):"
 	@ls -1 $(LAKE_ROOT)/_reports/*/*.html
 	@echo "== the console (uploads by drag and drop, live status): $(LAKE) --lake-root $(LAKE_ROOT) serve"
