@@ -540,7 +540,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lib.tools.console.app import serve
 
     serve(Path(args.lake_root), host=args.host, port=args.port, max_bytes=args.max_bytes,
-          expose=args.expose, allow_hosts=args.allow_host)
+          expose=args.expose, allow_hosts=args.allow_host, fast_lane=not args.no_fast_lane)
     return 0
 
 
@@ -612,6 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                     help="a host name requests may address besides the bound address (e.g. "
                     "the proxy's public name); repeatable")
+    sv.add_argument("--no-fast-lane", action="store_true",
+                    help="leave accepted uploads for \"Process now\" or the batch run instead "
+                    "of processing the small ones at once through the fast lane")
     max_bytes(sv)
     sv.set_defaults(func=cmd_serve)
 

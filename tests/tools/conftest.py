@@ -20,4 +20,4 @@ def lake(tmp_path) -> Path:
 
 @pytest.fixture
 def client(lake) -> TestClient:
-    return TestClient(create_app(lake, max_bytes=10_000), base_url=CONSOLE_URL)
+    return TestClient(create_app(lake, max_bytes=10_000, fast_lane=False), base_url=CONSOLE_URL)

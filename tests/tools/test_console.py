@@ -137,7 +137,7 @@ def test_an_uploads_quarantined_rows_page_and_csv_match_the_zone(spark, processe
     import csv
     import io
 
-    client = TestClient(create_app(processed_lake), base_url=BASE)
+    client = TestClient(create_app(processed_lake, fast_lane=False), base_url=BASE)
     record = next(r for r in open_ledger(processed_lake).find("orders") if r.quarantined)
     got = client.get(f"/uploads/{record.upload_id}/quarantine.csv")
     assert got.status_code == 200 and got.headers["content-type"].startswith("text/csv")
@@ -160,7 +160,7 @@ def test_while_processing_the_stream_shows_the_runs_phase(lake) -> None:
 
     from lib.ledger.records import PROCESSING
 
-    with TestClient(create_app(lake, max_bytes=10_000), base_url=BASE) as client:  # lifespan
+    with TestClient(create_app(lake, max_bytes=10_000, fast_lane=False), base_url=BASE) as client:  # lifespan
         created, _ = send(client, GOOD)
         ledger = open_ledger(lake)
         ledger.transition(created["upload_id"], PROCESSING, note="run r1")
@@ -187,7 +187,7 @@ def test_while_processing_the_stream_shows_the_runs_phase(lake) -> None:
 
 def test_a_datasets_page_lists_its_runs_with_the_trend_and_the_latest_report(
         spark, processed_lake) -> None:
-    client = TestClient(create_app(processed_lake), base_url=BASE)
+    client = TestClient(create_app(processed_lake, fast_lane=False), base_url=BASE)
     reports = sorted((processed_lake / "_reports" / "orders").glob("*.json"))
     latest = json.loads(reports[-1].read_text())
     page = client.get("/ui/datasets/orders").text

@@ -39,9 +39,40 @@ def console_without_runs(tmp_path):  # noqa: ANN201
     yield from _serve(tmp_path / "lake")
 
 
-def _serve(lake: Path):  # noqa: ANN202
-    with serving(create_app(lake)) as port:
+def _serve(lake: Path, fast_lane: bool = False):  # noqa: ANN202
+    with serving(create_app(lake, fast_lane=fast_lane)) as port:
         yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def console_with_fast_lane(tmp_path):  # noqa: ANN201 - the default of lake serve
+    yield from _serve(tmp_path / "lake", fast_lane=True)
+
+
+def test_a_dropped_file_goes_through_the_fast_lane_to_archived_with_its_report(
+        console_with_fast_lane, tmp_path) -> None:
+    """The console's default: a small accepted file is processed at once (the DuckDB
+    engine), followed live to ARCHIVED without pressing anything, its card linking to its
+    run's report, which names the engine."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=chromium(), headless=True,
+            args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        try:
+            page.goto(console_with_fast_lane + "/")
+            page.select_option("#dataset", "orders")
+            page.set_input_files("#files", [str(GOOD)])
+            good = page.locator(f'.card[data-file="{GOOD.name}"]')
+            expect(good).to_have_attribute("data-status", "ARCHIVED", timeout=60_000)
+            expect(good.locator(".counts")).to_contain_text("read 14, clean 4, quarantined 9")
+            good.locator("a.report").click()
+            expect(page.locator('[data-count="rows_read"]')).to_have_text("14")
+            expect(page.locator("body")).to_contain_text("duckdb")
+        finally:
+            browser.close()
 
 
 def test_drop_two_files_process_and_read_the_report(console, tmp_path) -> None:

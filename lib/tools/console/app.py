@@ -52,10 +52,12 @@ from starlette.concurrency import run_in_threadpool
 
 from lib.contracts.contract import available_contracts, load_contract
 from lib.errors import LakeError
+from lib.jobs.fast_lane import route, run_fast_lane
 from lib.jobs.report_html import RECENT_RUNS, past_runs
 from lib.lake.paths import LakePaths, local_path, to_uri
 from lib.lambdas.upload_api import unsafe_name_reason, with_history
 from lib.ledger.records import (
+    ACCEPTED,
     ARCHIVED,
     FAILED,
     PROCESSING,
@@ -166,10 +168,12 @@ def _resource(*parts: str) -> Path:
 
 
 def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
-               allowed_hosts: Collection[str] = LOOPBACK) -> FastAPI:
+               allowed_hosts: Collection[str] = LOOPBACK, fast_lane: bool = True) -> FastAPI:
     """The console on the lake at ``lake_root``; ``max_bytes`` as ``lake upload --max-bytes``
     (lowered per dataset by its contract); ``allowed_hosts``: the host names requests may
-    address (:mod:`lib.tools.console.security`)."""
+    address (:mod:`lib.tools.console.security`); ``fast_lane``: an accepted upload small
+    enough for the fast lane is processed at once, as ``lake upload --process`` does (else
+    it waits for "Process now" or the batch run)."""
     lake_root = Path(lake_root).resolve()
     paths = LakePaths.from_root(lake_root)
     incoming = lake_root / "_console" / "incoming"
@@ -298,7 +302,24 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
                 part.unlink(missing_ok=True)
                 with contextlib.suppress(OSError):  # not empty: another request's part
                     folder.rmdir()
+        if fast_lane:
+            start_fast_lane(done)
         return view(done)
+
+    def start_fast_lane(record: UploadRecord) -> None:
+        """A small accepted upload through the fast lane, in the background (its run takes
+        every small accepted upload of the dataset; the page follows the status live)."""
+        versions = job_versions().get(record.dataset)
+        if record.status != ACCEPTED or not versions:
+            return
+        contract = load_contract(record.dataset, versions[-1])
+        if not route([record], contract).fast:
+            return
+        thread = threading.Thread(
+            target=run_fast_lane, args=(contract, versions[-1], str(lake_root), ledger(),
+                                        [record.upload_id]),
+            daemon=True, name=f"fast-lane-{record.upload_id}")
+        thread.start()
 
     @app.get("/uploads/{upload_id}", response_model=UploadView,
              responses={404: {"model": Refusal}})
@@ -469,7 +490,7 @@ def exposure_warning(host: str) -> str | None:
 
 def serve(lake_root: Path, host: str = "127.0.0.1", port: int = 8000,
           max_bytes: int = DEFAULT_MAX_BYTES, *, expose: bool = False,
-          allow_hosts: Sequence[str] = ()) -> None:
+          allow_hosts: Sequence[str] = (), fast_lane: bool = True) -> None:
     """Serve the console; binding beyond loopback needs ``expose`` (``lake serve
     --expose``) and prints what that exposes."""
     import uvicorn
@@ -485,5 +506,5 @@ def serve(lake_root: Path, host: str = "127.0.0.1", port: int = 8000,
     hosts = serving_hosts(host, allow_hosts)
     print(f"lake console on http://{host}:{port}/ (lake {lake_root}; answers to "
           f"{', '.join(hosts)}); Ctrl-C stops it", flush=True)
-    uvicorn.run(create_app(lake_root, max_bytes=max_bytes, allowed_hosts=hosts), host=host,
-                port=port, log_level="warning")
+    uvicorn.run(create_app(lake_root, max_bytes=max_bytes, allowed_hosts=hosts,
+                           fast_lane=fast_lane), host=host, port=port, log_level="warning")
