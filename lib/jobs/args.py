@@ -6,8 +6,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import boto3
-
 from lib.jobs.argv import JobArgumentError
 from lib.jobs.publish import DEFAULT_MAX_RECORDS_PER_FILE
 from lib.jobs.register import Catalog, GlueRegistrar, LocalRegistrar
@@ -89,6 +87,8 @@ def catalog(args: Mapping[str, str | None]) -> Catalog | None:
 
 
 def aws_client(args: Mapping[str, str | None], service: str) -> Any:
+    import boto3  # only a run on AWS needs it: a local run (the fast lane) starts faster
+
     return boto3.client(service, region_name=args.get("aws_region") or None)
 
 

@@ -255,3 +255,15 @@ def test_a_derived_expression_not_proven_on_both_engines_is_refused(expression, 
     assert str(exc.value).endswith("; run it with --engine spark")
     assert not_proven("round(quantity * unit_price * (100 - coalesce(discount_pct, 0)) / 100, 2)") \
         is None
+
+
+def test_the_longer_case_mappings_are_every_character_that_has_one() -> None:
+    """The block search of duck_rules finds exactly what mapping each character alone
+    finds (it relies on a case mapping never shortening a character)."""
+    every = range(sys.maxunicode + 1)
+    upper = {chr(c): chr(c).upper() for c in every
+             if not 0xD800 <= c <= 0xDFFF and len(chr(c).upper()) > 1}
+    lower = {chr(c): chr(c).lower() for c in every
+             if not 0xD800 <= c <= 0xDFFF and len(chr(c).lower()) > 1}
+    assert (duck_rules.UPPER_SPECIAL, duck_rules.LOWER_SPECIAL) == (upper, lower)
+    assert duck_rules.UPPER_SPECIAL["ß"] == "SS" and duck_rules.LOWER_SPECIAL == {"İ": "i̇"}

@@ -27,6 +27,8 @@ Where DuckDB and the JVM mean different things, the difference is written out he
 from __future__ import annotations
 
 import sys
+from array import array
+from collections.abc import Callable
 from decimal import Decimal
 
 from lib.contracts.contract import Check
@@ -48,13 +50,38 @@ from lib.engine.catalogue import (
     too_many_integer_digits,
 )
 
+
 # Characters whose full upper-case mapping is longer than one character (Unicode's
 # SpecialCasing: ß, ligatures, ŉ, ǰ, Greek with ypogegrammeni ...), and the one whose full
 # lower-case mapping is (İ): replaced by their mapping before DuckDB's one-to-one mapping.
-UPPER_SPECIAL = {chr(c): chr(c).upper() for c in range(sys.maxunicode + 1)
-                 if not 0xD800 <= c <= 0xDFFF and len(chr(c).upper()) > 1}
-LOWER_SPECIAL = {chr(c): chr(c).lower() for c in range(sys.maxunicode + 1)
-                 if not 0xD800 <= c <= 0xDFFF and len(chr(c).lower()) > 1}
+def _longer_mappings(*fns: Callable[[str], str]) -> list[dict[str, str]]:
+    """For each of ``fns``, every character (surrogates aside) it maps to more than one
+    character. A case mapping never shortens a character, so a block of characters whose
+    mapping is as long as the block holds none: the blocks that do are halved until the
+    characters are found (every character once, in blocks, instead of one by one)."""
+    found: list[dict[str, str]] = [{} for _ in fns]
+
+    def scan(text: str, fn: Callable[[str], str], out: dict[str, str]) -> None:
+        if len(fn(text)) == len(text):
+            return
+        if len(text) == 1:
+            out[text] = fn(text)
+            return
+        mid = len(text) // 2
+        scan(text[:mid], fn, out)
+        scan(text[mid:], fn, out)
+
+    for lo, hi in ((0, 0xD800), (0xE000, sys.maxunicode + 1)):
+        text = array("I", range(lo, hi)).tobytes().decode("utf-32-le" if sys.byteorder ==
+                                                         "little" else "utf-32-be")
+        for start in range(0, len(text), 4096):
+            block = text[start:start + 4096]
+            for fn, out in zip(fns, found, strict=True):
+                scan(block, fn, out)
+    return found
+
+
+UPPER_SPECIAL, LOWER_SPECIAL = _longer_mappings(str.upper, str.lower)
 
 # Characters Unicode 14 gave a case (Glagolitic, Latin Extended-D, Vithkuqi): Java 17, the
 # JVM of Glue 5, knows Unicode 13 and leaves them as they are; DuckDB maps them. A value
