@@ -22,7 +22,7 @@ CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 COMPOSE   := docker compose -f docker/compose.yaml
 
-.PHONY: help run test jars bench bench-publish bench-catalog parity lint lock lock-checkov clean prereqs infra package deploy docker-build docker-test docker-run
+.PHONY: help run test jars bench bench-publish bench-catalog bench-latency parity lint lock lock-checkov clean prereqs infra package deploy docker-build docker-test docker-run
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -72,6 +72,9 @@ bench-publish: prereqs $(STAMP) $(JARS_STAMP) ## Requests and bytes of publishin
 
 bench-catalog: prereqs $(STAMP) $(PROTOCOL_JAR) ## Benchmark lake query and lake crawl on the sample lake (median of 5, process start included)
 	$(PY) bench/catalog_bench.py --work-dir $(BENCH_DIR)
+
+bench-latency: prereqs $(STAMP) ## Fast lane: from lake upload --process to lake query returning the rows, 1k/10k/100k rows (median of 5)
+	$(PY) bench/latency_bench.py --work-dir $(BENCH_DIR)
 
 infra: $(STAMP) ## Regenerate infra/pipelines.yaml from glue_jobs/, crawlers/ and infra/athena/
 	$(LAKE) infra generate
