@@ -34,12 +34,32 @@ from lib.engine.duck import engine as duck
 from lib.engine.duck.csv_line import NotReproduced
 from lib.engine.duck.derived import derived_sql
 from lib.engine.duck.rules import ident, lit
+from lib.errors import LakeError
 from lib.jobs.faults import crash_point
 from lib.jobs.run import Batch, Run
 from lib.lake.localfs import LocalFs
 from lib.lake.paths import join, local_path
 
 DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+ENGINE_RESOURCES = "engine.resources"
+
+
+class EngineResources(LakeError):
+    """The DuckDB engine ran out of memory or disk on a batch: not the data's fault (the
+    upload fails with this code, and the batch run, with Spark, retries it)."""
+
+    default_code = ENGINE_RESOURCES
+
+
+@contextlib.contextmanager
+def _resources(memory_limit: str) -> Iterator[None]:
+    try:
+        yield
+    except duckdb.OutOfMemoryException as exc:
+        raise EngineResources(
+            f"the DuckDB engine ran out of memory (limit {memory_limit}, $LAKE_DUCKDB_MEMORY) "
+            f"and could not spill enough to disk ({str(exc).splitlines()[0][:300]}); nothing "
+            "of it was published: the batch run (Spark) processes it") from None
 # Spark's ExternalCatalogUtils.escapePathName: these characters become %XX in a folder name.
 _ESCAPED = frozenset([*map(chr, range(0x01, 0x20)), '"', "#", "%", "'", "*", "/", ":", "=",
                       "?", "\\", "\x7f", "{", "[", "]", "^"])
@@ -99,7 +119,8 @@ class DuckRows:
             self.plans = {up.upload_id: plan for up, plan in batch}
             t0 = time.perf_counter()
             run.log.info("reading and validating %d upload(s) with DuckDB", len(batch))
-            outcome = self.outcome = duck.enforce(con, run.contract, inputs, run.started)
+            with _resources(self.memory_limit):
+                outcome = self.outcome = duck.enforce(con, run.contract, inputs, run.started)
             run.log.info("read, validated and classified the rows in %.1fs",
                          time.perf_counter() - t0)
             yield DuckEnforced(self, outcome.counts, outcome.repeated)
@@ -115,6 +136,10 @@ class DuckRows:
         return path
 
     def write(self, run: Run, upload_ids: Sequence[str]) -> None:
+        with _resources(self.memory_limit):
+            self._write(run, upload_ids)
+
+    def _write(self, run: Run, upload_ids: Sequence[str]) -> None:
         assert self.con is not None and self.outcome is not None, "write runs inside batch()"
         contract, outcome = run.contract, self.outcome
         t0 = time.perf_counter()

@@ -265,5 +265,5 @@ def test_the_longer_case_mappings_are_every_character_that_has_one() -> None:
              if not 0xD800 <= c <= 0xDFFF and len(chr(c).upper()) > 1}
     lower = {chr(c): chr(c).lower() for c in every
              if not 0xD800 <= c <= 0xDFFF and len(chr(c).lower()) > 1}
-    assert (duck_rules.UPPER_SPECIAL, duck_rules.LOWER_SPECIAL) == (upper, lower)
+    assert (upper, lower) == (duck_rules.UPPER_SPECIAL, duck_rules.LOWER_SPECIAL)
     assert duck_rules.UPPER_SPECIAL["ß"] == "SS" and duck_rules.LOWER_SPECIAL == {"İ": "i̇"}

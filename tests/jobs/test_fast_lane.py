@@ -134,3 +134,25 @@ def test_the_limit_comes_from_the_contract_then_the_environment() -> None:
         parse_contract({**data, "fast_lane_max_bytes": -1}, "x.yaml")
     with pytest.raises(Exception, match=r"LAKE_FAST_LANE_MAX_BYTES must be a number of bytes"):
         fast_lane_limit(contract, {MAX_BYTES_ENV: "lots"})
+
+
+def test_a_run_out_of_memory_fails_the_upload_as_the_engines_fault_not_the_files(
+        tmp_path, monkeypatch) -> None:
+    """DuckDB given 1 MB: the upload fails with engine.resources (not a reason of the
+    file), saying what ran out and that the batch run takes it; the batch's selection (every
+    pending upload) includes it, the fast lane's does not."""
+    from lib.jobs.duck_entry import MEMORY_ENV
+    from lib.jobs.run import select_uploads
+
+    monkeypatch.setenv(MEMORY_ENV, "1MB")
+    lake = tmp_path / "lk"
+    assert cli.main(["--lake-root", str(lake), "upload", "--dataset", "orders", "--process",
+                     str(_orders(tmp_path / "m.csv", 1, 300))]) == 1
+    ledger = open_ledger(lake)
+    [record] = ledger.find("orders")
+    assert (record.status, record.error_code) == (FAILED, "engine.resources")
+    assert "the DuckDB engine ran out of memory (limit 1MB, $LAKE_DUCKDB_MEMORY)" in record.error
+    assert record.error.endswith("nothing of it was published: the batch run (Spark) "
+                                 "processes it")
+    assert [r.upload_id for r in select_uploads(ledger, "orders", None)] == [record.upload_id]
+    assert select_uploads(ledger, "orders", None, small_only=1 << 30) == []
