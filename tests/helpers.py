@@ -141,6 +141,15 @@ def run(job: Any, name: str, lake: Path, *files: Path, dataset: str = "orders") 
                      "--upload_ids", json.dumps(ids)]) == 0
 
 
+def cli_query(lake: Path, sql: str, capsys: Any) -> str:
+    """What ``lake query --format csv SQL`` prints for ``lake`` (it must succeed)."""
+    from lib.tools import cli
+
+    capsys.readouterr()
+    assert cli.main(["--lake-root", str(lake), "query", "--format", "csv", sql]) == 0
+    return capsys.readouterr().out
+
+
 def crawl_all(lake: Path, crawlers: dict | None = None) -> dict:
     out = {}
     for c in (crawlers or load_crawlers()).values():

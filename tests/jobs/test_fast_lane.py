@@ -15,7 +15,7 @@ from lib.jobs.fast_lane import DEFAULT_MAX_BYTES, MAX_BYTES_ENV, fast_lane_limit
 from lib.ledger.records import ACCEPTED, ARCHIVED, FAILED
 from lib.ledger.sqlite import open_ledger
 from lib.tools import cli
-from tests.helpers import REPO, SAMPLES
+from tests.helpers import REPO, SAMPLES, cli_query
 
 SAMPLE = SAMPLES / "orders_2026-11-04_discounts.csv"
 HEADER = ("order_id,customer_id,customer_email,product_sku,quantity,unit_price,currency,"
@@ -29,12 +29,6 @@ def _orders(path: Path, first: int, n: int = 3) -> Path:
     return path
 
 
-def _query(lake: Path, sql: str, capsys) -> str:  # noqa: ANN001
-    capsys.readouterr()
-    assert cli.main(["--lake-root", str(lake), "query", "--format", "csv", sql]) == 0
-    return capsys.readouterr().out
-
-
 def test_an_upload_with_process_is_archived_and_queryable_when_the_command_ends(
         tmp_path, capsys) -> None:
     lake = tmp_path / "lk"
@@ -45,7 +39,7 @@ def test_an_upload_with_process_is_archived_and_queryable_when_the_command_ends(
     assert "data-quality page: file://" in out
     [record] = open_ledger(lake).find("orders")
     assert record.status == ARCHIVED
-    assert _query(lake, "SELECT count(*) AS n FROM clean.orders", capsys) == \
+    assert cli_query(lake, "SELECT count(*) AS n FROM clean.orders", capsys) == \
         f"n\n{record.clean}\n"
 
 
@@ -81,7 +75,7 @@ def test_one_fast_lane_run_takes_every_small_accepted_upload_once(tmp_path, caps
     assert all(sum(h.to_status == "PROCESSING" for h in ledger.history(u)) == 1 for u in ids)
     assert run_fast_lane(contract, 2, str(lake), ledger, []) == 0  # nothing pending
     assert {ledger.get(u).run_id for u in ids} == runs
-    assert _query(lake, "SELECT count(*) AS n FROM clean.orders", capsys) == "n\n36\n"
+    assert cli_query(lake, "SELECT count(*) AS n FROM clean.orders", capsys) == "n\n36\n"
 
 
 def test_a_busy_run_lock_leaves_the_upload_accepted_with_a_note(tmp_path, caplog) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from pathlib import Path
 
 import boto3
 import pytest
@@ -24,7 +23,7 @@ from lib.jobs.register import (
 from lib.lake.catalog import LocalCatalog
 from lib.lake.paths import LakePaths
 from lib.tools import cli
-from tests.helpers import CUSTOMERS, SAMPLES, catalog_of, crawl_all, reset_catalog
+from tests.helpers import CUSTOMERS, SAMPLES, catalog_of, cli_query, crawl_all, reset_catalog
 
 ORDERS = [SAMPLES / "orders_2026-11-01.csv", SAMPLES / "orders_2026-11-02.csv.gz"]
 
@@ -43,12 +42,6 @@ def _partitions(catalog: LocalCatalog) -> dict[str, dict]:
             for t in catalog.tables()}
 
 
-def _query(lake: Path, sql: str, capsys) -> str:  # noqa: ANN001
-    capsys.readouterr()
-    assert cli.main(["--lake-root", str(lake), "query", "--format", "csv", sql]) == 0
-    return capsys.readouterr().out
-
-
 def test_a_run_makes_its_rows_queryable_and_registers_what_the_crawler_would(
         tmp_path, capsys) -> None:
     """Both datasets, each a first upload (no table yet): queryable right after the run;
@@ -59,8 +52,8 @@ def test_a_run_makes_its_rows_queryable_and_registers_what_the_crawler_would(
                      "--input", *map(str, ORDERS)]) == 0
     assert cli.main(["--lake-root", str(lake), "run", "customers", "--engine", "duckdb",
                      "--input", *map(str, sorted(CUSTOMERS.glob("*.jsonl*")))]) == 0
-    assert _query(lake, "SELECT count(*) AS n FROM clean.orders", capsys) == "n\n6\n"
-    assert _query(lake, "SELECT count(*) AS n FROM quarantine.customers", capsys) != "n\n0\n"
+    assert cli_query(lake, "SELECT count(*) AS n FROM clean.orders", capsys) == "n\n6\n"
+    assert cli_query(lake, "SELECT count(*) AS n FROM quarantine.customers", capsys) != "n\n0\n"
     registered = catalog_of(lake)
     tables_after_run, partitions_after_run = _definitions(registered), _partitions(registered)
     assert set(tables_after_run) == {"clean.orders", "quarantine.orders", "clean.customers",
@@ -98,7 +91,7 @@ def test_a_partition_of_a_later_upload_is_added_to_the_existing_table(tmp_path, 
         assert cli.main(["--lake-root", str(lake), "upload", "--dataset", "orders", str(f)]) == 0
         assert cli.main(["--lake-root", str(lake), "run", "orders", "--engine", "duckdb"]) == 0
         capsys.readouterr()
-    assert _query(lake, "SELECT count(*) AS n FROM clean.orders", capsys) == "n\n6\n"
+    assert cli_query(lake, "SELECT count(*) AS n FROM clean.orders", capsys) == "n\n6\n"
     assert sorted(_partitions(catalog_of(lake))["clean.orders"]) == [("2026-11-01",),
                                                                      ("2026-11-02",)]
 

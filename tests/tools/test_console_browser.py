@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +42,21 @@ def console_without_runs(tmp_path):  # noqa: ANN201
     yield from _serve(tmp_path / "lake")
 
 
+@contextmanager
+def browser_page(tmp_path: Path) -> Iterator[Any]:
+    """A page of headless Chromium with a fresh profile, closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=chromium(), headless=True,
+            args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
 def _serve(lake: Path, fast_lane: bool = False):  # noqa: ANN202
     with serving(create_app(lake, fast_lane=fast_lane)) as port:
         yield f"http://127.0.0.1:{port}"
@@ -54,61 +72,47 @@ def test_a_dropped_file_goes_through_the_fast_lane_to_archived_with_its_report(
     """The console's default: a small accepted file is processed at once (the DuckDB
     engine), followed live to ARCHIVED without pressing anything, its card linking to its
     run's report, which names the engine."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=chromium(), headless=True,
-            args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        try:
-            page.goto(console_with_fast_lane + "/")
-            page.select_option("#dataset", "orders")
-            page.set_input_files("#files", [str(GOOD)])
-            good = page.locator(f'.card[data-file="{GOOD.name}"]')
-            expect(good).to_have_attribute("data-status", "ARCHIVED", timeout=60_000)
-            expect(good.locator(".counts")).to_contain_text("read 14, clean 4, quarantined 9")
-            good.locator("a.report").click()
-            expect(page.locator('[data-count="rows_read"]')).to_have_text("14")
-            expect(page.locator("body")).to_contain_text("duckdb")
-        finally:
-            browser.close()
+    with browser_page(tmp_path) as page:
+        page.goto(console_with_fast_lane + "/")
+        page.select_option("#dataset", "orders")
+        page.set_input_files("#files", [str(GOOD)])
+        good = page.locator(f'.card[data-file="{GOOD.name}"]')
+        expect(good).to_have_attribute("data-status", "ARCHIVED", timeout=60_000)
+        expect(good.locator(".counts")).to_contain_text("read 14, clean 4, quarantined 9")
+        good.locator("a.report").click()
+        expect(page.locator('[data-count="rows_read"]')).to_have_text("14")
+        expect(page.locator("body")).to_contain_text("duckdb")
 
 
 def test_drop_two_files_process_and_read_the_report(console, tmp_path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     shots = Path(os.environ.get("LAKE_TEST_ARTIFACTS", REPO / ".artifacts")) / "console"
     shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=chromium(), headless=True,
-            args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        try:
-            page.goto(console + "/")
-            page.select_option("#dataset", "orders")
-            page.set_input_files("#files", [str(GOOD), str(REFUSED)])
-            good = page.locator(f'.card[data-file="{GOOD.name}"]')
-            refused = page.locator(f'.card[data-file="{REFUSED.name}"]')
-            expect(refused).to_have_attribute("data-status", "REJECTED", timeout=20_000)
-            expect(refused.locator(".reason")).to_contain_text("file.missing_columns")
-            expect(good).to_have_attribute("data-status", "ACCEPTED", timeout=20_000)
-            page.screenshot(path=str(shots / "1-checked.png"), full_page=True)
+    with browser_page(tmp_path) as page:
+        page.goto(console + "/")
+        page.select_option("#dataset", "orders")
+        page.set_input_files("#files", [str(GOOD), str(REFUSED)])
+        good = page.locator(f'.card[data-file="{GOOD.name}"]')
+        refused = page.locator(f'.card[data-file="{REFUSED.name}"]')
+        expect(refused).to_have_attribute("data-status", "REJECTED", timeout=20_000)
+        expect(refused.locator(".reason")).to_contain_text("file.missing_columns")
+        expect(good).to_have_attribute("data-status", "ACCEPTED", timeout=20_000)
+        page.screenshot(path=str(shots / "1-checked.png"), full_page=True)
 
-            page.click("#process")
-            expect(page.locator("#run-status")).to_contain_text("orders_v", timeout=10_000)
-            expect(good).to_have_attribute("data-status", "ARCHIVED", timeout=180_000)
-            expect(good.locator(".counts")).to_contain_text("read 14, clean 4, quarantined 9")
-            page.screenshot(path=str(shots / "2-archived.png"), full_page=True)
+        page.click("#process")
+        expect(page.locator("#run-status")).to_contain_text("orders_v", timeout=10_000)
+        expect(good).to_have_attribute("data-status", "ARCHIVED", timeout=180_000)
+        expect(good.locator(".counts")).to_contain_text("read 14, clean 4, quarantined 9")
+        page.screenshot(path=str(shots / "2-archived.png"), full_page=True)
 
-            good.locator("a.report").click()
-            expect(page.locator("svg#reasons")).to_be_visible()
-            expect(page.locator('[data-count="rows_read"]')).to_have_text("14")
-            expect(page.locator('[data-reason="order_id.conflict"]')).to_have_text("2")
-            page.screenshot(path=str(shots / "3-report.png"), full_page=True)
-        finally:
-            browser.close()
+        good.locator("a.report").click()
+        expect(page.locator("svg#reasons")).to_be_visible()
+        expect(page.locator('[data-count="rows_read"]')).to_have_text("14")
+        expect(page.locator('[data-reason="order_id.conflict"]')).to_have_text("2")
+        page.screenshot(path=str(shots / "3-report.png"), full_page=True)
 
 
 def test_hostile_names_and_values_run_no_script_on_any_page(console_without_runs,
@@ -116,7 +120,7 @@ def test_hostile_names_and_values_run_no_script_on_any_page(console_without_runs
     """A file whose name is markup, dropped on the upload page, and quarantined values that
     are markup: every page shows them as text and no script of theirs runs (a dialog would
     open)."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from tests.tools.test_console_security import HOSTILE_VALUE, quarantine_file
 
@@ -125,29 +129,22 @@ def test_hostile_names_and_values_run_no_script_on_any_page(console_without_runs
     hostile.parent.mkdir()
     hostile.write_bytes(GOOD.read_bytes())
     dialogs: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=chromium(), headless=True,
-            args=CHROMIUM_ARGS)
-        page = browser.new_page()
+    with browser_page(tmp_path) as page:
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        try:
-            page.goto(console_without_runs + "/")
-            page.select_option("#dataset", "orders")
-            page.set_input_files("#files", [str(hostile)])
-            card = page.locator(".card").first
-            expect(card).to_have_attribute("data-status", "ACCEPTED", timeout=20_000)
-            expect(card.locator("a.name")).to_have_text(name)
-            upload_id = card.get_attribute("data-upload")
-            quarantine_file(tmp_path / "lake", upload_id, [HOSTILE_VALUE, name])
-            for path in ("/ui/uploads", f"/ui/uploads/{upload_id}", "/ui/datasets/orders",
-                         f"/ui/uploads?dataset={name}"):
-                page.goto(console_without_runs + path)
-                page.wait_for_load_state("load")
-            page.goto(console_without_runs + f"/ui/uploads/{upload_id}")
-            expect(page.locator("h1")).to_have_text(name)
-            expect(page.locator("#quarantined")).to_contain_text(HOSTILE_VALUE)
-            page.wait_for_timeout(300)
-        finally:
-            browser.close()
+        page.goto(console_without_runs + "/")
+        page.select_option("#dataset", "orders")
+        page.set_input_files("#files", [str(hostile)])
+        card = page.locator(".card").first
+        expect(card).to_have_attribute("data-status", "ACCEPTED", timeout=20_000)
+        expect(card.locator("a.name")).to_have_text(name)
+        upload_id = card.get_attribute("data-upload")
+        quarantine_file(tmp_path / "lake", upload_id, [HOSTILE_VALUE, name])
+        for path in ("/ui/uploads", f"/ui/uploads/{upload_id}", "/ui/datasets/orders",
+                     f"/ui/uploads?dataset={name}"):
+            page.goto(console_without_runs + path)
+            page.wait_for_load_state("load")
+        page.goto(console_without_runs + f"/ui/uploads/{upload_id}")
+        expect(page.locator("h1")).to_have_text(name)
+        expect(page.locator("#quarantined")).to_contain_text(HOSTILE_VALUE)
+        page.wait_for_timeout(300)
     assert dialogs == []
