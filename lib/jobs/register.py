@@ -72,9 +72,9 @@ def table_columns(contract: Contract, zone: str) -> tuple[dict[str, str], tuple[
 
 @dataclass(frozen=True)
 class Table:
-    """One zone's table of a dataset, as its crawler defines it."""
+    """One zone's table of a dataset, as its crawler defines it (:func:`tables` keys them
+    by zone)."""
 
-    zone: str
     database: str
     name: str
     columns: dict[str, str]
@@ -94,7 +94,7 @@ def tables(contract: Contract, paths: LakePaths, databases: Mapping[str, str],
     for zone in ZONES:
         columns, keys = table_columns(contract, zone)
         location = paths.clean_dataset(ds) if zone == "clean" else paths.quarantine_dataset(ds)
-        out[zone] = Table(zone, databases[zone], f"{table_prefix}{ds}", columns, keys,
+        out[zone] = Table(databases[zone], f"{table_prefix}{ds}", columns, keys,
                           location, {"classification": "parquet", "lake.crawler": zone,
                                      "lake.dataset": ds})
     return out

@@ -5,7 +5,6 @@ after a run changes nothing, and the Glue Data Catalog gets the same through its
 from __future__ import annotations
 
 import logging
-import shutil
 
 import boto3
 import pytest
@@ -183,4 +182,14 @@ def test_the_local_registrar_creates_a_missing_database_and_keeps_a_crawlers_des
                         "quarantine/orders/ingest_date=2026-11-21"], logging.getLogger("t"))
     assert catalog.databases()["clean"] == "the crawler's words"
     assert catalog.databases()["quarantine"].startswith("created by a run")
-    shutil.rmtree(tmp_path / "lake", ignore_errors=True)
+
+
+def test_the_default_databases_are_the_crawlers() -> None:
+    """A local run registers where `lake crawl` catalogues (crawlers/*.yaml): a crawler
+    moved to another database or prefix must move the runs' defaults with it."""
+    from lib.jobs.register import DEFAULT_DATABASES
+    from lib.tools.crawlers import load_crawlers
+
+    crawlers = load_crawlers().values()
+    assert {c.zone: c.database for c in crawlers} == DEFAULT_DATABASES
+    assert {c.table_prefix for c in crawlers} == {""}

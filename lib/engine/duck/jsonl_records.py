@@ -37,7 +37,6 @@ import math
 import re
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -232,15 +231,12 @@ class Record:
 _SHALLOW = 100  # nesting Python's json and compact() take within the default limit
 
 
-@contextmanager
-def _deep_enough() -> Iterator[None]:
-    """Python's json decodes nesting recursively: room for :data:`MAX_DEPTH` levels."""
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, MAX_DEPTH * 4))
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(old)
+def _make_room() -> None:
+    """Python's json decodes nesting recursively: room for :data:`MAX_DEPTH` levels. The
+    limit is process-wide, so it is only ever raised (a run in another thread parsing its
+    own deep line must never see it lowered under it)."""
+    if sys.getrecursionlimit() < MAX_DEPTH * 4:
+        sys.setrecursionlimit(MAX_DEPTH * 4)
 
 
 def parse(line: str, names: Sequence[str]) -> Record | None:
@@ -263,8 +259,9 @@ def parse(line: str, names: Sequence[str]) -> Record | None:
             raise NotReproduced("a line nested deeper than 1000 levels holding a single quote")
         if _deeper_than_limit(line, start):
             return malformed
-    with _deep_enough() if openers > _SHALLOW else nullcontext():
-        return _read(line, start, names, malformed)
+    if openers > _SHALLOW:
+        _make_room()
+    return _read(line, start, names, malformed)
 
 
 def _read(line: str, start: int, names: Sequence[str], malformed: Record) -> Record:
