@@ -1,5 +1,7 @@
 """The DuckDB engine of a run (:mod:`lib.jobs.run`): the steps that touch rows, in this process,
-without a JVM, on a local lake.
+without a JVM, on a local lake or, in the fast-lane Lambda, on S3 (:class:`lib.lake.s3fs.S3Fs`:
+the batch's uploads are fetched to local scratch, the files written there and uploaded under
+their final keys).
 
 :class:`DuckRows` reads a batch's uploads and enforces the contract with
 :mod:`lib.engine.duck`, then writes each upload's files into the zones with the layout and
@@ -10,7 +12,8 @@ the names of the Spark engine's files::
 DuckDB writes each upload's rows under the run's staging folder
 (``<zone>/_staging/<dataset>/<run_id>/``, which the next run's recovery removes if this one
 dies), partitioned by the contract's partition columns; each file is then moved into place
-under its final name (a rename on the same disk). Partition folder names are Spark's:
+under its final name (a rename on the same disk; on S3, the files are staged on local
+scratch and each is uploaded once, under its final key). Partition folder names are Spark's:
 the same characters escaped (a space is not, a ``/`` is ``%2F``), an empty or missing
 value is ``__HIVE_DEFAULT_PARTITION__``. The Parquet types are the Spark files' (decimals as
 INT32/INT64/fixed bytes by precision, timestamps as INT64 microseconds in UTC, lists in the
@@ -20,6 +23,7 @@ three-level layout), so files of both engines sit in one partition.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +43,9 @@ from lib.jobs.faults import crash_point
 from lib.jobs.run import Batch, Run
 from lib.lake.localfs import LocalFs
 from lib.lake.paths import join, local_path
+from lib.lake.s3fs import S3Fs
 
+LakeFs = LocalFs | S3Fs  # where the engine's files live: local disk, or S3 (the Lambda)
 DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 ENGINE_RESOURCES = "engine.resources"
 
@@ -90,9 +96,13 @@ class DuckRows:
     name = "duckdb"
 
     def __init__(self, memory_limit: str = "1GB", temp_dir: Path | None = None,
-                 threads: int | None = None) -> None:
-        self.fs = LocalFs()
+                 threads: int | None = None, fs: LakeFs | None = None,
+                 scratch: Path | None = None) -> None:
+        self.fs: LakeFs = fs or LocalFs()
         self.memory_limit, self.temp_dir, self.threads = memory_limit, temp_dir, threads
+        # Local disk for a lake that is not (S3, in the fast-lane Lambda): the batch's
+        # uploads are fetched into it, and the files are written there before their upload.
+        self.scratch = scratch
         self.con: duckdb.DuckDBPyConnection | None = None
         self.uploads: list[str] = []  # those of the batch being processed
         self.plans: dict[str, HeaderPlan] = {}  # how each of them was read
@@ -113,7 +123,7 @@ class DuckRows:
         con = duck.connect(self.memory_limit, self.temp_dir, self.threads)
         self.con = con
         try:
-            inputs = [duck.Input(up.upload_id, self._local(up.path), up.path, up.ingest_date,
+            inputs = [duck.Input(up.upload_id, self._input(up.path), up.path, up.ingest_date,
                                  plan, up.multiline) for up, plan in batch]
             self.uploads = [up.upload_id for up, _ in batch]
             self.plans = {up.upload_id: plan for up, plan in batch}
@@ -127,13 +137,19 @@ class DuckRows:
         finally:
             self.con, self.outcome = None, None
             con.close()
+            if self.scratch is not None:
+                shutil.rmtree(self.scratch / "inputs", ignore_errors=True)
 
-    @staticmethod
-    def _local(uri: str) -> Path:
+    def _scratch(self, uri: str, *sub: str) -> Path:
+        if self.scratch is None:
+            raise NotReproduced(f"{uri}: the DuckDB engine needs a local scratch folder for a "
+                                "lake that is not on local disk")
+        return self.scratch.joinpath(*sub)
+
+    def _input(self, uri: str) -> Path:
+        """The upload as a local file: itself on a local lake, else fetched into scratch."""
         path = local_path(uri)
-        if path is None:
-            raise NotReproduced(f"{uri}: the DuckDB engine reads files on a local lake only")
-        return path
+        return path if path is not None else self.fs.fetch(uri, self._scratch(uri, "inputs"))
 
     def write(self, run: Run, upload_ids: Sequence[str]) -> None:
         with _resources(self.memory_limit):
@@ -160,11 +176,12 @@ class DuckRows:
         """One upload's rows of one zone: written by DuckDB under the run's staging folder,
         then each file moved into place under its final name."""
         assert self.con is not None
-        stage_uri = join(run.paths.staging_root(dataset_uri.rsplit("/", 1)[0], run.dataset),
-                         run.run_id)
-        stage, zone = self._local(stage_uri), self._local(dataset_uri)
+        zone_uri = dataset_uri.rsplit("/", 1)[0]
+        stage_uri = join(run.paths.staging_root(zone_uri, run.dataset), run.run_id)
+        stage = local_path(stage_uri) or self._scratch(stage_uri, "staging", run.run_id,
+                                                       zone_uri.rsplit("/", 1)[-1])
         if stage.exists():
-            self.fs.delete(stage_uri, recursive=True)
+            shutil.rmtree(stage)
         stage.parent.mkdir(parents=True, exist_ok=True)
         self.con.execute(
             f"COPY ({query}) TO {lit(str(stage))} (FORMAT parquet, COMPRESSION snappy, "
@@ -173,12 +190,10 @@ class DuckRows:
         for path in sorted(stage.rglob("*.snappy.parquet")):
             folders = path.relative_to(stage).parts[:-1]
             values: Mapping[str, str] = dict(f.split("=", 1) for f in folders)
-            target = zone.joinpath(*[
+            n = path.name.removeprefix("part-").removesuffix(".snappy.parquet")
+            self.fs.put(path, join(dataset_uri, *[
                 f"{k}={spark_partition_value(unquote(values[k]))}"
                 if values[k] != DEFAULT_PARTITION else f"{k}={DEFAULT_PARTITION}"
-                for k in partition_by])
-            n = path.name.removeprefix("part-").removesuffix(".snappy.parquet")
-            name = f"{upload}_{run.run_id}_duckdb-{int(n):05d}.c000.snappy.parquet"
-            target.mkdir(parents=True, exist_ok=True)
-            path.rename(target / name)
-        self.fs.delete(stage_uri, recursive=True)
+                for k in partition_by],
+                f"{upload}_{run.run_id}_duckdb-{int(n):05d}.c000.snappy.parquet"))
+        shutil.rmtree(stage)

@@ -96,6 +96,16 @@ class LocalFs:
                 digest.update(block)
         return digest.hexdigest()
 
+    def fetch(self, uri: str, folder: Path) -> Path:
+        """The file itself: it is local already (``folder`` is for :class:`S3Fs`)."""
+        return self._p(uri)
+
+    def put(self, local: Path, uri: str) -> None:
+        """A local file moved to ``uri`` (a rename: the same disk)."""
+        target = self._p(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(local, target)
+
     def read_first_line(self, path: str) -> str | None:
         """First line of a text file, decompressed by extension (``.gz``); None when empty.
         A line ends at ``\\n``, ``\\r`` or ``\\r\\n``, as Java's ``readLine``."""

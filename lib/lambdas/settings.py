@@ -12,6 +12,7 @@ import boto3
 
 from lib.errors import ConfigError
 from lib.lake.paths import LakePaths
+from lib.lake.s3stream import S3Stream
 from lib.ledger.announce import Announcer, NoAnnouncer, announcer_for
 from lib.ledger.dynamo import DynamoLedger
 from lib.ledger.notify import Notifier, notifier_for
@@ -86,27 +87,6 @@ def build_services(settings: Settings, session: Any = None) -> Services:
 def services() -> Services:
     """Built once per Lambda container and reused by every invocation."""
     return build_services(Settings.from_env())
-
-
-class S3Stream(io.RawIOBase):
-    """An S3 object's body as a raw stream, read in the chunks the caller asks for; never
-    held in memory as a whole."""
-
-    def __init__(self, body: Any) -> None:
-        self._body = body
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._body.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._body.close()
-        super().close()
 
 
 def open_object(s3: Any, bucket: str, key: str) -> io.BufferedReader:
