@@ -32,7 +32,7 @@ from lib.errors import ConfigError
 from lib.jobs.duck_entry import run_duck_job
 from lib.lake.paths import to_uri
 from lib.ledger.base import Ledger
-from lib.ledger.records import ACCEPTED, LockBusyError, UploadRecord
+from lib.ledger.records import ACCEPTED, LockBusyError, UnknownUploadError, UploadRecord
 
 DEFAULT_MAX_BYTES = 64 << 20
 MAX_BYTES_ENV = "LAKE_FAST_LANE_MAX_BYTES"
@@ -70,20 +70,29 @@ def route(records: Sequence[UploadRecord], contract: Contract) -> Routed:
 
 
 def run_fast_lane(contract: Contract, version: int, lake_root: str, ledger: Ledger,
-                  waiting: Sequence[str], *, lock_wait_s: float = LOCK_WAIT_S,
+                  waiting: Sequence[str], *, job_args: Mapping[str, str] | None = None,
+                  lock_wait_s: float = LOCK_WAIT_S,
                   log: logging.Logger | None = None,
                   sleep: Callable[[float], None] = time.sleep,
                   clock: Callable[[], float] = time.monotonic) -> int | None:
     """One fast-lane run of ``contract``'s dataset (its job ``version``) on the lake at
-    ``lake_root``: the exit code of the run, or None when the dataset's run lock stayed busy
-    for ``lock_wait_s`` (the uploads ``waiting`` for it stay ACCEPTED, with a note)."""
+    ``lake_root`` (more job arguments in ``job_args``: on AWS the ledger table, the zones'
+    buckets, the catalog's databases): the exit code of the run (0 without a run when none of
+    the uploads ``waiting`` is ACCEPTED any more: an earlier run took them), or None when
+    the dataset's run lock stayed busy for ``lock_wait_s`` (the uploads stay ACCEPTED, with
+    a note)."""
     log = log or logging.getLogger(f"lake.fast_lane.{contract.dataset}")
     limit = fast_lane_limit(contract)
     if limit == 0:
         raise ConfigError(f"{contract.ref}: the fast lane is off for this dataset "
                           "(fast_lane_max_bytes: 0)")
+    if waiting and not any(_still_accepted(ledger, uid) for uid in waiting):
+        log.info("%s: taken by an earlier run already; nothing to do", json.dumps(list(waiting)))
+        return 0
     argv = ["--JOB_NAME", f"{contract.dataset}_v{version}", "--lake_root", to_uri(lake_root),
             "--small_uploads_only", str(limit)]
+    for key, value in (job_args or {}).items():
+        argv += [f"--{key}", value]
     deadline = clock() + lock_wait_s
     while True:
         try:
@@ -100,3 +109,10 @@ def run_fast_lane(contract: Contract, version: int, lake_root: str, ledger: Ledg
             ledger.note(uid, note)
     log.warning("%s: %s", json.dumps(list(waiting)), note)
     return None
+
+
+def _still_accepted(ledger: Ledger, upload_id: str) -> bool:
+    try:
+        return ledger.get(upload_id).status == ACCEPTED
+    except UnknownUploadError:  # not in this ledger: the run decides what there is to take
+        return True

@@ -1,0 +1,241 @@
+"""The fast lane on AWS, against a moto server: POST /uploads -> presigned POST -> validator ->
+"Upload Accepted" -> the dataset's fast-lane rule and FIFO queue, as infra/pipelines.yaml
+declares them -> the fast-lane Lambda's handler -> a DuckDB run on S3 with the DynamoDB
+ledger: rows in both zones' buckets, the upload ARCHIVED, the report written, the partitions
+registered in the Glue Data Catalog.
+
+Lambda's event source mapping on the FIFO queue is played by :meth:`FastLane.deliver`: receive
+a batch (one message group: the dataset), call the handler, delete the batch when it returns."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from lib.lambdas import fast_lane
+from lib.lambdas.fast_lane import FastLaneSettings
+from lib.ledger.records import ACCEPTED, ARCHIVED, FAILED, PROCESSED, PROCESSING, RECEIVED
+from lib.tools.infra import TEMPLATE_PATH, load_template
+from tests.aws_stubs import REGION, moto_server
+from tests.lambdas.test_upload_aws import BUCKET, EVENT_SOURCE, ORDERS, Lake, _post, _request_for
+
+CLEAN, QUARANTINE = "lake-test-clean", "lake-test-quarantine"
+DATABASES = {"clean": "lake_test_clean", "quarantine": "lake_test_quarantine"}
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    with moto_server() as (_, url):
+        yield url
+
+
+def _resolve(value: Any) -> Any:
+    """The template's pattern with the test's event source for its ``Fn::Sub``."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        return EVENT_SOURCE
+    if isinstance(value, dict):
+        return {k: _resolve(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v) for v in value]
+    return value
+
+
+class FastLane:
+    """The orders fast lane: its rule and FIFO queue (with DLQ) as the template declares
+    them, the zone buckets, the catalog's databases, and the handler's settings."""
+
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+        res = load_template(TEMPLATE_PATH)["Resources"]
+        rule = res["OrdersFastLaneRule"]["Properties"]
+        queue = res["OrdersFastLaneQueue"]["Properties"]
+        self.sqs, self.s3, self.glue = lake.sqs, lake.s3, boto3.client("glue")
+        dlq = self.sqs.create_queue(QueueName="lake-test-orders-fast-lane-dlq.fifo",
+                                    Attributes={"FifoQueue": "true"})["QueueUrl"]
+        self.queue = self.sqs.create_queue(QueueName="lake-test-orders-fast-lane.fifo", Attributes={
+            "FifoQueue": "true",
+            "ContentBasedDeduplication": str(queue["ContentBasedDeduplication"]).lower(),
+            "VisibilityTimeout": "0",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": lake._arn(dlq),
+                                         "maxReceiveCount": queue["RedrivePolicy"]["maxReceiveCount"]}),
+        })["QueueUrl"]
+        events = boto3.client("events")
+        events.put_rule(Name="lake-test-orders-fast-lane",
+                        EventPattern=json.dumps(_resolve(rule["EventPattern"])))
+        [target] = rule["Targets"]
+        events.put_targets(Rule="lake-test-orders-fast-lane", Targets=[{
+            "Id": target["Id"], "Arn": lake._arn(self.queue),
+            "SqsParameters": target["SqsParameters"]}])
+        for bucket in (CLEAN, QUARANTINE):
+            self.s3.create_bucket(Bucket=bucket)
+        for db in DATABASES.values():
+            self.glue.create_database(DatabaseInput={"Name": db})
+        env = res["OrdersFastLaneFunction"]["Properties"]["Environment"]["Variables"]
+        self.cfg = FastLaneSettings.from_env({
+            "DATASET": env["DATASET"], "JOB_VERSION": env["JOB_VERSION"],
+            "RAW_BUCKET": BUCKET, "CLEAN_BUCKET": CLEAN, "QUARANTINE_BUCKET": QUARANTINE,
+            "LEDGER_TABLE": "lake-test-ledger", "CLEAN_DATABASE": DATABASES["clean"],
+            "QUARANTINE_DATABASE": DATABASES["quarantine"], "AWS_REGION": REGION,
+            "EVENT_BUS_NAME": "default", "EVENT_SOURCE": EVENT_SOURCE,
+            "LOCK_WAIT_SECONDS": "1"})
+        self.runs = 0
+
+    def deliver(self) -> int:
+        """One poll of the event source mapping; returns the number of messages handled."""
+        got = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10,
+                                       WaitTimeSeconds=0).get("Messages", [])
+        if not got:
+            return 0
+        event = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
+                              "body": m["Body"], "eventSource": "aws:sqs"} for m in got]}
+        assert fast_lane.handler(event, None, cfg=self.cfg) == {"batchItemFailures": []}
+        for m in got:
+            self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=m["ReceiptHandle"])
+        return len(got)
+
+    def keys(self, bucket: str) -> list[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return sorted(o["Key"] for p in pages for o in p.get("Contents", []))
+
+
+@pytest.fixture
+def lane(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FastLane]:
+    for k, v in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("LAKE_FAST_LANE_MAX_BYTES", raising=False)
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+    yield FastLane(Lake(max_receive=2))
+
+
+def test_a_small_upload_goes_from_post_uploads_to_queryable_rows_through_the_fast_lane(
+        lane: FastLane) -> None:
+    lake = lane.lake
+    data = ORDERS.read_bytes()
+    t0 = time.perf_counter()
+    answer = lake.request(**_request_for(data, "orders.csv"))
+    assert _post(answer, data, "orders.csv").status_code in (200, 201, 204)
+    assert lake.deliver() == []
+    uid = answer["upload_id"]
+    assert lake.status(uid)["status"] == ACCEPTED
+    assert lane.deliver() == 1  # the rule put the upload's event on the fast lane's queue
+    took = time.perf_counter() - t0
+
+    record = lake.status(uid)
+    # The counts of the Glue job's run of the same file (test_upload_aws.py), by DuckDB.
+    assert (record["status"], record["rows_read"], record["clean"], record["quarantined"],
+            record["duplicates_removed"]) == (ARCHIVED, 14, 4, 9, 1), record
+    assert [(h["from"], h["to"]) for h in record["history"]] == [
+        (None, RECEIVED), (RECEIVED, ACCEPTED), (ACCEPTED, PROCESSING),
+        (PROCESSING, PROCESSED), (PROCESSED, ARCHIVED)]
+    assert record["job_name"] == "orders_v2"
+    run_id = record["run_id"]
+    assert record["location"] == (f"s3://{BUCKET}/archive/orders/ingest_date="
+                                  f"{record['ingest_date']}/{uid}/orders.csv")
+    raw = lake.keys()
+    assert not [k for k in raw if k.startswith("raw/")]
+    assert f"_reports/orders/{run_id}.html" in raw and f"_reports/orders/{run_id}.json" in raw
+    report = json.loads(lake.s3.get_object(Bucket=BUCKET, Key=f"_reports/orders/{run_id}.json")
+                        ["Body"].read())
+    assert [(u["upload_id"], u["status"]) for u in report["uploads"]] == [(uid, "processed")]
+    clean = [k for k in lane.keys(CLEAN) if k.endswith(".parquet")]
+    quarantine = [k for k in lane.keys(QUARANTINE) if k.endswith(".parquet")]
+    assert clean and quarantine
+    assert all(k.startswith("orders/") and f"/{uid}_{run_id}_duckdb-" in k
+               for k in clean + quarantine)
+    assert not [k for k in lane.keys(CLEAN) if k.startswith(("_commits/", "_staging/"))]
+    # Registered at commit: the tables, and a partition for each folder written.
+    for zone, bucket, keys in (("clean", CLEAN, clean), ("quarantine", QUARANTINE, quarantine)):
+        table = lane.glue.get_table(DatabaseName=DATABASES[zone], Name="orders")["Table"]
+        assert table["StorageDescriptor"]["Location"] == f"s3://{bucket}/orders"
+        parts = lane.glue.get_partitions(DatabaseName=DATABASES[zone], TableName="orders")
+        folders = {p["StorageDescriptor"]["Location"].rstrip("/")
+                   for p in parts["Partitions"]}
+        assert folders == {f"s3://{bucket}/{k.rsplit('/', 1)[0]}" for k in keys}
+    print(f"\nfast lane on moto: upload requested -> ARCHIVED and registered in {took:.2f}s")
+
+
+def test_a_burst_of_200_small_uploads_ends_archived_once_each_in_a_few_runs(
+        lane: FastLane, capsys) -> None:
+    """200 uploads at once: every one ARCHIVED exactly once (one PROCESSING and one ARCHIVED
+    in its history, its rows once in the clean zone), in far fewer runs than uploads."""
+    lake = lane.lake
+    header = ORDERS.read_text(encoding="utf-8-sig").splitlines()[0]
+    uploads = []
+    for i in range(200):
+        data = (f"{header}\nB-{i:04d},C-{i},b{i}@example.com,SKU-{i % 7:03d},1,2.50,EUR,"
+                f"2026-11-0{1 + i % 3}T10:00:00Z,FR,\n").encode()
+        answer = lake.request(**_request_for(data, f"burst-{i}.csv"))
+        assert _post(answer, data, f"burst-{i}.csv").status_code in (200, 201, 204)
+        uploads.append(answer["upload_id"])
+    while lake.deliver() or lake.sqs.get_queue_attributes(
+            QueueUrl=lake.queue, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"]["ApproximateNumberOfMessages"] != "0":
+        pass
+    ledger = lake.svc.ledger
+    assert sorted(r.upload_id for r in ledger.find("orders", [ACCEPTED])) == sorted(uploads)
+    capsys.readouterr()
+    t0 = time.perf_counter()
+
+    messages = 0
+    while handled := lane.deliver():
+        messages += handled
+    assert messages == 200  # one event per upload, each delivered once
+    took = time.perf_counter() - t0
+    out = capsys.readouterr().out
+    records = [lake.status(uid) for uid in uploads]
+    runs = len({r["run_id"] for r in records})
+    for record in records:
+        transitions = [(h["from"], h["to"]) for h in record["history"]]
+        assert record["status"] == ARCHIVED and record["clean"] == 1, record
+        assert transitions.count((ACCEPTED, PROCESSING)) == 1
+        assert transitions.count((PROCESSED, ARCHIVED)) == 1
+    clean = [k for k in lane.keys(CLEAN) if k.endswith(".parquet")]
+    assert sorted({k.rsplit("/", 1)[1].split("_", 1)[0] for k in clean}) == sorted(uploads)
+    assert 1 <= runs <= 5 and out.count("data-quality page: s3://") == runs, out[-3000:]
+    print(f"\n200 small uploads: {runs} fast-lane run(s) for {messages} events, {took:.1f}s")
+
+
+def test_an_upload_the_fast_lane_cannot_finish_goes_to_the_glue_workflow_once(
+        lane: FastLane, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure that is not the data's (here DuckDB out of memory, ``engine.resources``):
+    FAILED with the cause in its history, and one "Uploads Pending" event for the dataset's
+    Glue workflow (its rule in the template matches it); a later fast-lane event does not
+    take it again."""
+    lake = lane.lake
+    res = load_template(TEMPLATE_PATH)["Resources"]
+    pending_rule = _resolve(res["OrdersPendingEventsRule"]["Properties"]["EventPattern"])
+    events = boto3.client("events")
+    inbox = lake.sqs.create_queue(QueueName="lake-test-workflow")["QueueUrl"]
+    events.put_rule(Name="lake-test-orders-pending", EventPattern=json.dumps(pending_rule))
+    events.put_targets(Rule="lake-test-orders-pending",
+                       Targets=[{"Id": "workflow", "Arn": lake._arn(inbox)}])
+    data = ORDERS.read_bytes()
+    answer = lake.request(**_request_for(data, "orders.csv"))
+    assert _post(answer, data, "orders.csv").status_code in (200, 201, 204)
+    assert lake.deliver() == []
+    uid = answer["upload_id"]
+    monkeypatch.setenv("LAKE_DUCKDB_MEMORY", "1MB")
+    assert lane.deliver() == 1
+    record = lake.status(uid)
+    assert (record["status"], record["error_code"]) == (FAILED, "engine.resources"), record
+    assert "ran out of memory" in record["error"]
+    got = lake.sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10,
+                                   WaitTimeSeconds=1).get("Messages", [])
+    [event] = [json.loads(m["Body"]) for m in got]
+    assert (event["detail-type"], event["detail"]["dataset"], event["detail"]["upload_ids"]) == (
+        "Uploads Pending", "orders", [uid])
+    assert not [k for k in lane.keys(CLEAN) if k.endswith(".parquet")]  # nothing published
+    # Its event delivered again (a retry): the fast lane leaves a FAILED upload to Glue.
+    monkeypatch.delenv("LAKE_DUCKDB_MEMORY")
+    body = {"source": EVENT_SOURCE, "detail-type": "Upload Accepted",
+            "detail": {"dataset": "orders", "upload_id": uid}}
+    fast_lane.handler({"Records": [{"messageId": "m", "body": json.dumps(body)}]}, cfg=lane.cfg)
+    assert lake.status(uid)["status"] == FAILED
