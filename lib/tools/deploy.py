@@ -127,16 +127,17 @@ def cloudformation_deploy(cfg: EnvConfig, kind: str, extra: Mapping[str, str],
     return cmd
 
 
-def event_starts(cfg: EnvConfig) -> list[str]:
-    """How each dataset's workflow starts in this environment, from the pipelines template
-    and the environment's parameters: its upload-events rule and EVENT trigger's batching
-    condition, and its sweep rule."""
+def event_starts(cfg: EnvConfig, release: str = "<release>") -> list[str]:
+    """How each dataset's uploads are processed in this environment, from the pipelines
+    template and the environment's parameters: its workflow's upload-events rules and EVENT
+    trigger's batching condition, its sweep rule, and its fast lane (rule, FIFO queue,
+    Lambda)."""
     template = load_template(TEMPLATE_PATH)
     res = template["Resources"]
     values = {k: str(p.get("Default", "")) for k, p in template["Parameters"].items()}
     values |= {k: str(v).lower() if isinstance(v, bool) else str(v)
                for k, v in cfg.parameters["pipelines"].items()}
-    values |= {"Project": cfg.project, "Env": cfg.env}
+    values |= {"Project": cfg.project, "Env": cfg.env, "ReleaseId": release}
 
     def name(value: Any) -> str:
         text = value["Fn::Sub"] if isinstance(value, dict) else value
@@ -150,24 +151,68 @@ def event_starts(cfg: EnvConfig) -> list[str]:
         workflow_id = trigger["WorkflowName"]["Ref"]
         job = res[trigger["Actions"][0]["JobName"]["Ref"]]["Properties"]
         rules = {k: r["Properties"] for k, r in res.items() if r["Type"] == "AWS::Events::Rule"
-                 and any(t["Arn"]["Fn::Sub"][1]["Workflow"] == {"Ref": workflow_id}
+                 and any(_workflow_target(t) == {"Ref": workflow_id}
                          for t in r["Properties"]["Targets"])}
-        uploads = next(r for r in rules.values() if "EventPattern" in r)
         sweep = next(r for r in rules.values() if "ScheduleExpression" in r)
         batch = trigger["EventBatchingCondition"]
         sweep_on = values["SchedulesEnabled"] == "true"
-        lines += [
+        lines.append(
             f"workflow {name(res[workflow_id]['Properties']['Name'])}: job "
             f"{name(job['Name'])} on {values[batch['BatchSize']['Ref']]} upload event(s) or "
             f"{values[batch['BatchWindow']['Ref']]} s after the first (EVENT trigger "
-            f"{name(trigger['Name'])}), then its crawlers",
-            f"    events: rule {name(uploads['Name'])} ({', '.join(uploads['EventPattern']['detail-type'])}"
-            f" of {uploads['EventPattern']['detail']['dataset'][0]})",
-            f"    sweep: rule {name(sweep['Name'])} "
-            f"{values[sweep['ScheduleExpression']['Ref']]} "
-            + ("ENABLED" if sweep_on else "DISABLED (SchedulesEnabled=false)"),
-        ]
+            f"{name(trigger['Name'])}), then its crawlers")
+        lines += [f"    events: rule {name(r['Name'])} ({_events(r['EventPattern'])})"
+                  for r in rules.values() if "EventPattern" in r]
+        lines.append(f"    sweep: rule {name(sweep['Name'])} "
+                     f"{values[sweep['ScheduleExpression']['Ref']]} "
+                     + ("ENABLED" if sweep_on else "DISABLED (SchedulesEnabled=false)"))
+        dataset = _dataset_of(rules)
+        lines += _fast_lane(res, dataset, name, values)
     return lines
+
+
+def _workflow_target(target: dict) -> Any:
+    sub = target["Arn"].get("Fn::Sub") if isinstance(target["Arn"], dict) else None
+    return sub[1].get("Workflow") if isinstance(sub, list) else None
+
+
+def _events(pattern: dict) -> str:
+    """``Upload Accepted of orders, size_bytes > 67108864``."""
+    detail = pattern["detail"]
+    text = f"{', '.join(pattern['detail-type'])} of {detail['dataset'][0]}"
+    for size in detail.get("size_bytes", []):
+        text += f", size_bytes {' '.join(str(v) for v in size['numeric'])}"
+    return text
+
+
+def _dataset_of(rules: dict[str, dict]) -> str:
+    return next(r["EventPattern"]["detail"]["dataset"][0] for r in rules.values()
+                if "EventPattern" in r)
+
+
+def _fast_lane(res: dict, dataset: str, name: Callable[[Any], str],
+               values: dict[str, str]) -> list[str]:
+    """The dataset's fast lane, as the template declares it (nothing when it has none)."""
+    rule = next((r["Properties"] for r in res.values() if r["Type"] == "AWS::Events::Rule"
+                 and "fast-lane" in json.dumps(r["Properties"].get("Targets", []))
+                 and r["Properties"]["EventPattern"]["detail"]["dataset"] == [dataset]), None)
+    if rule is None:
+        return [f"    fast lane: none (fast_lane_max_bytes: 0 in {dataset}'s contract)"]
+    queue_id = rule["Targets"][0]["Arn"]["Fn::GetAtt"][0]
+    queue = res[queue_id]["Properties"]
+    fn = next(r["Properties"] for r in res.values() if r["Type"] == "AWS::Lambda::Function"
+              and r["Properties"]["Environment"]["Variables"].get("DATASET") == dataset)
+    layer = res[fn["Layers"][0]["Ref"]]["Properties"]
+    return [
+        f"    fast lane: rule {name(rule['Name'])} ({_events(rule['EventPattern'])})",
+        f"      -> FIFO queue {name(queue['QueueName'])} (message group "
+        f"{rule['Targets'][0]['SqsParameters']['MessageGroupId']}, dead-letter queue after "
+        f"{queue['RedrivePolicy']['maxReceiveCount']} receives, alarmed)",
+        f"      -> Lambda {name(fn['FunctionName'])} ({fn['Runtime']}, {fn['Handler']}, "
+        f"{values[fn['MemorySize']['Ref']]} MB, {values[fn['Timeout']['Ref']]} s, layer "
+        f"{name(layer['Content']['S3Key'])}): DuckDB run of job v"
+        f"{fn['Environment']['Variables']['JOB_VERSION']}, partitions registered at commit",
+    ]
 
 
 def upload_artifacts(package: Package, bucket: str, s3: Any) -> list[str]:
@@ -244,7 +289,8 @@ def plan(cfg: EnvConfig, dist: Path, out: TextIO,
         Step(f"upload {len(package.artifacts)} artifacts",
              [f"s3://{bucket}/{a.key}" for a in package.artifacts], upload),
         Step(f"deploy stack {cfg.stack_name('pipelines')}",
-             [shlex.join(release_stack("pipelines", bucket)), *event_starts(cfg)],
+             [shlex.join(release_stack("pipelines", bucket)),
+              *event_starts(cfg, package.release)],
              run_cmd(lambda: release_stack("pipelines", state["bucket"]))),
         Step(f"deploy stack {cfg.stack_name('uploads')}",
              [shlex.join(release_stack("uploads", bucket)),

@@ -66,7 +66,7 @@ def test_dry_run_prints_every_step_and_calls_nothing_on_aws(tmp_path, monkeypatc
         f"[2/7] package release {release}",
         "[3/7] deploy stack lake-dev-foundation",
         "[4/7] find the artifacts bucket",
-        "[5/7] upload 10 artifacts",
+        "[5/7] upload 11 artifacts",
         "[6/7] deploy stack lake-dev-pipelines",
         "[7/7] deploy stack lake-dev-uploads",
     ]
@@ -75,19 +75,29 @@ def test_dry_run_prints_every_step_and_calls_nothing_on_aws(tmp_path, monkeypatc
         in lines
     assert "    " + uploads_cmd(release, "'<ArtifactsBucket output of lake-dev-foundation>'") \
         in lines
-    for artifact in ("lib.zip", "lambda-deps.zip"):
+    for artifact in ("lib.zip", "lambda-deps.zip", "fast-lane-deps.zip"):
         assert ("    s3://<ArtifactsBucket output of lake-dev-foundation>/lib/"
                 f"{release}/{artifact}") in lines
     # the event-driven starts: dev deploys with the schedules off, the events on
     events = lines[lines.index("[6/7] deploy stack lake-dev-pipelines") + 2:
                    lines.index("[7/7] deploy stack lake-dev-uploads")]
-    assert events[3:] == [
+    assert events[7:] == [
         "    workflow lake-dev-orders: job lake-dev-orders-v2 on 50 upload event(s) or 300 s "
         "after the first (EVENT trigger lake-dev-orders-uploads), then its crawlers",
-        "        events: rule lake-dev-orders-uploads (Upload Accepted, Uploads Pending of "
-        "orders)",
+        "        events: rule lake-dev-orders-uploads (Upload Accepted of orders, size_bytes > "
+        "67108864)",
+        "        events: rule lake-dev-orders-pending (Uploads Pending of orders)",
         "        sweep: rule lake-dev-orders-sweep cron(20 2 * * ? *) DISABLED "
-        "(SchedulesEnabled=false)"]
+        "(SchedulesEnabled=false)",
+        # the fast lane's resources: small uploads never wait for the workflow
+        "        fast lane: rule lake-dev-orders-fast-lane (Upload Accepted of orders, "
+        "size_bytes <= 67108864)",
+        "          -> FIFO queue lake-dev-orders-fast-lane.fifo (message group orders, "
+        "dead-letter queue after 3 receives, alarmed)",
+        "          -> Lambda lake-dev-orders-fast-lane (python3.12, "
+        "lib.lambdas.fast_lane.handler, 2048 MB, 120 s, layer "
+        f"lib/{release}/fast-lane-deps.zip): DuckDB run of job v2, partitions registered at "
+        "commit"]
     assert ("    validator: an Upload Accepted event per accepted upload, on the default bus "
             "(source lake.dev.uploads)") in lines
     assert lines[-1] == "dry run complete: run without DRY_RUN=1 to deploy"
@@ -157,7 +167,7 @@ def test_deploy_runs_the_three_stacks_and_uploads_to_the_foundation_bucket(aws, 
     assert f"lib/{manifest.stem}/lib.zip" in keys and "jobs/orders/v2/job.py" in keys
     assert f"lib/{manifest.stem}/lambda-deps.zip" in keys
     assert f"lib/{manifest.stem}/lake-spark.jar" in keys
-    assert len(keys) == 10
+    assert len(keys) == 11
     printed = out.getvalue().splitlines()
     assert f"    uploaded s3://lake-dev-artifacts-test/lib/{manifest.stem}/lib.zip" in printed
     assert printed[-1] == "deployed dev"
@@ -191,7 +201,8 @@ def test_a_parameter_the_template_does_not_declare_is_refused(tmp_path) -> None:
         f"{tmp_path / 'dev.json'}: pipelines parameter(s) WorkerCount are not in pipelines.yaml; "
         "it declares: Project, Env, ReleaseId, WorkerType, NumberOfWorkers, JobTimeoutMinutes, "
         "JobMaxRetries, SchedulesEnabled, EventBatchSize, EventBatchWindowSeconds, "
-        "LedgerRetentionDays, QuarantineRatioThreshold, CustomersSchedule, OrdersSchedule")
+        "LedgerRetentionDays, FastLaneMemoryMB, FastLaneTimeoutSeconds, LogRetentionDays, "
+        "QuarantineRatioThreshold, CustomersSchedule, OrdersSchedule")
 
 
 def test_env_files_may_not_set_what_the_deploy_sets(tmp_path: Path) -> None:

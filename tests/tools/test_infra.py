@@ -20,8 +20,10 @@ from lib.tools.infra import (
     UPLOADS_PATH,
     InfraError,
     athena_query_string,
+    build_template,
     check,
     load_template,
+    pinned_job_modules,
 )
 from lib.tools.job_versions import job_versions
 from lib.tools.query import NamedQuery, load_named_queries
@@ -157,24 +159,30 @@ def _workflow_arn(dataset: str) -> dict:
 
 
 def test_a_datasets_upload_events_and_its_schedule_reach_its_workflow(pipelines) -> None:
-    """The rule matches the validator's and the job's events of that dataset only; the
-    schedule stays, as a sweep rule on the same workflow; both through one role."""
+    """The rules match the validator's and the job's events of that dataset only: the
+    uploads above the fast lane's limit and the "Uploads Pending" events (the complement of
+    the fast lane's rule); the schedule stays, as a sweep rule on the same workflow; all
+    through one role."""
     rules = resources(pipelines, "AWS::Events::Rule")
     target = lambda ds: [{"Id": "workflow", "Arn": _workflow_arn(ds),  # noqa: E731
                           "RoleArn": {"Fn::GetAtt": ["WorkflowEventsRole", "Arn"]}}]
+    source = [{"Fn::Sub": "${Project}.${Env}.uploads"}]
     for dataset in job_versions():
         name = dataset.capitalize()
         uploads = rules[f"{name}UploadEventsRule"]
         assert uploads["EventPattern"] == {
-            "source": [{"Fn::Sub": "${Project}.${Env}.uploads"}],
-            "detail-type": ["Upload Accepted", "Uploads Pending"],
-            "detail": {"dataset": [dataset]}}
+            "source": source, "detail-type": ["Upload Accepted"],
+            "detail": {"dataset": [dataset], "size_bytes": [{"numeric": [">", 64 << 20]}]}}
         assert uploads["State"] == "ENABLED" and uploads["Targets"] == target(dataset)
+        pending = rules[f"{name}PendingEventsRule"]
+        assert pending["EventPattern"] == {"source": source, "detail-type": ["Uploads Pending"],
+                                           "detail": {"dataset": [dataset]}}
+        assert pending["State"] == "ENABLED" and pending["Targets"] == target(dataset)
         sweep = rules[f"{name}SweepRule"]
         assert sweep["ScheduleExpression"] == {"Ref": f"{name}Schedule"}
         assert sweep["State"] == {"Fn::If": ["SchedulesOn", "ENABLED", "DISABLED"]}
         assert sweep["Targets"] == target(dataset)
-    assert len(rules) == 2 * len(job_versions())
+    assert len(rules) == 4 * len(job_versions())  # uploads, pending, sweep, fast lane
     role = pipelines["Resources"]["WorkflowEventsRole"]["Properties"]
     [assume] = role["AssumeRolePolicyDocument"]["Statement"]
     assert (assume["Principal"], assume["Action"]) == (
@@ -184,6 +192,87 @@ def test_a_datasets_upload_events_and_its_schedule_reach_its_workflow(pipelines)
     [statement] = policy["PolicyDocument"]["Statement"]
     assert (statement["Effect"], statement["Action"]) == ("Allow", "glue:notifyEvent")
     assert statement["Resource"] == [_workflow_arn(d) for d in sorted(job_versions())]
+
+
+def test_a_dataset_without_a_fast_lane_sends_all_its_upload_events_to_its_workflow() -> None:
+    """fast_lane_max_bytes: 0 -> one rule for both event types, no size filter, and no fast
+    lane resources (nor its layer) at all."""
+    jobs = {"orders": [1, 2]}
+    template = build_template(jobs, load_crawlers(), {}, pinned_job_modules(), {"orders": 0})
+    rules = resources(template, "AWS::Events::Rule")
+    assert sorted(rules) == ["OrdersSweepRule", "OrdersUploadEventsRule"]
+    assert rules["OrdersUploadEventsRule"]["EventPattern"] == {
+        "source": [{"Fn::Sub": "${Project}.${Env}.uploads"}],
+        "detail-type": ["Upload Accepted", "Uploads Pending"], "detail": {"dataset": ["orders"]}}
+    assert not [k for k in template["Resources"] if "FastLane" in k]
+
+
+def test_each_dataset_has_a_fast_lane_rule_fifo_queue_dlq_alarm_and_python312_function(
+        pipelines) -> None:
+    """The fast lane's rule takes exactly the uploads the workflow's rule leaves (<= the
+    limit against > it) into a FIFO queue of one message group (the dataset: one run of it
+    at a time), whose failures go to a dead-letter queue with an alarm; the function runs the
+    release's handler on python3.12 with the DuckDB layer, the dataset's latest job version
+    and limit."""
+    res = pipelines["Resources"]
+    layer = res["FastLaneLayer"]["Properties"]
+    assert (layer["CompatibleRuntimes"], sub_text(layer["Content"]["S3Key"])) == (
+        ["python3.12"], "lib/${ReleaseId}/fast-lane-deps.zip")
+    for dataset, versions in job_versions().items():
+        name = dataset.capitalize()
+        rule = res[f"{name}FastLaneRule"]["Properties"]
+        glue_rule = res[f"{name}UploadEventsRule"]["Properties"]
+        assert rule["EventPattern"]["detail"] == {
+            "dataset": [dataset], "size_bytes": [{"numeric": ["<=", 64 << 20]}]}
+        assert rule["EventPattern"]["detail-type"] == glue_rule["EventPattern"]["detail-type"]
+        [target] = rule["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": [f"{name}FastLaneQueue", "Arn"]}
+        assert target["SqsParameters"] == {"MessageGroupId": dataset}
+        queue = res[f"{name}FastLaneQueue"]["Properties"]
+        dlq = res[f"{name}FastLaneDeadLetterQueue"]["Properties"]
+        assert queue["FifoQueue"] and queue["ContentBasedDeduplication"] and dlq["FifoQueue"]
+        assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {
+            "Fn::GetAtt": [f"{name}FastLaneDeadLetterQueue", "Arn"]}, "maxReceiveCount": 3}
+        params = pipelines["Parameters"]
+        assert queue["VisibilityTimeout"] >= 6 * params["FastLaneTimeoutSeconds"]["MaxValue"]
+        alarm = res[f"{name}FastLaneDeadLetterAlarm"]["Properties"]
+        assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {
+            "Fn::GetAtt": [f"{name}FastLaneDeadLetterQueue", "QueueName"]}}]
+        fn = res[f"{name}FastLaneFunction"]["Properties"]
+        assert (fn["Runtime"], fn["Handler"], fn["Layers"]) == (
+            "python3.12", "lib.lambdas.fast_lane.handler", [{"Ref": "FastLaneLayer"}])
+        assert sub_text(fn["Code"]["S3Key"]) == "lib/${ReleaseId}/lib.zip"
+        env = fn["Environment"]["Variables"]
+        assert (env["DATASET"], env["JOB_VERSION"], env["LAKE_FAST_LANE_MAX_BYTES"]) == (
+            dataset, str(max(versions)), str(64 << 20))
+        assert env["CLEAN_DATABASE"] == {"Ref": "CleanDatabase"}
+        mapping = res[f"{name}FastLaneEventSource"]["Properties"]
+        assert mapping["EventSourceArn"] == {"Fn::GetAtt": [f"{name}FastLaneQueue", "Arn"]}
+        assert mapping["FunctionName"] == {"Ref": f"{name}FastLaneFunction"}
+
+
+def test_a_fast_lane_role_reaches_its_own_datasets_objects_and_tables_only(pipelines) -> None:
+    res = pipelines["Resources"]
+    for dataset in job_versions():
+        name = dataset.capitalize()
+        policy = res[f"{name}FastLaneRole"]["Properties"]["Policies"]
+        statements = [st for p in policy for st in p["PolicyDocument"]["Statement"]]
+        for st in statements:
+            assert "*" not in st["Action"] and st["Resource"] != "*", st["Sid"]
+            if any(a.startswith("s3:") and a != "s3:ListBucket" for a in st["Action"]):
+                keys = [sub_text(r).split("}/", 1)[1] for r in st["Resource"]]
+                assert keys and all(
+                    k.startswith((f"{dataset}/", f"raw/{dataset}/", f"archive/{dataset}/",
+                                  f"_reports/{dataset}/", f"_commits/{dataset}/",
+                                  f"_staging/{dataset}/")) for k in keys), keys
+            if any(a.startswith("glue:") for a in st["Action"]):
+                tables = [sub_text(r) for r in st["Resource"] if ":table/" in sub_text(r)]
+                assert tables and all(t.endswith(f"/{dataset}") for t in tables), tables
+        listing = next(st for st in statements if st["Action"] == ["s3:ListBucket"])
+        assert all(p.startswith((f"{dataset}/", f"raw/{dataset}/", f"archive/{dataset}/",
+                                 f"_reports/{dataset}/", f"_commits/{dataset}/",
+                                 f"_staging/{dataset}/"))
+                   for p in listing["Condition"]["StringLike"]["s3:prefix"])
 
 
 def test_who_puts_upload_events_may_put_only_the_lakes_own(pipelines) -> None:
@@ -397,7 +486,8 @@ def test_checkov_fails_no_check_and_skips_only_the_documented_ones(foundation, p
     skipped = sorted((c["check_id"], c["resource"]) for c in results["skipped_checks"])
     lambda_skips = [(check, f"AWS::Lambda::Function.{fn}")
                     for check in ("CKV_AWS_116", "CKV_AWS_117")
-                    for fn in ("UploadApiFunction", "ValidatorFunction")]
+                    for fn in ("UploadApiFunction", "ValidatorFunction",
+                               *(f"{ds.capitalize()}FastLaneFunction" for ds in job_versions()))]
     assert skipped == sorted([("CKV_AWS_18", "AWS::S3::Bucket.AccessLogBucket"),
                               ("CKV_AWS_21", "AWS::S3::Bucket.AccessLogBucket"),
                               ("CKV_AWS_21", "AWS::S3::Bucket.AthenaResultsBucket"),

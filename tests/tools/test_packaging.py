@@ -47,6 +47,7 @@ def test_artifacts_are_laid_out_under_versioned_keys(package) -> None:
         [f"jobs/{ds}/v{v}/{f}" for ds, versions in job_versions().items() for v in versions
          for f in ("contract.yaml", "job.py")]
         + [f"lib/{package.release}/lib.zip", f"lib/{package.release}/lambda-deps.zip",
+           f"lib/{package.release}/fast-lane-deps.zip",
            f"lib/{package.release}/lake-spark.jar", f"releases/{package.release}.json"])
     assert keys == expected
     for art in package.artifacts:
@@ -80,6 +81,9 @@ def test_manifest_names_the_release_the_jobs_and_every_file_hash(package) -> Non
     assert manifest["jars"] == [f"lib/{package.release}/lake-spark.jar"]
     assert manifest["jobs"]["orders/v2"] == "jobs/orders/v2/job.py"
     assert manifest["lambda_layer_packages"] == lambda_pins() == ["PyYAML==6.0.3"]
+    assert manifest["lambda_layers"]["fast-lane-deps.zip"]["packages"] == [
+        "duckdb==2.0.0", "pyarrow==16.1.0", "numpy==1.26.4", "sqlglot==30.30.0",
+        "PyYAML==6.0.3", "Jinja2==3.1.6", "MarkupSafe==3.0.4"]
     assert manifest["files"] == {a.key: a.sha256 for a in package.artifacts
                                  if not a.key.startswith("releases/")}
 
@@ -191,3 +195,77 @@ def test_the_packaged_job_runs_from_a_folder_holding_only_its_artifacts(package,
         ("ARCHIVED", "packaged_orders_v2", 2)
     assert (record.rows_read, record.clean, record.quarantined, record.duplicates_removed) == \
         (14, 4, 9, 1)
+
+
+def _python_312() -> str | None:
+    """An interpreter of the fast-lane Lambdas' Python: ``$LAKE_PYTHON312``, else one under
+    pyenv, else a ``python3.12`` on PATH; the first that runs and is 3.12."""
+    candidates = [os.environ.get("LAKE_PYTHON312"),
+                  *map(str, sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))),
+                  shutil.which("python3.12")]
+    for found in filter(None, candidates):
+        probe = subprocess.run([found, "-c", "import sys; print(sys.version_info[:2])"],
+                               capture_output=True, text=True, check=False)
+        if probe.returncode == 0 and probe.stdout.strip() == "(3, 12)":
+            return found
+    return None
+
+
+def test_the_fast_lane_layer_fits_lambda_and_runs_the_duckdb_engine_on_python_3_12(
+        package, tmp_path) -> None:
+    """The fast-lane Lambda as its runtime assembles it: lib.zip as the function's code, the
+    layer's python/ folder, and boto3 (which the runtime provides; here the lock's pins),
+    under CPython 3.12 with nothing else: the handler's module imports, DuckDB is the local
+    version, and a fast-lane run of a sample upload ends ARCHIVED with the counts of every
+    other run of it. Unzipped, the code and the layer stay under Lambda's 250 MB."""
+    manifest = json.loads((package.dist / f"releases/{package.release}.json").read_text())
+    layer = manifest["lambda_layers"]["fast-lane-deps.zip"]
+    assert layer["python"] == "3.12"
+    assert layer["with_lib_unzipped_bytes"] <= 250 * 1024 * 1024
+    python = _python_312()
+    if python is None:
+        pytest.skip("no CPython 3.12 here ($LAKE_PYTHON312, python3.12 on PATH or pyenv): "
+                    "the fast-lane layer is checked where one is")
+    opt, task, runtime = tmp_path / "opt", tmp_path / "task", tmp_path / "runtime"
+    with zipfile.ZipFile(package.dist / f"lib/{package.release}/fast-lane-deps.zip") as zf:
+        zf.extractall(opt)
+    with zipfile.ZipFile(package.dist / package.lib_key) as zf:
+        zf.extractall(task)
+    boto = [p for p in lambda_pins(REPO, _boto_layer())]
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                          "--disable-pip-version-check", "--target", str(runtime),
+                          "--only-binary=:all:", "--python-version", "3.12", *boto],
+                         capture_output=True, text=True, check=False)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    lake = tmp_path / "lake"
+    assert main(["--lake-root", str(lake), "upload", "--dataset", "orders",
+                 str(REPO / "samples/orders/orders_2026-11-01.csv")]) == 0
+    script = (
+        "import sys, duckdb, pyarrow\n"
+        "import lib.lambdas.fast_lane\n"
+        "from lib.contracts.contract import load_contract\n"
+        "from lib.jobs.fast_lane import run_fast_lane\n"
+        "from lib.ledger.sqlite import open_ledger\n"
+        "print('python', sys.version.split()[0], 'duckdb', duckdb.__version__, 'pyarrow',\n"
+        "      pyarrow.__version__, 'lib', lib.lambdas.fast_lane.__file__, file=sys.stderr)\n"
+        "lake = sys.argv[1]\n"
+        "sys.exit(run_fast_lane(load_contract('orders', 2), 2, lake, open_ledger(lake), []))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LAKE_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(task), str(opt / "python"), str(runtime)])
+    out = subprocess.run([python, "-S", "-c", script, str(lake)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    import duckdb  # the local engine's version: the Lambda runs the same one
+
+    assert ("python 3.12." in out.stderr and f"duckdb {duckdb.__version__} pyarrow 16.1.0 "
+            f"lib {task / 'lib' / 'lambdas' / 'fast_lane.py'}" in out.stderr), out.stderr[-2000:]
+    [record] = open_ledger(lake).find(dataset="orders")
+    assert (record.status, record.rows_read, record.clean, record.quarantined,
+            record.duplicates_removed) == ("ARCHIVED", 14, 4, 9, 1)
+
+
+def _boto_layer():
+    from lib.tools.packaging import Layer
+
+    return Layer("runtime", ("boto3", "botocore", "s3transfer", "jmespath", "urllib3",
+                             "python-dateutil", "six"), "3.12", ())
