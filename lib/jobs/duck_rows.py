@@ -26,6 +26,7 @@ import contextlib
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
@@ -40,6 +41,7 @@ from lib.engine.duck.derived import derived_sql
 from lib.engine.duck.rules import ident, lit
 from lib.errors import LakeError
 from lib.jobs.faults import crash_point
+from lib.jobs.publish import PUBLISH_THREADS
 from lib.jobs.run import Batch, Run
 from lib.lake.localfs import LocalFs
 from lib.lake.paths import join, local_path
@@ -187,13 +189,17 @@ class DuckRows:
             f"COPY ({query}) TO {lit(str(stage))} (FORMAT parquet, COMPRESSION snappy, "
             f"PARTITION_BY ({', '.join(ident(k) for k in partition_by)}), "
             f"FILENAME_PATTERN 'part-{{i}}', FILE_EXTENSION 'snappy.parquet')")
+        moves = []
         for path in sorted(stage.rglob("*.snappy.parquet")):
             folders = path.relative_to(stage).parts[:-1]
             values: Mapping[str, str] = dict(f.split("=", 1) for f in folders)
             n = path.name.removeprefix("part-").removesuffix(".snappy.parquet")
-            self.fs.put(path, join(dataset_uri, *[
+            moves.append((path, join(dataset_uri, *[
                 f"{k}={spark_partition_value(unquote(values[k]))}"
                 if values[k] != DEFAULT_PARTITION else f"{k}={DEFAULT_PARTITION}"
                 for k in partition_by],
-                f"{upload}_{run.run_id}_duckdb-{int(n):05d}.c000.snappy.parquet"))
+                f"{upload}_{run.run_id}_duckdb-{int(n):05d}.c000.snappy.parquet")))
+        # Renames on local disk; on S3 uploads, several at once (one per partition).
+        with ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="put") as pool:
+            list(pool.map(lambda move: self.fs.put(*move), moves))
         shutil.rmtree(stage)

@@ -25,6 +25,7 @@ from lib.lake.fs import FileEntry
 from lib.lake.s3stream import S3Stream
 
 _CHUNK = 1 << 20
+_FOOTER_GUESS = 64 << 10  # a footer of a few columns' statistics is a few KiB
 _GLOB = frozenset("*?[")
 
 
@@ -113,14 +114,18 @@ class S3Fs:
         return sorted(f"s3://{bucket}/{k}" for k in found)
 
     def parquet_rows(self, path: str) -> int:
-        """The rows of a Parquet file, from its footer: two ranged GETs, whatever its size."""
+        """The rows of a Parquet file, from its footer: one ranged GET of the object's tail
+        (a second when the footer is larger than that), whatever its size."""
         bucket, key = split_uri(path)
-        tail = self.s3.get_object(Bucket=bucket, Key=key, Range="bytes=-8")["Body"].read()
-        if len(tail) != 8 or tail[4:] != b"PAR1":
+        tail = self.s3.get_object(Bucket=bucket, Key=key,
+                                  Range=f"bytes=-{_FOOTER_GUESS}")["Body"].read()
+        if len(tail) < 12 or tail[-4:] != b"PAR1":
             raise OSError(f"{path}: not a Parquet file (no PAR1 footer)")
-        length = struct.unpack("<I", tail[:4])[0]
-        footer = self.s3.get_object(Bucket=bucket, Key=key,
-                                    Range=f"bytes=-{length + 8}")["Body"].read()
+        length = struct.unpack("<I", tail[-8:-4])[0]
+        if length + 8 > len(tail):
+            tail = self.s3.get_object(Bucket=bucket, Key=key,
+                                      Range=f"bytes=-{length + 8}")["Body"].read()
+        footer = tail[-(length + 8):]
         # The metadata alone, framed as a file: reading it touches no column chunk.
         return int(pq.ParquetFile(io.BytesIO(b"PAR1" + footer)).metadata.num_rows)
 

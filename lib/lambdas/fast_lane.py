@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -40,6 +40,7 @@ from lib.contracts.contract import load_contract
 from lib.errors import ConfigError
 from lib.jobs.args import aws_client
 from lib.jobs.args import ledger as job_ledger
+from lib.jobs.duck_entry import MEMORY_ENV
 from lib.jobs.fast_lane import LOCK_WAIT_S, run_fast_lane
 from lib.ledger.announce import announcer_for
 from lib.ledger.base import Ledger
@@ -92,7 +93,18 @@ class FastLaneSettings:
 @cache
 def settings() -> FastLaneSettings:
     """Read once per Lambda container."""
+    duckdb_memory(os.environ)
     return FastLaneSettings.from_env()
+
+
+def duckdb_memory(env: MutableMapping[str, str], share: float = 0.6) -> str | None:
+    """Unless ``$LAKE_DUCKDB_MEMORY`` says otherwise, DuckDB's memory limit is ``share`` of
+    the function's memory (``$AWS_LAMBDA_FUNCTION_MEMORY_SIZE``, MB): the rest is Python's
+    (the run, the reader's batches) and the runtime's. Past it, DuckDB spills to /tmp."""
+    size = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    if not env.get(MEMORY_ENV) and size.isdigit():
+        env[MEMORY_ENV] = f"{int(int(size) * share)}MB"
+    return env.get(MEMORY_ENV)
 
 
 def accepted_uploads(event: Mapping[str, Any], dataset: str) -> list[str]:

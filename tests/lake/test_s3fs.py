@@ -129,3 +129,14 @@ def test_a_file_that_is_not_parquet_is_named(both) -> None:
     s3fs, _, s3_root, _ = both
     with pytest.raises(OSError, match="not a Parquet file"):
         s3fs.parquet_rows(f"{s3_root}/clean/_commits/orders/r1.intent.json")
+
+
+def test_a_footer_larger_than_the_first_read_is_read_whole(both) -> None:
+    s3fs, _, s3_root, _ = both
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({f"column_{i}": [i] * 3 for i in range(1500)}), sink)
+    data = sink.getvalue().to_pybytes()
+    footer = int.from_bytes(data[-8:-4], "little")
+    assert footer > 64 << 10  # so that one ranged GET of 64 KiB cannot hold it
+    s3fs.s3.put_object(Bucket=BUCKET, Key="wide.parquet", Body=data)
+    assert s3fs.parquet_rows(f"{s3_root}/wide.parquet") == 3

@@ -239,3 +239,26 @@ def test_an_upload_the_fast_lane_cannot_finish_goes_to_the_glue_workflow_once(
             "detail": {"dataset": "orders", "upload_id": uid}}
     fast_lane.handler({"Records": [{"messageId": "m", "body": json.dumps(body)}]}, cfg=lane.cfg)
     assert lake.status(uid)["status"] == FAILED
+
+
+def test_duckdb_gets_60_percent_of_the_functions_memory_unless_told() -> None:
+    env = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048"}
+    assert fast_lane.duckdb_memory(env) == "1228MB" == env["LAKE_DUCKDB_MEMORY"]
+    told = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048", "LAKE_DUCKDB_MEMORY": "500MB"}
+    assert fast_lane.duckdb_memory(told) == "500MB"
+    assert fast_lane.duckdb_memory({}) is None  # not on Lambda: the engine's default
+
+
+def test_the_functions_settings_name_what_is_missing_or_wrong() -> None:
+    with pytest.raises(Exception, match="CLEAN_BUCKET, .*QUARANTINE_DATABASE not set"):
+        FastLaneSettings.from_env({"DATASET": "orders", "JOB_VERSION": "2", "RAW_BUCKET": "r",
+                                   "QUARANTINE_BUCKET": "q", "LEDGER_TABLE": "t",
+                                   "CLEAN_DATABASE": "c"})
+    full = {"DATASET": "orders", "JOB_VERSION": "v2", "RAW_BUCKET": "r", "CLEAN_BUCKET": "c",
+            "QUARANTINE_BUCKET": "q", "LEDGER_TABLE": "t", "CLEAN_DATABASE": "cd",
+            "QUARANTINE_DATABASE": "qd"}
+    with pytest.raises(Exception, match="JOB_VERSION must be a job version number, got 'v2'"):
+        FastLaneSettings.from_env(full)
+    cfg = FastLaneSettings.from_env({**full, "JOB_VERSION": "2"})
+    assert (cfg.job_args["lake_root"], cfg.job_args["clean_root"],
+            cfg.job_args["quarantine_root"]) == ("s3://r", "s3://c", "s3://q")

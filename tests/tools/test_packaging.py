@@ -18,7 +18,7 @@ import pytest
 from lib.ledger.sqlite import open_ledger
 from lib.tools.cli import main
 from lib.tools.job_versions import job_versions
-from lib.tools.packaging import PackageError, build, lambda_pins
+from lib.tools.packaging import PackageError, build, find_python, lambda_pins
 from tests.helpers import REPO
 
 
@@ -109,7 +109,11 @@ def test_the_lambda_layer_holds_the_pinned_packages_built_for_lambda(package) ->
     # Compiled for Lambda's CPython 3.11 on x86_64 Linux, whatever this machine is.
     assert [n for n in names if n.startswith("python/yaml/_yaml.")] == [
         "python/yaml/_yaml.cpython-311-x86_64-linux-gnu.so"]
-    assert not [n for n in names if "/tests/" in n or "__pycache__" in n or "/bin/" in n]
+    assert not [n for n in names if "/tests/" in n or "/bin/" in n]
+    # With bytecode for Lambda's Python (this interpreter is a 3.11), and none other.
+    pyc = [n for n in names if n.endswith(".pyc")]
+    assert "python/yaml/__pycache__/__init__.cpython-311.pyc" in pyc
+    assert all(".cpython-311." in n for n in pyc)
     assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
     # Nothing that depends on the building machine: console scripts embed its interpreter's
     # path, so neither they nor their RECORD lines are kept.
@@ -197,20 +201,6 @@ def test_the_packaged_job_runs_from_a_folder_holding_only_its_artifacts(package,
         (14, 4, 9, 1)
 
 
-def _python_312() -> str | None:
-    """An interpreter of the fast-lane Lambdas' Python: ``$LAKE_PYTHON312``, else one under
-    pyenv, else a ``python3.12`` on PATH; the first that runs and is 3.12."""
-    candidates = [os.environ.get("LAKE_PYTHON312"),
-                  *map(str, sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))),
-                  shutil.which("python3.12")]
-    for found in filter(None, candidates):
-        probe = subprocess.run([found, "-c", "import sys; print(sys.version_info[:2])"],
-                               capture_output=True, text=True, check=False)
-        if probe.returncode == 0 and probe.stdout.strip() == "(3, 12)":
-            return found
-    return None
-
-
 def test_the_fast_lane_layer_fits_lambda_and_runs_the_duckdb_engine_on_python_3_12(
         package, tmp_path) -> None:
     """The fast-lane Lambda as its runtime assembles it: lib.zip as the function's code, the
@@ -222,13 +212,15 @@ def test_the_fast_lane_layer_fits_lambda_and_runs_the_duckdb_engine_on_python_3_
     layer = manifest["lambda_layers"]["fast-lane-deps.zip"]
     assert layer["python"] == "3.12"
     assert layer["with_lib_unzipped_bytes"] <= 250 * 1024 * 1024
-    python = _python_312()
+    python = find_python("3.12")
     if python is None:
         pytest.skip("no CPython 3.12 here ($LAKE_PYTHON312, python3.12 on PATH or pyenv): "
                     "the fast-lane layer is checked where one is")
     opt, task, runtime = tmp_path / "opt", tmp_path / "task", tmp_path / "runtime"
     with zipfile.ZipFile(package.dist / f"lib/{package.release}/fast-lane-deps.zip") as zf:
         zf.extractall(opt)
+        # bytecode for 3.12 where Lambda extracts the layer: a cold start does not compile
+        assert "python/sqlglot/__pycache__/__init__.cpython-312.pyc" in zf.namelist()
     with zipfile.ZipFile(package.dist / package.lib_key) as zf:
         zf.extractall(task)
     boto = [p for p in lambda_pins(REPO, _boto_layer())]
