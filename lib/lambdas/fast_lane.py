@@ -44,7 +44,7 @@ from lib.jobs.duck_entry import MEMORY_ENV
 from lib.jobs.fast_lane import LOCK_WAIT_S, run_fast_lane
 from lib.ledger.announce import announcer_for
 from lib.ledger.base import Ledger
-from lib.ledger.records import FAILED, UnknownUploadError
+from lib.ledger.records import FAILED, utc_now
 
 log = logging.getLogger("lake.fast_lane")
 log.setLevel(logging.INFO)
@@ -121,18 +121,16 @@ def accepted_uploads(event: Mapping[str, Any], dataset: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def hand_back(cfg: FastLaneSettings, ledger: Ledger, upload_ids: list[str],
+def hand_back(cfg: FastLaneSettings, ledger: Ledger, since: str,
               events: Any = None) -> list[str]:
-    """The uploads of ``upload_ids`` the run left FAILED (and not held), announced to the
-    dataset's Glue workflow in one ``Uploads Pending`` event; returns them."""
+    """The dataset's uploads this invocation's run left FAILED (and not held): those of its
+    batch, and those of a run that died before it (its recovery fails them,
+    ``run.interrupted``), announced to the dataset's Glue workflow in one ``Uploads Pending``
+    event; returns them. An upload FAILED before ``since`` was handed back then: once."""
     failed, runs = [], set()
-    for uid in upload_ids:
-        try:
-            record = ledger.get(uid)
-        except UnknownUploadError:
-            continue
-        if record.status == FAILED and not record.held:
-            failed.append(uid)
+    for record in ledger.find(cfg.dataset, [FAILED]):
+        if not record.held and (record.updated_at or "") >= since:
+            failed.append(record.upload_id)
             runs.add(record.run_id or "-")
     if failed:
         run = ",".join(sorted(runs))
@@ -149,6 +147,7 @@ def handler(event: Mapping[str, Any], context: Any = None, *,
             cfg: FastLaneSettings | None = None) -> dict:
     """One SQS batch of a dataset's ``Upload Accepted`` events -> one fast-lane run."""
     cfg = cfg or settings()
+    started = utc_now()
     waiting = accepted_uploads(event, cfg.dataset)
     args = cfg.job_args
     ledger = job_ledger(args)
@@ -157,7 +156,7 @@ def handler(event: Mapping[str, Any], context: Any = None, *,
                          job_args={k: v for k, v in args.items() if k != "lake_root"},
                          lock_wait_s=cfg.lock_wait_s, log=log)
     outcome = "lock busy" if code is None else f"exit {code}"
-    handed = hand_back(cfg, ledger, waiting)
+    handed = hand_back(cfg, ledger, started)
     log.info("%d event(s) of %s: %s; %d handed to the Glue workflow", len(waiting),
              cfg.dataset, outcome, len(handed))
     return {"batchItemFailures": []}

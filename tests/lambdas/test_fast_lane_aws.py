@@ -210,13 +210,7 @@ def test_an_upload_the_fast_lane_cannot_finish_goes_to_the_glue_workflow_once(
     Glue workflow (its rule in the template matches it); a later fast-lane event does not
     take it again."""
     lake = lane.lake
-    res = load_template(TEMPLATE_PATH)["Resources"]
-    pending_rule = _resolve(res["OrdersPendingEventsRule"]["Properties"]["EventPattern"])
-    events = boto3.client("events")
-    inbox = lake.sqs.create_queue(QueueName="lake-test-workflow")["QueueUrl"]
-    events.put_rule(Name="lake-test-orders-pending", EventPattern=json.dumps(pending_rule))
-    events.put_targets(Rule="lake-test-orders-pending",
-                       Targets=[{"Id": "workflow", "Arn": lake._arn(inbox)}])
+    inbox = _workflow_inbox(lake)
     data = ORDERS.read_bytes()
     answer = lake.request(**_request_for(data, "orders.csv"))
     assert _post(answer, data, "orders.csv").status_code in (200, 201, 204)
@@ -227,9 +221,7 @@ def test_an_upload_the_fast_lane_cannot_finish_goes_to_the_glue_workflow_once(
     record = lake.status(uid)
     assert (record["status"], record["error_code"]) == (FAILED, "engine.resources"), record
     assert "ran out of memory" in record["error"]
-    got = lake.sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10,
-                                   WaitTimeSeconds=1).get("Messages", [])
-    [event] = [json.loads(m["Body"]) for m in got]
+    [event] = _received(lake, inbox)
     assert (event["detail-type"], event["detail"]["dataset"], event["detail"]["upload_ids"]) == (
         "Uploads Pending", "orders", [uid])
     assert not [k for k in lane.keys(CLEAN) if k.endswith(".parquet")]  # nothing published
@@ -239,6 +231,70 @@ def test_an_upload_the_fast_lane_cannot_finish_goes_to_the_glue_workflow_once(
             "detail": {"dataset": "orders", "upload_id": uid}}
     fast_lane.handler({"Records": [{"messageId": "m", "body": json.dumps(body)}]}, cfg=lane.cfg)
     assert lake.status(uid)["status"] == FAILED
+    assert _received(lake, inbox) == []  # handed back once
+
+
+def _workflow_inbox(lake: Lake) -> str:
+    """A queue that receives what the dataset's pending-events rule (template) matches: the
+    events that start its Glue workflow."""
+    res = load_template(TEMPLATE_PATH)["Resources"]
+    pattern = _resolve(res["OrdersPendingEventsRule"]["Properties"]["EventPattern"])
+    events = boto3.client("events")
+    inbox = lake.sqs.create_queue(QueueName="lake-test-workflow")["QueueUrl"]
+    events.put_rule(Name="lake-test-orders-pending", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="lake-test-orders-pending",
+                       Targets=[{"Id": "workflow", "Arn": lake._arn(inbox)}])
+    return inbox
+
+
+def _received(lake: Lake, queue: str) -> list[dict]:
+    got = lake.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10,
+                                   WaitTimeSeconds=1).get("Messages", [])
+    return [json.loads(m["Body"]) for m in got]
+
+
+def test_uploads_of_a_fast_lane_run_that_died_go_to_the_glue_workflow_once(
+        lane: FastLane) -> None:
+    """A run stopped mid-way (the function's timeout) leaves its upload PROCESSING; the
+    dataset's next fast-lane run fails it as interrupted (its cause in its history) and
+    hands it to the Glue workflow, and processes its own upload; a later run does not
+    hand it back again."""
+    lake = lane.lake
+    inbox = _workflow_inbox(lake)
+    ids = []
+    for name in ("first.csv", "second.csv"):
+        data = ORDERS.read_bytes().replace(b"O-1001", f"O-{name}".encode())
+        answer = lake.request(**_request_for(data, name))
+        assert _post(answer, data, name).status_code in (200, 201, 204)
+        ids.append(answer["upload_id"])
+    assert lake.deliver() == []
+    dead, alive = ids
+    # The invocation that died had taken the first event and claimed its upload.
+    [taken] = lake.sqs.receive_message(QueueUrl=lane.queue, MaxNumberOfMessages=1)["Messages"]
+    assert json.loads(taken["Body"])["detail"]["upload_id"] == dead
+    lake.sqs.delete_message(QueueUrl=lane.queue, ReceiptHandle=taken["ReceiptHandle"])
+    lake.svc.ledger.transition(dead, PROCESSING, expected=(ACCEPTED,), note="claimed",
+                               run_id="20261203T000000Z-dead00", job_name="orders_v2",
+                               job_version=2)
+    assert lane.deliver() == 1
+    died = lake.status(dead)
+    assert (died["status"], died["error_code"]) == (FAILED, "run.interrupted"), died
+    assert "run 20261203T000000Z-dead00 ended before publishing this upload" in died["error"]
+    assert lake.status(alive)["status"] == ARCHIVED
+    [event] = _received(lake, inbox)
+    assert (event["detail-type"], event["detail"]["upload_ids"]) == ("Uploads Pending", [dead])
+    # its event delivered again (SQS, after the visibility timeout), and another upload's
+    # run later: the dead one is the Glue workflow's already
+    fast_lane.handler({"Records": [{"messageId": taken["MessageId"], "body": taken["Body"]}]},
+                      cfg=lane.cfg)
+    assert lake.status(dead)["status"] == FAILED
+    data = ORDERS.read_bytes().replace(b"O-1001", b"O-third")
+    answer = lake.request(**_request_for(data, "third.csv"))
+    assert _post(answer, data, "third.csv").status_code in (200, 201, 204)
+    assert lake.deliver() == []
+    assert lane.deliver() == 1
+    assert lake.status(answer["upload_id"])["status"] == ARCHIVED
+    assert _received(lake, inbox) == []
 
 
 def test_duckdb_gets_60_percent_of_the_functions_memory_unless_told() -> None:
