@@ -9,12 +9,14 @@ a batch (one message group: the dataset), call the handler, delete the batch whe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.client
 import pytest
 import requests
 
@@ -84,7 +86,35 @@ class FastLane:
             "QUARANTINE_DATABASE": DATABASES["quarantine"], "AWS_REGION": REGION,
             "EVENT_BUS_NAME": "default", "EVENT_SOURCE": EVENT_SOURCE,
             "LOCK_WAIT_SECONDS": "1"})
-        self.runs = 0
+        self.calls: set[tuple[str, str, str]] = set()  # (action, bucket or name, key)
+
+    def assert_least_privilege(self) -> None:
+        """Every AWS call the function made is allowed by its role in the template: S3 on the
+        statement's bucket and key prefix (listings by the prefix condition), Glue on the
+        dataset's tables."""
+        from fnmatch import fnmatch
+
+        role = load_template(TEMPLATE_PATH)["Resources"]["OrdersFastLaneRole"]["Properties"]
+        statements = [st for p in role["Policies"] for st in p["PolicyDocument"]["Statement"]]
+        exports = {BUCKET: "RawBucket", CLEAN: "CleanBucket", QUARANTINE: "QuarantineBucket"}
+        assert {a for a, _, _ in self.calls} >= {
+            "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket",
+            "dynamodb:UpdateItem", "glue:BatchCreatePartition"}, self.calls
+        for action, name, key in sorted(self.calls):
+            allowed = [st for st in statements if action in st["Action"]]
+            assert allowed, f"OrdersFastLaneRole does not allow {action}"
+            if action == "s3:ListBucket":
+                assert any(fnmatch(key, p) for st in allowed
+                           for p in st["Condition"]["StringLike"]["s3:prefix"]), (action, key)
+            elif action.startswith("s3:"):
+                arns = [r["Fn::Sub"] for st in allowed for r in st["Resource"]]
+                assert any(export["Bucket"]["Fn::ImportValue"]["Fn::Sub"].endswith(
+                    exports[name]) and fnmatch(key, text.split("}/", 1)[1])
+                    for text, export in arns), (action, name, key)
+            elif action.startswith("glue:"):
+                tables = [r["Fn::Sub"][0] for st in allowed for r in st["Resource"]
+                          if ":table/" in r["Fn::Sub"][0]]
+                assert any(t.endswith(f"/{name}") for t in tables), (action, name)
 
     def deliver(self) -> int:
         """One poll of the event source mapping; returns the number of messages handled."""
@@ -94,7 +124,8 @@ class FastLane:
             return 0
         event = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
                               "body": m["Body"], "eventSource": "aws:sqs"} for m in got]}
-        assert fast_lane.handler(event, None, cfg=self.cfg) == {"batchItemFailures": []}
+        with _recording(self.calls):
+            assert fast_lane.handler(event, None, cfg=self.cfg) == {"batchItemFailures": []}
         for m in got:
             self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=m["ReceiptHandle"])
         return len(got)
@@ -102,6 +133,46 @@ class FastLane:
     def keys(self, bucket: str) -> list[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
         return sorted(o["Key"] for p in pages for o in p.get("Contents", []))
+
+
+@contextlib.contextmanager
+def _recording(calls: set[tuple[str, str, str]]) -> Iterator[None]:
+    """Record the IAM action, bucket (or table) and key of every AWS call made meanwhile."""
+    base = botocore.client.BaseClient
+    original = base._make_api_call
+
+    def record(client: Any, operation: str, params: dict) -> Any:
+        service = client.meta.service_model.endpoint_prefix
+        bucket, key = params.get("Bucket", ""), params.get("Key", "")
+        if service == "s3":
+            action = {"HeadObject": "s3:GetObject", "ListObjectsV2": "s3:ListBucket",
+                      "CreateMultipartUpload": "s3:PutObject", "UploadPart": "s3:PutObject",
+                      "CompleteMultipartUpload": "s3:PutObject",
+                      "DeleteObjects": "s3:DeleteObject"}.get(operation, f"s3:{operation}")
+            if operation == "CopyObject":
+                src = params["CopySource"]
+                calls.add(("s3:GetObject", src["Bucket"], src["Key"]))
+                action = "s3:PutObject"
+            if operation == "ListObjectsV2":
+                key = params.get("Prefix", "")
+            keys = [o["Key"] for o in params.get("Delete", {}).get("Objects", [])] or [key]
+            for k in keys:
+                calls.add((action, bucket, k))
+        elif service == "dynamodb" and operation == "TransactWriteItems":
+            for item in params["TransactItems"]:
+                calls.update((f"dynamodb:{op}Item", "", "") for op in item)
+        else:
+            table = params.get("TableName") or (
+                params.get("Name") or params.get("TableInput", {}).get("Name", "")
+                if service == "glue" else "")
+            calls.add((f"{service}:{operation}", table, ""))
+        return original(client, operation, params)
+
+    base._make_api_call = record
+    try:
+        yield
+    finally:
+        base._make_api_call = original
 
 
 @pytest.fixture
@@ -159,6 +230,7 @@ def test_a_small_upload_goes_from_post_uploads_to_queryable_rows_through_the_fas
         folders = {p["StorageDescriptor"]["Location"].rstrip("/")
                    for p in parts["Partitions"]}
         assert folders == {f"s3://{bucket}/{k.rsplit('/', 1)[0]}" for k in keys}
+    lane.assert_least_privilege()
     print(f"\nfast lane on moto: upload requested -> ARCHIVED and registered in {took:.2f}s")
 
 
