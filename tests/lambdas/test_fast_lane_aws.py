@@ -18,23 +18,16 @@ from typing import Any
 import boto3
 import botocore.client
 import pytest
-import requests
 
 from lib.lambdas import fast_lane
 from lib.lambdas.fast_lane import FastLaneSettings
 from lib.ledger.records import ACCEPTED, ARCHIVED, FAILED, PROCESSED, PROCESSING, RECEIVED
 from lib.tools.infra import TEMPLATE_PATH, load_template
-from tests.aws_stubs import REGION, moto_server
+from tests.aws_stubs import REGION
 from tests.lambdas.test_upload_aws import BUCKET, EVENT_SOURCE, ORDERS, Lake, _post, _request_for
 
 CLEAN, QUARANTINE = "lake-test-clean", "lake-test-quarantine"
 DATABASES = {"clean": "lake_test_clean", "quarantine": "lake_test_quarantine"}
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_server() as (_, url):
-        yield url
 
 
 def _resolve(value: Any) -> Any:
@@ -176,14 +169,9 @@ def _recording(calls: set[tuple[str, str, str]]) -> Iterator[None]:
 
 
 @pytest.fixture
-def lane(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FastLane]:
-    for k, v in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+def lane(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> Iterator[FastLane]:
     monkeypatch.delenv("LAKE_FAST_LANE_MAX_BYTES", raising=False)
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
-    yield FastLane(Lake(max_receive=2))
+    yield FastLane(lake)
 
 
 def test_a_small_upload_goes_from_post_uploads_to_queryable_rows_through_the_fast_lane(

@@ -27,7 +27,6 @@ from tests.aws_stubs import (
     REGION,
     create_ledger_table,
     foundation_resource,
-    moto_server,
     require_s3a,
     run_job_on_s3,
 )
@@ -37,12 +36,6 @@ ORDERS = REPO / "samples" / "orders" / "orders_2026-11-01.csv"
 BUCKET = "lake-test-raw"
 EVENT_SOURCE = "lake.test.uploads"
 CALLER = "arn:aws:iam::123456789012:user/alice"
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_server() as (_, url):
-        yield url
 
 
 class Lake:
@@ -190,16 +183,6 @@ class Lake:
     def keys(self, prefix: str = "") -> list[str]:
         return sorted(o["Key"] for o in self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
                       .get("Contents", []))
-
-
-@pytest.fixture
-def lake(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]:
-    for k, v in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
-    yield Lake(max_receive=2)
 
 
 def _request_for(data: bytes, name: str, dataset: str = "orders", **over: Any) -> dict:
