@@ -94,6 +94,9 @@ class FastLaneSettings:
 def settings() -> FastLaneSettings:
     """Read once per Lambda container."""
     duckdb_memory(os.environ)
+    # The run's own loggers (lake.<job>) log through the runtime's root handler, at INFO
+    # unless $LAKE_LOG_LEVEL says otherwise, whatever the root logger's level.
+    logging.getLogger("lake").setLevel(os.environ.get("LAKE_LOG_LEVEL", "INFO"))
     return FastLaneSettings.from_env()
 
 
@@ -113,9 +116,11 @@ def accepted_uploads(event: Mapping[str, Any], dataset: str) -> list[str]:
     for record in event.get("Records", []):
         body = json.loads(record["body"])
         detail = body.get("detail", {})
-        if detail.get("dataset") != dataset:
-            log.warning("message %s is about dataset %r, not %s: ignored",
-                        record.get("messageId"), detail.get("dataset"), dataset)
+        if detail.get("dataset") != dataset or not detail.get("upload_id"):
+            # Not one of its events (the rule sends no other): a retry would not change it.
+            log.warning("message %s is no Upload Accepted event of %s (dataset %r, upload "
+                        "%r): ignored", record.get("messageId"), dataset,
+                        detail.get("dataset"), detail.get("upload_id"))
             continue
         out.append(str(detail["upload_id"]))
     return list(dict.fromkeys(out))

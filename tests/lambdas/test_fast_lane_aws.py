@@ -378,3 +378,19 @@ def test_the_functions_settings_name_what_is_missing_or_wrong() -> None:
     cfg = FastLaneSettings.from_env({**full, "JOB_VERSION": "2"})
     assert (cfg.job_args["lake_root"], cfg.job_args["clean_root"],
             cfg.job_args["quarantine_root"]) == ("s3://r", "s3://c", "s3://q")
+
+
+def test_a_message_that_is_no_upload_event_of_the_dataset_is_skipped_not_retried(
+        caplog) -> None:
+    """A poison message would hold the dataset's message group for three visibility
+    timeouts: it is logged and skipped."""
+    bodies = [{"detail": {"dataset": "orders", "upload_id": "u1"}},
+              {"detail": {"dataset": "customers", "upload_id": "u2"}},
+              {"detail": {"dataset": "orders"}}, {"detail": {"dataset": "orders",
+                                                             "upload_id": "u1"}}]
+    event = {"Records": [{"messageId": f"m{i}", "body": json.dumps(b)}
+                         for i, b in enumerate(bodies)]}
+    assert fast_lane.accepted_uploads(event, "orders") == ["u1"]
+    assert "message m1 is no Upload Accepted event of orders (dataset 'customers'" in caplog.text
+    assert "message m2 is no Upload Accepted event of orders (dataset 'orders', upload None)" \
+        in caplog.text
