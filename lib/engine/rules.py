@@ -60,16 +60,26 @@ def _java_char(ch: str) -> str:
 _SPACES = "[" + "".join(_java_char(c) for c in COLLAPSED) + "]+"
 
 
-def clean_string(raw: Column, normalize: tuple[str, ...] = ()) -> Column:
-    """Trim, turn empty into null, then normalise case / whitespace."""
+def trim_ascii(raw: Column) -> Column:
+    """Stage 1 of :func:`clean_string`: the ASCII spaces at both ends trimmed."""
     # Most values have nothing to trim: a test of the first and last byte is cheaper than
     # the trim itself (which copies the value), so only values with a space at an end pay.
     at_edge = reduce(operator.or_, [raw.startswith(ch) | raw.endswith(ch) for ch in ASCII_SPACE])
-    value = F.when(at_edge, F.btrim(raw, F.lit(ASCII_SPACE))).otherwise(raw)
+    return F.when(at_edge, F.btrim(raw, F.lit(ASCII_SPACE))).otherwise(raw)
+
+
+def trim_invisible(value: Column) -> Column:
+    """Stage 2 of :func:`clean_string`, on stage 1's value: every Unicode space and invisible
+    format character at both ends trimmed."""
     # Only a value with a non-ASCII character can hold more to trim (as many characters as
     # bytes: ASCII): the full set is searched for those alone.
     ascii_only = F.length(value) == F.octet_length(value)
-    value = F.when(ascii_only, value).otherwise(F.btrim(value, F.lit(INVISIBLE)))
+    return F.when(ascii_only, value).otherwise(F.btrim(value, F.lit(INVISIBLE)))
+
+
+def normalised(value: Column, normalize: tuple[str, ...] = ()) -> Column:
+    """Stage 3 of :func:`clean_string`, on stage 2's value: empty -> null, then the
+    normalisers."""
     value = F.when(value != "", value)
     for step in normalize:
         if step == "upper":
@@ -83,17 +93,26 @@ def clean_string(raw: Column, normalize: tuple[str, ...] = ()) -> Column:
     return value
 
 
-def cleaned_value(raw: Column, col: ContractColumn) -> Column:
-    """:func:`clean_string` with the column's normalisers, then its default when empty."""
-    value = clean_string(raw, col.normalize)
+def clean_string(raw: Column, normalize: tuple[str, ...] = ()) -> Column:
+    """Trim, turn empty into null, then normalise case / whitespace: the three stages in one
+    expression. Each stage reads its input more than once, so the expression holds the
+    first stage eight times over: :func:`lib.engine.transforms.validate` computes the stages
+    in projections of their own (a column each), which keeps the generated code small."""
+    return normalised(trim_invisible(trim_ascii(raw)), normalize)
+
+
+def cleaned_value(raw: Column, col: ContractColumn, *, trimmed: bool = False) -> Column:
+    """:func:`clean_string` with the column's normalisers, then its default when empty
+    (``trimmed``: ``raw`` is already :func:`trim_invisible`'s value)."""
+    value = normalised(raw, col.normalize) if trimmed else clean_string(raw, col.normalize)
     return F.coalesce(value, F.lit(col.default)) if col.default is not None else value
 
 
-def received_value(raw: Column, col: ContractColumn) -> Column:
+def received_value(raw: Column, col: ContractColumn, *, trimmed: bool = False) -> Column:
     """The value as received, for the character rules of a column that maps case: like
     :func:`cleaned_value` but without the case mapping."""
     steps = tuple(s for s in col.normalize if s not in CASE_NORMALIZERS)
-    value = clean_string(raw, steps)
+    value = normalised(raw, steps) if trimmed else clean_string(raw, steps)
     return F.coalesce(value, F.lit(col.default)) if col.default is not None else value
 
 

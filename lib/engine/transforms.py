@@ -45,7 +45,14 @@ from lib.contracts.contract import (
 )
 from lib.contracts.contract import Column as ContractColumn
 from lib.engine.catalogue import folds_case, literal_shapes
-from lib.engine.rules import check_column, cleaned_value, received_value, typed_value
+from lib.engine.rules import (
+    check_column,
+    cleaned_value,
+    received_value,
+    trim_ascii,
+    trim_invisible,
+    typed_value,
+)
 from lib.engine.schemas import clean_schema, quarantine_schema, spark_type
 
 RAW = "_raw"
@@ -76,6 +83,14 @@ def _cleaned(name: str) -> str:
     return f"__clean_{name}"
 
 
+def _trim1(name: str) -> str:
+    return f"__trim1_{name}"
+
+
+def _trim2(name: str) -> str:
+    return f"__trim2_{name}"
+
+
 def _nested(name: str) -> str:
     return f"__nested_{name}"
 
@@ -104,9 +119,9 @@ def validate(contract: Contract) -> Transform:
     and the reader's bookkeeping and lineage columns unchanged. A malformed record carries
     only ``row.malformed``: its fields are not where the header says they are.
 
-    Four projections (cleaned strings, literal shapes, typed values, reason codes) so that
-    each cleaned string, regular expression and typed value is computed once per row and
-    shared by every rule that reads it.
+    Six projections (two trimming stages, cleaned strings, literal shapes, typed values,
+    reason codes) so that each trimmed and cleaned string, regular expression and typed
+    value is computed once per row and shared by every rule that reads it.
     """
     names = contract.column_names
     fixed = [RAW_RECORD, SOURCE_RECORD, *LINEAGE_COLUMNS, QUARANTINE_PARTITION]
@@ -118,11 +133,19 @@ def validate(contract: Contract) -> Transform:
         received = _character_rules(contract)
         received_names = {c.name for c in received}
 
+        # The trimming stages first, each in a projection of its own: every stage reads its
+        # input several times, and as one expression the generated code of a few string
+        # columns outgrows Java's 64 KB method limit (Spark then falls back to slow code).
+        stage1 = df.select("*", *[trim_ascii(F.col(n)).alias(_trim1(n)) for n in names])
+        trimmed = stage1.select("*", *[trim_invisible(F.col(_trim1(n))).alias(_trim2(n))
+                                       for n in names])
+
         def clean(c: ContractColumn, as_received: bool = False) -> Column:
-            value = (received_value if as_received else cleaned_value)(F.col(c.name), c)
+            value = (received_value if as_received else cleaned_value)(
+                F.col(_trim2(c.name)), c, trimmed=True)
             return F.when(~nested[c.name], value) if json else value
 
-        cleaned = df.select(
+        cleaned = trimmed.select(
             *[clean(c).alias(_cleaned(c.name)) for c in contract.columns],
             *[clean(c, as_received=True).alias(_received(c.name)) for c in received],
             *[flag.alias(_nested(n)) for n, flag in nested.items()],
