@@ -41,6 +41,11 @@ SESSION_CONF = {
 }
 
 
+def spark_log(work_dir: str | Path) -> Path:
+    """The file a local session's JVM logs into (Spark's warnings and errors)."""
+    return Path(work_dir).resolve() / "spark.log"
+
+
 def local_spark_session(
     work_dir: str | Path,
     app_name: str = "lake",
@@ -65,6 +70,7 @@ def local_spark_session(
                      encoding="utf-8")
     java_opts = " ".join([
         f"-Dlog4j.configurationFile=file:{log4j}",
+        f"-Dlake.spark.log={spark_log(work)}",
         f"-Djava.io.tmpdir={work / 'tmp'}",
     ])
     builder = (

@@ -112,6 +112,9 @@ def open_job(argv: Sequence[str], required: Sequence[str] = (),
         ctx = JobContext(spark, args, log, "glue", job)
     else:
         spark = SparkSession.getActiveSession() or _start_local(args)
+        where = spark.sparkContext._jvm.System.getProperty("lake.spark.log")
+        if where:  # the session's own, which may be another lake root's
+            log.info("Spark's own warnings and errors go to %s", where)
         ctx = JobContext(spark, args, log, "local")
     _apply_session_conf(ctx.spark)
     yield ctx
