@@ -86,6 +86,11 @@ def _upload(args: argparse.Namespace, dataset: str, files: Sequence[str]) -> lis
     if dataset not in known:
         raise CliError(f"unknown dataset {dataset!r}; known datasets: "
                        f"{', '.join(sorted(known)) or '(none)'}")
+    not_files = [f"{printable(n)} ({'a folder' if Path(n).is_dir() else 'no such file'})"
+                 for n in files if not Path(n).is_file()]
+    if not_files:  # a mistyped name is the user's slip, not an upload to reject for good
+        raise CliError(f"not a file: {', '.join(not_files)}; nothing was uploaded or "
+                       "recorded (give the paths of the files to upload)")
     contract = load_contract(dataset)
     ledger = _ledger(args)
     paths = LakePaths.from_root(_lake_dir(args))
@@ -565,6 +570,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  {h.at[:23].replace('T', ' ')}  {h.from_status or '-':<10} -> "
                   f"{h.to_status:<10}  {h.note or ''}".rstrip())
         return 0
+    if args.dataset and args.dataset not in available_contracts():
+        raise CliError(f"unknown dataset {args.dataset!r}; known datasets: "
+                       f"{', '.join(sorted(available_contracts())) or '(none)'}")
     records = ledger.find(args.dataset, args.status and [args.status])
     if args.format == "json":
         print(json.dumps([r.to_dict() for r in records], indent=2))
@@ -766,15 +774,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SIGPIPE_EXIT = 141  # as a shell reports a command a closed pipe stopped (128 + SIGPIPE)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "max_bytes", 0) is None:
             args.max_bytes = max_upload_bytes()
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # what is still buffered meets a closed pipe here, not at exit
+        return code
     except LakeError as exc:
         print(f"lake: error: {exc}", file=sys.stderr)
         return 130 if exc.code == "query.interrupted" else 2
+    except BrokenPipeError:
+        # The reader went away (`lake status | head -1`): stop quietly, and point stdout at
+        # /dev/null so that the flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return SIGPIPE_EXIT
 
 
 if __name__ == "__main__":

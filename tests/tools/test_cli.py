@@ -101,6 +101,38 @@ def test_unknown_dataset_and_upload_are_refused_with_what_exists(tmp_path, capsy
     assert cli.main(["--lake-root", lake, "status", "u-nope"]) == 2
     assert capsys.readouterr().err == "lake: error: no upload 'u-nope' in the ledger\n"
     assert cli.main(["--lake-root", lake, "reprocess", "u-nope"]) == 2
+    capsys.readouterr()
+    assert cli.main(["--lake-root", lake, "status", "--dataset", "nope"]) == 2
+    assert capsys.readouterr().err == ("lake: error: unknown dataset 'nope'; known datasets: "
+                                       "customers, orders\n")
+
+
+def test_a_path_that_is_not_a_file_is_refused_before_anything_is_recorded(
+        tmp_path, capsys) -> None:
+    lake = tmp_path / "lk"
+    good = tmp_path / "orders.csv"
+    good.write_bytes((REPO / "samples/orders/orders_2026-11-01.csv").read_bytes())
+    assert cli.main(["--lake-root", str(lake), "upload", "--dataset", "orders", str(good),
+                     str(tmp_path / "ordrs.csv"), str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"lake: error: not a file: {tmp_path / 'ordrs.csv'} (no such file), {tmp_path} (a "
+        "folder); nothing was uploaded or recorded (give the paths of the files to upload)\n")
+    assert cli.main(["--lake-root", str(lake), "status", "--format", "ids"]) == 0
+    assert capsys.readouterr().out.strip() == ""  # no upload recorded, not even the good one
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path) -> None:
+    """`lake status | head -1`: the reader is gone before lake writes; no traceback."""
+    lake = tmp_path / "lk"
+    assert cli.main(["--lake-root", str(lake), "upload", "--dataset", "orders",
+                     str(REPO / "samples/orders/orders_2026-11-01.csv")]) == 0
+    proc = subprocess.Popen([sys.executable, "-m", "lib.tools.cli", "--lake-root", str(lake),
+                             "status"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=REPO)
+    proc.stdout.close()  # before anything is written: the first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == cli.SIGPIPE_EXIT
+    assert err == ""
 
 
 def test_run_input_uploads_first_then_status_and_reprocess(spark, tmp_path, capsys) -> None:
