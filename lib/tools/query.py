@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import difflib
 import io
 import json
 import logging
@@ -97,7 +98,7 @@ def parse(sql: str, params: Sequence[str] = (),
     try:
         statements = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
     except ParseError as exc:
-        raise QueryError(_parse_error(exc)) from None
+        raise QueryError(_parse_error(exc, sql)) from None
     if len(statements) != 1:
         raise QueryError(f"expected one SQL statement, got {len(statements)}")
     tree = statements[0]
@@ -126,13 +127,65 @@ def to_duckdb_sql(sql: str, params: Sequence[str] = (),
     return tree.sql(dialect="duckdb")
 
 
-def _parse_error(exc: ParseError) -> str:
+STATEMENT_WORDS = ("SELECT", "WITH", "SHOW", "DESCRIBE")
+
+
+def _parse_error(exc: ParseError, sql: str = "") -> str:
+    """Where the query stops making sense, in the query's own terms: the line, the column and
+    a caret under it, and the keyword meant when the first word is a near miss (the parser's
+    own wording names its internals: left out)."""
     if not exc.errors:
-        return f"cannot parse the query: {exc}"
+        return "cannot parse the query (Athena/Trino SQL)"
     e = exc.errors[0]
-    near = f"{e.get('start_context', '')}{e.get('highlight', '')}".strip()[-60:]
-    return (f"cannot parse the query (Athena/Trino SQL): {e.get('description')} at line "
-            f"{e.get('line')}, column {e.get('col')}, near: {near}")
+    line, col = int(e.get("line") or 1), int(e.get("col") or 1)
+    description = str(e.get("description") or "")
+    what = ("" if "<class" in description or "Required keyword" in description
+            else f": {description.split('. Line')[0]}")
+    first = (sql.split() or [""])[0].upper()
+    close = ([] if first in STATEMENT_WORDS
+             else difflib.get_close_matches(first, STATEMENT_WORDS, n=1, cutoff=0.6))
+    hint = f"; did you mean {close[0]}?" if close else ""
+    text = sql.splitlines()[line - 1] if sql and line <= len(sql.splitlines()) else ""
+    shown = f"\n  {text}\n  {' ' * max(col - 1, 0)}^" if text else ""
+    return (f"cannot parse the query (Athena/Trino SQL) at line {line}, column {col}"
+            f"{what}{hint}{shown}")
+
+
+_ERROR_KIND = re.compile(r"^[A-Z][A-Za-z ]*Error: ")
+_DUCKDB_TYPES_SAID = {"INT8": "tinyint", "INT16": "smallint", "INT32": "integer",
+                      "INT64": "bigint", "VARCHAR": "varchar", "DOUBLE": "double",
+                      "FLOAT": "real", "BOOLEAN": "boolean", "TIMESTAMP": "timestamp"}
+
+
+def engine_message(exc: Exception, sql: str, tables: Sequence[TableInfo]) -> str:
+    """A query engine's error in the user's SQL terms (Athena's words where it has them):
+    an unknown column with its position, the columns of the tables the query reads and the
+    closest name; a division by zero with what to write instead; never the engine's class
+    name or its translation of the query."""
+    text = _ERROR_KIND.sub("", _engine_error(exc))
+    missing = (re.search(r'Referenced column "([^"]+)" not found', text)
+               or re.search(r'does not have a column named "([^"]+)"', text))
+    if missing:
+        name = missing.group(1)
+        at = re.search(rf"(?i)(?<!\w){re.escape(name)}(?!\w)", sql)
+        where = ""
+        if at:
+            before = sql[:at.start()]
+            where = f"line {before.count(chr(10)) + 1}:{at.start() - before.rfind(chr(10))}: "
+        names = {t.qualified: [*t.columns, *t.partition_keys] for t in tables}
+        columns = [c for cols in names.values() for c in cols]
+        close = difflib.get_close_matches(name.lower(), columns, n=1, cutoff=0.6)
+        listed = "; ".join(f"{t}: {', '.join(cols)}" for t, cols in names.items())
+        said = f"{where}column {name} cannot be resolved"
+        if close:
+            said += f"; did you mean {close[0]}?"
+        return said + (f"{' Columns' if close else '; columns'} of {listed}" if listed else "")
+    if "Division by zero" in text:
+        return ("division by zero (Athena fails the query too); to get NULL where the "
+                "divisor is 0, divide by NULLIF(divisor, 0)")
+    for duck, athena in _DUCKDB_TYPES_SAID.items():
+        text = re.sub(rf"\b{duck}\b", athena, text)
+    return text
 
 
 # -- the engine ------------------------------------------------------------------------------
@@ -307,12 +360,13 @@ def run_query(catalog: LocalCatalog, sql: str, params: Sequence[str] = (),
     for attempt in range(FILE_RACE_RETRIES + 1):
         con = None
         try:
-            con = connect(catalog, _named_tables(tree, catalog), memory_limit=memory_limit)
+            read = _named_tables(tree, catalog)
+            con = connect(catalog, read, memory_limit=memory_limit)
             columns, rows = _execute(con, engine_sql, max_rows, timeout_s, deadline)
             break
         except duckdb.IOException as exc:
             if attempt == FILE_RACE_RETRIES or not _vanished(exc):
-                raise QueryError(f"{_engine_error(exc)} (DuckDB SQL: {engine_sql})") from None
+                raise QueryError(engine_message(exc, sql, read)) from None
             log.info("a file of the query disappeared (%s); reading the new file list",
                      _engine_error(exc))
         except duckdb.OutOfMemoryException as exc:
@@ -322,7 +376,8 @@ def run_query(catalog: LocalCatalog, sql: str, params: Sequence[str] = (),
                 f"{_engine_error(exc)}. Narrow it (a WHERE on the partition columns, fewer "
                 "columns, a LIMIT) or raise --memory-limit", "query.memory") from None
         except duckdb.Error as exc:
-            raise QueryError(f"{_engine_error(exc)} (DuckDB SQL: {engine_sql})") from None
+            log.debug("the engine's SQL: %s", engine_sql)
+            raise QueryError(engine_message(exc, sql, read)) from None
         finally:
             if con is not None:
                 with contextlib.suppress(duckdb.Error):  # busy if Ctrl-C left it running

@@ -14,6 +14,7 @@ not a catalogued one).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 from sqlglot import exp
@@ -127,7 +128,10 @@ def _check_relation(table: exp.Table, known: set[str] | None, ctes: set[str]) ->
         return
     if name.lower() not in known:
         listed = ", ".join(sorted(known)) or "(none: run `lake crawl` first)"
-        raise UnsafeQueryError(f"table {name} does not exist; tables: {listed}")
+        close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.7)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise UnsafeQueryError(f"table {name} does not exist{hint} Tables: {listed}"
+                               if hint else f"table {name} does not exist; tables: {listed}")
 
 
 def _refusal(node: exp.Expression) -> str:

@@ -67,8 +67,13 @@ def test_parameters_are_bound_as_literals_never_as_sql(lake) -> None:
 
 @pytest.mark.parametrize(("sql", "params", "message"), [
     ("SELEC * FROM", [],
-     "cannot parse the query (Athena/Trino SQL): Required keyword: 'expression' missing for "
-     "<class 'sqlglot.expressions.core.Mul'> at line 1, column 12, near: SELEC * FROM"),
+     "cannot parse the query (Athena/Trino SQL) at line 1, column 12; did you mean SELECT?\n"
+     "  SELEC * FROM\n"
+     "             ^"),
+    ("SELECT order_id\nFROM clean.orders WHERE (", [],
+     "cannot parse the query (Athena/Trino SQL) at line 2, column 25\n"
+     "  FROM clean.orders WHERE (\n"
+     "                          ^"),
     ("DROP TABLE clean.orders", [],
      "lake query runs read-only queries (SELECT, WITH, SHOW, DESCRIBE), not DROP; tables are "
      "created and updated by `lake crawl`"),
@@ -87,6 +92,30 @@ def test_an_unknown_table_lists_the_tables_that_exist(lake) -> None:
         query(lake, "SELECT * FROM clean.invoices")
     assert str(err.value) == ("table clean.invoices does not exist; tables: clean.customers, "
                               "clean.orders, quarantine.customers, quarantine.orders")
+    with pytest.raises(QueryError) as err:
+        query(lake, "SELECT * FROM clean.order")
+    assert str(err.value) == ("table clean.order does not exist; did you mean clean.orders? "
+                              "Tables: clean.customers, clean.orders, quarantine.customers, "
+                              "quarantine.orders")
+
+
+def test_an_unknown_column_is_placed_and_named_with_the_columns_that_exist(lake) -> None:
+    orders = ("clean.orders: order_id, customer_id, customer_email, product_sku, quantity, "
+              "unit_price, currency, order_ts, country, total_amount, "
+              "_upload_id, _source_file, _ingested_at, _contract_version, order_date")
+    with pytest.raises(QueryError) as err:
+        query(lake, "SELECT quantiy FROM clean.orders")
+    assert str(err.value) == ("line 1:8: column quantiy cannot be resolved; did you mean "
+                              f"quantity? Columns of {orders}")
+    with pytest.raises(QueryError) as err:
+        query(lake, "SELECT order_id,\n  xyzzy FROM clean.orders")
+    assert str(err.value) == f"line 2:3: column xyzzy cannot be resolved; columns of {orders}"
+    with pytest.raises(QueryError) as err:
+        query(lake, "SELECT o.order_id FROM clean.orders o JOIN clean.customers c "
+                    "ON o.customer_id = c.customer_idd")
+    assert str(err.value).startswith("line 1:83: column customer_idd cannot be resolved; did "
+                                     "you mean customer_id? Columns of clean.customers: ")
+    assert "DuckDB" not in str(err.value) and "Binder" not in str(err.value)
 
 
 def test_a_file_path_never_reaches_the_engine(lake) -> None:
@@ -109,8 +138,17 @@ def test_integer_division_truncates_as_on_athena(lake) -> None:
 
 
 def test_division_by_zero_is_an_error_as_on_athena(lake) -> None:
-    with pytest.raises(QueryError, match="Division by zero"):
+    with pytest.raises(QueryError) as err:
         query(lake, "SELECT quantity / 0 FROM clean.orders")
+    assert str(err.value) == ("division by zero (Athena fails the query too); to get NULL "
+                              "where the divisor is 0, divide by NULLIF(divisor, 0)")
+    assert query(lake, "SELECT quantity / NULLIF(0, 0) FROM clean.orders LIMIT 1") == [(None,)]
+
+
+def test_a_value_that_does_not_convert_is_said_in_athenas_type_names(lake) -> None:
+    with pytest.raises(QueryError) as err:
+        query(lake, "SELECT order_id FROM clean.orders WHERE quantity = 'x'")
+    assert str(err.value) == "Could not convert string 'x' to integer"
 
 
 def test_nulls_sort_last_both_ways_as_on_athena(lake) -> None:
