@@ -598,7 +598,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "contract's max_upload_bytes lowers it for its dataset)")
 
     up = sub.add_parser("upload", help="check files and land the accepted ones in the raw zone")
-    up.add_argument("files", nargs="+", metavar="FILE")
+    up.add_argument("files", nargs="+", metavar="FILE",
+                    help="CSV or JSON Lines files (gzip when the name ends in .gz)")
     up.add_argument("--dataset", required=True, help="dataset the files belong to, e.g. orders")
     up.add_argument("--process", action="store_true",
                     help="process the accepted uploads at once through the fast lane (the "
@@ -613,13 +614,13 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1",
                     help="address to bind (default 127.0.0.1: this machine only; another "
                     "address needs --expose)")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     sv.add_argument("--expose", action="store_true",
                     help="allow a --host that other machines can reach (the console has no "
                     "login: put a reverse proxy with authentication in front of it)")
     sv.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                     help="a host name requests may address besides the bound address (e.g. "
-                    "the proxy's public name); repeatable")
+                    "the proxy's public name); repeatable (default: none)")
     sv.add_argument("--no-fast-lane", action="store_true",
                     help="leave accepted uploads for \"Process now\" or the batch run instead "
                     "of processing the small ones at once through the fast lane")
@@ -631,7 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--dataset", help="only this dataset")
     st.add_argument("--status", choices=STATUSES, help="only uploads in this status")
     st.add_argument("--format", choices=("table", "json", "ids"), default="table",
-                    help="ids: one upload id per line, oldest first")
+                    help="table (default), json, or ids: one upload id per line, oldest "
+                    "first")
     st.add_argument("--ledger-table", default=os.environ.get("LAKE_LEDGER_TABLE"),
                     help="read a deployed lake's DynamoDB ledger instead of the local one "
                     "(default: $LAKE_LEDGER_TABLE), e.g. lake-dev-ledger")
@@ -648,7 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     rp = sub.add_parser("reprocess", help="process one upload again, replacing its rows")
-    rp.add_argument("upload_id")
+    rp.add_argument("upload_id", help="the upload, e.g. u20261122-3f2a9c1b7d4e (lake status)")
     rp.add_argument("--version", type=int, help="job version (default: the latest)")
     engine_option(rp)
     rp.set_defaults(func=cmd_reprocess)
@@ -670,11 +672,13 @@ def build_parser() -> argparse.ArgumentParser:
     cg = sub.add_parser("catalog", help="show what the local catalog holds: databases, "
                         "tables, columns and their types, partitions")
     cg.add_argument("--format", choices=("text", "json"), default="text",
-                    help="json: each table as the Glue API's GetTable describes it")
+                    help="text (default), or json: each table as the Glue API's GetTable "
+                    "describes it")
     cg.set_defaults(func=cmd_catalog)
 
     def query_output(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--format", choices=QUERY_FORMATS, default="table")
+        p.add_argument("--format", choices=QUERY_FORMATS, default="table",
+                       help="how to print the rows (default: table)")
         p.add_argument("--max-rows", type=int, default=1000, metavar="N",
                        help="rows to fetch at most (default: 1000)")
         p.add_argument("--timeout", type=float, default=QUERY_TIMEOUT_S, metavar="SECONDS",
@@ -687,13 +691,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("sql", nargs="?", help="the query, e.g. \"SELECT * FROM clean.orders\"")
     q.add_argument("--named", metavar="NAME", help="run a named query of infra/athena/")
     q.add_argument("--param", action="append", default=[], metavar="VALUE",
-                   help="a value for each ? in order (named queries: NAME=VALUE)")
+                   help="a value for each ? in order (named queries: NAME=VALUE); "
+                   "repeatable (default: none)")
     query_output(q)
     q.set_defaults(func=cmd_query)
 
     nq = sub.add_parser("queries", help="list the named queries of infra/athena/, or run them")
     nq.add_argument("--run", action="store_true", help="run every named query")
-    nq.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    nq.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                    help="a value of the named queries' parameters; repeatable (default: "
+                    "none)")
     query_output(nq)
     nq.set_defaults(func=cmd_queries)
 
@@ -737,7 +744,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ps = sub.add_parser("push", help="send files to a deployed lake through its upload API "
                         "(SigV4 with your AWS credentials) and wait for the checks")
-    ps.add_argument("files", nargs="+", metavar="FILE")
+    ps.add_argument("files", nargs="+", metavar="FILE",
+                    help="CSV or JSON Lines files (gzip when the name ends in .gz)")
     ps.add_argument("--dataset", required=True, help="dataset the files belong to")
     ps.add_argument("--api", required=not os.environ.get("LAKE_API_URL"),
                     default=os.environ.get("LAKE_API_URL"),

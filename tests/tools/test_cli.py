@@ -163,3 +163,27 @@ def test_run_input_uploads_first_then_status_and_reprocess(spark, tmp_path, caps
                                                                  "ARCHIVED"]
     assert record["location"].endswith(f"/archive/orders/ingest_date={record['ingest_date']}/"
                                        f"{uid}/orders_2026-11-02.csv.gz")
+
+
+def test_every_argument_has_help_that_says_its_default() -> None:
+    """`lake <command> --help` explains every argument, and names the default of each one
+    that has one (a flag's default, off, goes without saying)."""
+    import argparse
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, f"{path} {name}")
+            elif action.dest == "help":
+                continue
+            elif not action.help:
+                missing.append(f"{path} {action.option_strings or action.dest}: no help")
+            elif (action.default not in (None, False) and "default" not in action.help.lower()):
+                missing.append(f"{path} {action.option_strings}: default {action.default!r} "
+                               "not said")
+
+    walk(cli.build_parser(), "lake")
+    assert missing == []
