@@ -16,9 +16,10 @@ are read as their text).
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
@@ -87,6 +88,7 @@ _TOP_KEYS = (
     "max_upload_bytes",
     "max_record_bytes",
     "fast_lane_max_bytes",
+    "quality",
 )
 # A record (a CSV row, a JSON line) longer than this is refused at upload unless the contract
 # sets its own max_record_bytes: one huge record would have to fit in a Spark task's memory.
@@ -168,6 +170,29 @@ class DerivedColumn:
     description: str = ""
 
 
+QUARANTINED_SHARE = "quarantined"  # the quality threshold on an upload's quarantined rows
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """How large a share of an upload's rows read may fail (``measure``: a reason code, or
+    :data:`QUARANTINED_SHARE` for every quarantined row) before the upload is flagged
+    (``warn``: published, with a warning) or kept out of the clean zone (``fail``); a share
+    above the value trips it. None: no such level."""
+
+    measure: str
+    warn: float | None = None
+    fail: float | None = None
+
+    def outcome(self, share: float) -> str:
+        """``fail``, ``warn`` or ``ok`` for a share of the rows read."""
+        if self.fail is not None and share > self.fail:
+            return "fail"
+        if self.warn is not None and share > self.warn:
+            return "warn"
+        return "ok"
+
+
 @dataclass(frozen=True)
 class Check:
     """One entry of the compiled check list: what is checked, on which column, and the
@@ -194,6 +219,8 @@ class Contract:
     # Uploads at or under this many bytes go through the fast lane (the DuckDB engine, right
     # after they are accepted); None: the lake's default; 0: no fast lane for the dataset.
     fast_lane_max_bytes: int | None = None
+    # What share of an upload's rows may be quarantined, in all and per reason code.
+    quality: tuple[Threshold, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -531,7 +558,7 @@ def parse_contract(data: Any, source: str = "<contract>") -> Contract:
                                   or fast_lane < 0):
         raise ContractError(source, "fast_lane_max_bytes", f"expected a number of bytes (0 turns "
                             f"the fast lane off for the dataset), got {fast_lane!r}")
-    return Contract(
+    contract = Contract(
         dataset=dataset,
         version=version,
         format=fmt,
@@ -544,6 +571,57 @@ def parse_contract(data: Any, source: str = "<contract>") -> Contract:
         description=str(obj.get("description") or ""),
         source=source,
     )
+    if obj.get("quality") is None:
+        return contract
+    return replace(contract, quality=_parse_quality(obj["quality"], contract, source))
+
+
+_QUALITY_KEYS = ("quarantined", "rules")
+_LEVELS = ("warn", "fail")
+
+
+def _parse_threshold(raw: Any, measure: str, source: str, where: str) -> Threshold:
+    if not isinstance(raw, Mapping) or not raw:
+        raise ContractError(source, where, "expected warn and/or fail, each a share of the "
+                            "upload's rows read from 0 to 1, e.g. {warn: 0.05, fail: 0.5}")
+    _check_keys(raw, _LEVELS, source, where)
+    levels: dict[str, float | None] = {}
+    for level in _LEVELS:
+        value = raw.get(level)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not 0 <= value <= 1):
+            raise ContractError(source, f"{where}.{level}", f"expected a share of the rows "
+                                f"read from 0 to 1 (0.05 is 5%), got {value!r}")
+        levels[level] = None if value is None else float(value)
+    if levels["warn"] is not None and levels["fail"] is not None and \
+            levels["warn"] > levels["fail"]:
+        raise ContractError(source, where, f"warn ({levels['warn']:g}) is above fail "
+                            f"({levels['fail']:g}): a warning must come first")
+    return Threshold(measure, levels["warn"], levels["fail"])
+
+
+def _parse_quality(raw: Any, contract: Contract, source: str) -> tuple[Threshold, ...]:
+    if not isinstance(raw, Mapping):
+        raise ContractError(source, "quality", "expected a mapping: quarantined (the share of "
+                            "an upload's rows quarantined) and/or rules (per reason code)")
+    _check_keys(raw, _QUALITY_KEYS, source, "quality")
+    out = []
+    if raw.get("quarantined") is not None:
+        out.append(_parse_threshold(raw["quarantined"], QUARANTINED_SHARE, source,
+                                    "quality.quarantined"))
+    rules = raw.get("rules") or {}
+    if not isinstance(rules, Mapping):
+        raise ContractError(source, "quality.rules", "expected reason codes, each with warn "
+                            "and/or fail, e.g. {email.pattern: {warn: 0.01}}")
+    codes = sorted({c.code for c in contract.checks()})
+    for code, levels in rules.items():
+        if code not in codes:
+            close = difflib.get_close_matches(str(code), codes, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ContractError(source, f"quality.rules.{code}", f"{contract.dataset} has no "
+                                f"reason code {code!r}; {hint}its codes: {', '.join(codes)}")
+        out.append(_parse_threshold(levels, str(code), source, f"quality.rules.{code}"))
+    return tuple(out)
 
 
 def load_contract_file(path: str | Path) -> Contract:

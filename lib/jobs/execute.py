@@ -59,6 +59,8 @@ def execute(rows: RowEngine, args: Mapping[str, str | None], logger: logging.Log
     metrics.emit(namespace, dataset, run_metrics(report, time.monotonic() - started),
                  {"job": job_name, "run_id": report.run_id})
     _alert(args, logger, ledger, [u.upload_id for u in report.failed], report.report_page)
+    _alert(args, logger, ledger, [u.upload_id for u in report.processed if u.quality_warned],
+           report.report_page, status=None)
     _announce_waiting(args, logger, ledger, dataset, report.run_id,
                       {u.upload_id for u in report.uploads})
     print(format_summary(report), flush=True)
@@ -83,9 +85,10 @@ def _announce_waiting(args: Mapping[str, str | None], logger: logging.Logger, le
 
 
 def _alert(args: Mapping[str, str | None], logger: logging.Logger, ledger: Ledger, upload_ids: Sequence[str],
-           report: str | None) -> None:
+           report: str | None, status: str | None = FAILED) -> None:
     """An alert per upload the run left FAILED (with ``--alert_topic_arn``), naming the run's
-    report page (``report``)."""
+    report page (``report``); with ``status`` None, per upload published above a quality
+    warn threshold."""
     topic = args.get("alert_topic_arn")
     notifier = notifier_for(topic, job_args.aws_client(args, "sns") if topic else None)
     for uid in upload_ids:
@@ -94,5 +97,5 @@ def _alert(args: Mapping[str, str | None], logger: logging.Logger, ledger: Ledge
         except LedgerError as exc:
             logger.error("upload %s: no alert sent: %s", uid, exc)
             continue
-        if record.status == FAILED:
+        if status is None or record.status == status:
             notifier.upload_event(record, report)

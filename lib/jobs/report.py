@@ -28,6 +28,13 @@ class UploadResult:
     partitions: list[str] = field(default_factory=list)
     partition_rows: dict[str, int] = field(default_factory=dict)  # rows written per partition
     files_replaced: int = 0
+    # The contract's quality thresholds against this upload (lib.jobs.run.quality_check):
+    # each {"measure", "rows", "share", "warn", "fail", "outcome"}.
+    quality: list[dict] = field(default_factory=list)
+
+    @property
+    def quality_warned(self) -> bool:
+        return any(q["outcome"] == "warn" for q in self.quality)
 
     @property
     def conserved(self) -> bool:
@@ -181,6 +188,9 @@ def run_metrics(report: RunReport, duration_seconds: float) -> dict[str, tuple[f
         m.DUPLICATES_REMOVED: (sum(u.duplicates_removed for u in uploads), m.COUNT),
         m.UPLOADS_PROCESSED: (len(report.processed), m.COUNT),
         m.UPLOADS_FAILED: (len(report.failed), m.COUNT),
+        m.QUALITY_WARNINGS: (sum(u.quality_warned for u in uploads), m.COUNT),
+        m.QUALITY_FAILURES: (sum(any(q["outcome"] == "fail" for q in u.quality)
+                                 for u in uploads), m.COUNT),
         m.RUNS_FAILED: (1 if report.failed or report.error else 0, m.COUNT),
         m.RUN_DURATION: (round(duration_seconds, 3), m.SECONDS),
     }

@@ -57,7 +57,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Protocol
 
-from lib.contracts.contract import ERRORS, UPLOAD_ID, Contract
+from lib.contracts.contract import ERRORS, QUARANTINED_SHARE, UPLOAD_ID, Contract
 from lib.contracts.header import HeaderPlan
 from lib.errors import FileError, LakeError
 from lib.jobs.faults import crash_point
@@ -84,6 +84,7 @@ from lib.jobs.settings import DRIVER_MEMORY_ENV, driver_memory_setting
 from lib.lake.fs import java_error_message
 from lib.lake.paths import LakePaths, join
 from lib.ledger.base import Ledger
+from lib.ledger.notify import QUALITY_WARNING_PREFIX
 from lib.ledger.records import (
     ACCEPTED,
     ARCHIVED,
@@ -102,6 +103,7 @@ INTERRUPTED = "run.interrupted"
 PUBLISH_INCOMPLETE = "run.publish_incomplete"
 NOT_RUN = "run.not_run"
 COUNT_MISMATCH = "run.count_mismatch"
+QUALITY_THRESHOLD = "quality.threshold"  # an upload above a fail threshold of its contract
 CHANGED = "file.changed"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 DISK_FULL = "run.disk_full"
@@ -571,7 +573,7 @@ def process_batch(run: Run, batch: Batch, results: dict[str, UploadResult]) -> N
         key = run.contract.unique_column
         _fill_counts(results, enforced.counts, enforced.repeated,
                      key.code("conflict") if key is not None else None)
-        batch = count_check(run, batch, results)
+        batch = quality_check(run, count_check(run, batch, results), results)
         if batch:
             write_batch(run, enforced, [up.upload_id for up, _ in batch])
     if not batch:
@@ -605,6 +607,47 @@ def count_check(run: Run, batch: Batch, results: dict[str, UploadResult]) -> Bat
                f"{upload.expected_records} records; nothing of this upload is published")
         run.log.error("upload %s failed: %s", upload.upload_id, msg)
         _fail(u, COUNT_MISMATCH, msg)
+    return kept
+
+
+def _share_said(q: Mapping) -> str:
+    what = ("quarantined" if q["measure"] == QUARANTINED_SHARE
+            else f"failed {q['measure']}")
+    return f"{q['rows']} of the {q['read']} rows read ({q['share']:.1%}) {what}"
+
+
+def quality_check(run: Run, batch: Batch, results: dict[str, UploadResult]) -> Batch:
+    """The contract's quality thresholds against each upload's counts: the uploads to
+    publish. Above a ``warn`` threshold an upload is published with a warning; above a
+    ``fail`` one it fails with ``quality.threshold``, publishes nothing and is held (the same
+    file would fail again: fix it or the thresholds, then ``lake reprocess``)."""
+    if not run.contract.quality:
+        return batch
+    kept: Batch = []
+    for upload, plan in batch:
+        u = results[upload.upload_id]
+        u.quality = []
+        for t in run.contract.quality:
+            rows = (u.quarantined if t.measure == QUARANTINED_SHARE
+                    else u.reasons.get(t.measure, 0))
+            share = rows / u.rows_read if u.rows_read else 0.0
+            u.quality.append({"measure": t.measure, "rows": rows, "read": u.rows_read,
+                              "share": share, "warn": t.warn, "fail": t.fail,
+                              "outcome": t.outcome(share)})
+        for q in (q for q in u.quality if q["outcome"] == "warn"):
+            u.warnings.append(f"{QUALITY_WARNING_PREFIX}{_share_said(q)}, above the warn "
+                              f"threshold of {q['warn']:.1%}")
+        failed = [q for q in u.quality if q["outcome"] == "fail"]
+        if not failed:
+            kept.append((upload, plan))
+            continue
+        msg = (f"{upload.path}: " + "; ".join(
+            f"{_share_said(q)}, above the fail threshold of {q['fail']:.1%}" for q in failed)
+            + f"; nothing of this upload is published. Fix the file (the quarantine reasons "
+            f"say what is wrong) and upload it again, or change {run.contract.ref}'s quality "
+            f"thresholds, then: lake reprocess {upload.upload_id}")
+        run.log.error("upload %s failed: %s", upload.upload_id, msg)
+        _fail(u, QUALITY_THRESHOLD, msg)
     return kept
 
 
@@ -677,12 +720,17 @@ def publish(run: Run, plan: PublishPlan, uploads: list[UploadResult]) -> None:
 def mark_processed(run: Run, results: list[UploadResult], run_id: str) -> None:
     for u in results:
         try:
+            quality = [w for w in u.warnings if w.startswith(QUALITY_WARNING_PREFIX)]
+            extra = ({"warnings": [*run.ledger.get(u.upload_id).warnings, *quality]}
+                     if quality else {})
             run.ledger.transition(
-                u.upload_id, PROCESSED, expected=(PROCESSING,), note=f"run {run_id}",
+                u.upload_id, PROCESSED, expected=(PROCESSING,),
+                note=f"run {run_id}" + (f" ({len(quality)} quality warning(s))"
+                                        if quality else ""),
                 rows_read=u.rows_read, clean=u.clean, quarantined=u.quarantined,
                 duplicates_removed=u.duplicates_removed,
                 job_name=run.job_name, job_version=run.job_version, run_id=run_id,
-                error_code=None, error=None)
+                error_code=None, error=None, **extra)
         except LedgerError as exc:  # e.g. already PROCESSED by an earlier recovery
             run.log.warning("upload %s: not marked PROCESSED: %s", u.upload_id, exc)
 
@@ -731,7 +779,8 @@ def record_failures(run: Run, report: RunReport) -> None:
         if u.error_code == PUBLISH_INCOMPLETE:
             continue  # committed: stays PROCESSING until the next run completes it
         run.ledger.transition(u.upload_id, FAILED, expected=(PROCESSING,), note=u.error_code,
-                              error_code=u.error_code, error=u.error)
+                              error_code=u.error_code, error=u.error,
+                              held=u.error_code == QUALITY_THRESHOLD)
 
 
 # -- 10. archive -----------------------------------------------------------------------------

@@ -25,6 +25,8 @@ DUPLICATES_REMOVED = "DuplicatesRemoved"
 UPLOADS_PROCESSED = "UploadsProcessed"
 UPLOADS_FAILED = "UploadsFailed"
 RUNS_FAILED = "RunsFailed"
+QUALITY_WARNINGS = "QualityWarnings"  # uploads published above a warn threshold
+QUALITY_FAILURES = "QualityFailures"  # uploads kept out above a fail threshold
 RUN_DURATION = "RunDuration"
 
 COUNT, SECONDS = "Count", "Seconds"

@@ -28,18 +28,27 @@ class NoNotifier:
         return None
 
 
+# A warning the run adds to an upload published above one of its contract's warn thresholds.
+QUALITY_WARNING_PREFIX = "quality: "
+QUALITY_WARNING = "quality.warning"
+
+
 def upload_message(record: UploadRecord, report: str | None = None) -> dict:
     """The message body: what happened to which upload, and why; ``report``: the page of
     the run that left it so (its data-quality report)."""
     failed = record.status == "FAILED"
+    quality = [w for w in record.warnings if w.startswith(QUALITY_WARNING_PREFIX)]
+    warned = bool(quality) and not failed and record.status != "REJECTED"
     return {
-        "event": f"upload.{record.status.lower()}",
+        "event": "upload.quality_warning" if warned else f"upload.{record.status.lower()}",
         "dataset": record.dataset,
         "upload_id": record.upload_id,
         "status": record.status,
         "file": record.original_name,
-        "reason_code": record.error_code if failed else record.reason_code,
-        "reason": record.error if failed else record.reason,
+        "reason_code": (QUALITY_WARNING if warned
+                        else record.error_code if failed else record.reason_code),
+        "reason": ("; ".join(quality) if warned
+                   else record.error if failed else record.reason),
         "location": record.location,
         "job": record.job_name,
         "run_id": record.run_id,

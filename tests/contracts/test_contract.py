@@ -259,3 +259,38 @@ def test_the_job_refuses_a_contract_spark_cannot_parse_before_claiming(spark) ->
         derived_columns(contract)
     assert str(exc.value).startswith(
         "x.yaml: derived[0].expression: 'upper(id) upper(id)' does not parse: ")
+
+
+def test_quality_thresholds_are_parsed_per_upload_and_per_reason_code() -> None:
+    from lib.contracts.contract import Threshold
+
+    contract = parse_contract(_with(quality={"quarantined": {"warn": 0.05, "fail": 0.5},
+                                             "rules": {"id.required": {"fail": 0}}}), "x.yaml")
+    assert contract.quality == (Threshold("quarantined", 0.05, 0.5),
+                                Threshold("id.required", None, 0.0))
+    t = contract.quality[0]
+    assert [t.outcome(s) for s in (0.0, 0.05, 0.051, 0.5, 0.51)] == [
+        "ok", "ok", "warn", "warn", "fail"]  # above a threshold trips it, not at it
+    assert parse_contract(MINIMAL, "x.yaml").quality == ()
+
+
+@pytest.mark.parametrize(("quality", "message"), [
+    ([0.1], "x.yaml: quality: expected a mapping: quarantined (the share of an upload's rows "
+            "quarantined) and/or rules (per reason code)"),
+    ({"quarantine": {"warn": 0.1}}, "x.yaml: quality.quarantine: unknown field; allowed: "
+                                    "quarantined, rules"),
+    ({"quarantined": {"warn": 5}}, "x.yaml: quality.quarantined.warn: expected a share of the "
+                                   "rows read from 0 to 1 (0.05 is 5%), got 5"),
+    ({"quarantined": {"warn": 0.5, "fail": 0.1}},
+     "x.yaml: quality.quarantined: warn (0.5) is above fail (0.1): a warning must come first"),
+    ({"quarantined": {}}, "x.yaml: quality.quarantined: expected warn and/or fail"),
+    ({"quarantined": {"error": 0.1}}, "x.yaml: quality.quarantined.error: unknown field; "
+                                      "allowed: warn, fail"),
+    ({"rules": {"id.requird": {"warn": 0.1}}},
+     "x.yaml: quality.rules.id.requird: things has no reason code 'id.requird'; did you mean "
+     "id.required? its codes: id.required, row.malformed"),
+])
+def test_malformed_quality_thresholds_are_named(quality, message) -> None:
+    with pytest.raises(ContractError) as err:
+        parse_contract(_with(quality=quality), "x.yaml")
+    assert str(err.value).startswith(message), str(err.value)
