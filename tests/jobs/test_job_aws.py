@@ -83,14 +83,15 @@ def test_the_job_takes_its_input_from_the_dynamodb_ledger_and_reports(
     assert (directive["Namespace"], directive["Dimensions"]) == ("Lake/test", [["Dataset"]])
     assert [m["Name"] for m in directive["Metrics"]] == [
         "RowsRead", "RowsClean", "RowsQuarantined", "DuplicatesRemoved", "UploadsProcessed",
-        "UploadsFailed", "RunsFailed", "RunDuration"]
+        "UploadsFailed", "QualityWarnings", "QualityFailures", "RunsFailed", "RunDuration"]
     assert {m["Name"]: m["Unit"] for m in directive["Metrics"]}["RunDuration"] == "Seconds"
     assert ({k: line[k] for k in ("Dataset", "RowsRead", "RowsClean", "RowsQuarantined",
                                   "DuplicatesRemoved", "UploadsProcessed", "UploadsFailed",
-                                  "RunsFailed", "job")}
+                                  "QualityWarnings", "QualityFailures", "RunsFailed", "job")}
             == {"Dataset": "orders", "RowsRead": 14, "RowsClean": 4, "RowsQuarantined": 9,
                 "DuplicatesRemoved": 1, "UploadsProcessed": 1, "UploadsFailed": 1,
-                "RunsFailed": 1, "job": "lake-dev-orders-v2"})
+                "QualityWarnings": 0, "QualityFailures": 0, "RunsFailed": 1,
+                "job": "lake-dev-orders-v2"})
     assert line["RunDuration"] > 0
 
     got = aws["sqs"].receive_message(QueueUrl=aws["inbox"], MaxNumberOfMessages=10)["Messages"]
