@@ -18,6 +18,7 @@ from importlib import resources
 from jinja2 import Environment, StrictUndefined, select_autoescape
 
 from lib.contracts.contract import Check, Contract
+from lib.contracts.reasons import explain
 from lib.jobs.report import RunReport
 
 RECENT_RUNS = 20  # runs shown in the trend
@@ -85,5 +86,5 @@ def render(report: RunReport, contract: Contract, history: Sequence[PastRun] = (
     return template.render(
         report=report, data=report.to_dict(), totals=totals, contract=contract,
         rules=rule_pass_rates(report, contract), reasons=reasons,
-        reason_max=max(reasons.values(), default=0), trend=trend,
+        reason_max=max(reasons.values(), default=0), trend=trend, explain=explain,
         trend_max=max((r.ratio or 0 for r in trend), default=0))

@@ -45,6 +45,7 @@ from lib.contracts.contract import (
     load_contract_file,
 )
 from lib.contracts.header import printable
+from lib.contracts.reasons import what_to_do
 from lib.errors import LakeError
 from lib.lake.catalog import LocalCatalog
 from lib.lake.paths import LakePaths, local_path, to_uri
@@ -113,6 +114,9 @@ def _print_upload(r: UploadRecord, name: str) -> None:
         line += "".join(f"\n    warning: {w}" for w in r.warnings)
     else:
         line += f"\n    {r.reason_code}: {r.reason}"
+        todo = what_to_do(r.reason_code)
+        if todo:
+            line += f"\n    ({todo})"
     print(line, flush=True)
 
 
@@ -565,6 +569,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         for key, value in r.to_dict().items():
             if value not in (None, "", []):
                 print(f"{key + ':':<20}{value}")
+        todo = what_to_do(r.error_code if r.status == "FAILED" else r.reason_code)
+        if todo:
+            print(f"{'what it means:':<20}{todo}")
         print("history:")
         for h in history:
             print(f"  {h.at[:23].replace('T', ' ')}  {h.from_status or '-':<10} -> "
