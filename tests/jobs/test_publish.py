@@ -128,8 +128,10 @@ def test_a_task_that_fails_mid_write_deletes_its_files_and_its_retry_writes_the_
     out = subprocess.run([sys.executable, "-c", RETRIED_WRITE, str(tmp_path / "spark"), str(zone)],
                          capture_output=True, text=True, cwd=REPO, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
+    spark_log = (tmp_path / "spark" / "spark.log").read_text(encoding="utf-8")
     assert "FileAlreadyExistsException: File already exists: " \
-           f"file:{blocker}" in out.stderr  # the first attempt failed there
+           f"file:{blocker}" in spark_log  # the first attempt failed there (Spark's own log)
+    assert "Exception" not in out.stderr  # ... which stays out of the terminal
     assert out.stdout.split() == ["2000"]  # every row once
     assert not blocker.exists()  # removed by the aborted attempt
     assert sorted(str(p.relative_to(zone)) for p in zone.rglob("*")

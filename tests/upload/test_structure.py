@@ -220,10 +220,13 @@ def test_thousands_of_extra_columns_give_a_short_warning(tmp_path, orders) -> No
 
 
 def test_uploading_a_folder_names_it(tmp_path, capsys) -> None:
+    """Refused before anything is recorded (a folder is the user's slip, not an upload);
+    lib.upload.landing still rejects one that reaches it, as file.not_found."""
     assert main(["--lake-root", str(tmp_path / "lake"), "upload", "--dataset", "orders",
-                 str(tmp_path)]) == 1
-    out = capsys.readouterr().out
-    assert f"file.not_found: {tmp_path.name}: not a regular file" in out
+                 str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"lake: error: not a file: {tmp_path} (a folder); nothing was uploaded or recorded "
+        "(give the paths of the files to upload)\n")
 
 
 def test_a_file_name_with_a_line_break_keeps_the_status_table_one_line_per_upload(
