@@ -192,9 +192,13 @@ class S3Fs:
         return line.rstrip("\n")
 
     def fetch(self, uri: str, folder: Path) -> Path:
-        """The object copied into ``folder`` (under its key), for an engine that reads files."""
+        """The object copied into ``folder``, for an engine that reads files: under a folder
+        named by the URI's hash and the key's last segment (its extension says gzip), so no
+        key (``..`` segments, a trailing ``/``) places it outside ``folder``."""
         bucket, key = split_uri(uri)
-        target = folder / bucket / key
+        name = key.rsplit("/", 1)[-1]
+        target = (folder / hashlib.sha256(uri.encode()).hexdigest()[:16]
+                  / (name if name not in ("", ".", "..") else "object"))
         target.parent.mkdir(parents=True, exist_ok=True)
         self.s3.download_file(bucket, key, str(target))
         return target

@@ -140,3 +140,14 @@ def test_a_footer_larger_than_the_first_read_is_read_whole(both) -> None:
     assert footer > 64 << 10  # so that one ranged GET of 64 KiB cannot hold it
     s3fs.s3.put_object(Bucket=BUCKET, Key="wide.parquet", Body=data)
     assert s3fs.parquet_rows(f"{s3_root}/wide.parquet") == 3
+
+
+def test_a_fetched_object_stays_in_its_folder_whatever_its_key(both, tmp_path: Path) -> None:
+    s3fs, _, s3_root, _ = both
+    scratch = tmp_path / "scratch"
+    for key in ("raw/../../../../escape.csv.gz", "raw/x/.."):
+        s3fs.s3.put_object(Bucket=BUCKET, Key=key, Body=b"a,b\n")
+        got = s3fs.fetch(f"{s3_root}/{key}", scratch)
+        assert got.resolve().is_relative_to(scratch.resolve()) and got.read_bytes() == b"a,b\n"
+    assert got.name == "object"
+    assert s3fs.fetch(f"{s3_root}/raw/../../../../escape.csv.gz", scratch).name == "escape.csv.gz"
