@@ -10,7 +10,10 @@ the whole file; a missing optional column is read as all null.
 from __future__ import annotations
 
 import csv
+import difflib
+import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lib.contracts.contract import Contract
@@ -36,6 +39,48 @@ def printable(text: str) -> str:
 def normalise_name(name: str) -> str:
     """``"  Order ID "`` -> ``"order_id"``."""
     return _NON_WORD.sub("_", name.strip().lower()).strip("_")
+
+
+def closest_names(missing: Iterable[str], found: Iterable[str]) -> str:
+    """``'OrderNumber' for order_id, 'Qty' for quantity`` (or ``""``): for each missing
+    column, the most similar name of ``found`` (a header's extra columns, a file's keys),
+    compared as :func:`normalise_name` makes them and without underscores; an abbreviation
+    (its letters in order, the same first letter) and a shared stem count as similar. Each found name is
+    suggested once."""
+    pool = {normalise_name(f).replace("_", ""): f for f in found if f.strip()}
+    out = []
+    for name in missing:
+        want = name.replace("_", "")
+        scored = [(max(difflib.SequenceMatcher(None, want, key).ratio(),
+                       0.7 if _abbreviates(key, want) else 0.0,
+                       0.65 if _shares_stem(key, want) else 0.0), key) for key in pool]
+        best = max(scored, default=(0.0, ""))
+        if best[0] >= 0.6:
+            out.append(f"{pool.pop(best[1]).strip()!r} for {name}")
+    return ", ".join(out)
+
+
+def _shares_stem(key: str, word: str) -> bool:
+    """``ordernumber`` and ``orderid`` share ``order``: four letters or more, and half the
+    word."""
+    stem = len(os.path.commonprefix([key, word]))
+    return stem >= 4 and stem * 2 >= len(word)
+
+
+def _abbreviates(short: str, word: str) -> bool:
+    """``qty`` abbreviates ``quantity``: three letters or more, the same first letter, and
+    every letter in order in the word."""
+    if len(short) < 3 or len(short) >= len(word) or short[0] != word[0]:
+        return False
+    letters = iter(word)
+    return all(ch in letters for ch in short)
+
+
+def suggestion(missing: Iterable[str], found: Iterable[str]) -> str:
+    """``; closest names in the file: ... (rename them to the contract's names)``, or ``""``."""
+    close = closest_names(missing, found)
+    return (f"; closest names in the file: {close} (rename them to the contract's names)"
+            if close else "")
 
 
 def parse_header_line(line: str | None) -> list[str] | None:
@@ -97,7 +142,8 @@ def plan_header(header: list[str] | None, contract: Contract, source: str) -> He
     if missing_required:
         raise FileError(
             f"missing required column(s) {missing_required} for {contract.ref}; present "
-            f"columns: {[h.strip() for h in header]}; required: {list(contract.required_columns)}",
+            f"columns: {[h.strip() for h in header]}; required: {list(contract.required_columns)}"
+            f"{suggestion(missing_required, extra)}",
             "file.missing_columns",
             source,
         )

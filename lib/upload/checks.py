@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lib.contracts.contract import Contract
-from lib.contracts.header import listed, plan_header
+from lib.contracts.header import listed, plan_header, suggestion
 from lib.errors import ConfigError, FileError, LakeError
 from lib.ledger.base import Ledger
 from lib.ledger.records import UploadRecord
@@ -416,7 +416,8 @@ def _check_jsonl(opener: Opener, contract: Contract, source: str, compressed: bo
             f"{source}: required key(s) {missing} for {contract.ref} appear in none of the "
             f"first {min(found.objects, 1000)} objects; keys found: {list(found.keys)[:50]}"
             f"{f' and {len(found.keys) - 50} more' if len(found.keys) > 50 else ''}; keys are "
-            "case-sensitive")
+            "case-sensitive" + suggestion(missing, [k for k in found.keys
+                                                   if k not in contract.column_names]))
     check.record(found)
     check.header = tuple(found.keys)
     extra = [k for k in found.keys if k not in contract.column_names]

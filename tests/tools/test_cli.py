@@ -74,7 +74,9 @@ def test_upload_prints_a_line_per_file_and_exits_1_when_one_is_rejected(tmp_path
         "column(s) ['order_id', 'customer_id', 'product_sku', 'quantity', 'unit_price', "
         "'currency', 'order_ts'] for orders/2; present columns: ['OrderNumber', 'Customer', "
         "'Product', 'Qty', 'Price']; required: ['order_id', 'customer_id', 'product_sku', "
-        "'quantity', 'unit_price', 'currency', 'order_ts']")
+        "'quantity', 'unit_price', 'currency', 'order_ts']; closest names in the file: "
+        "'OrderNumber' for order_id, 'Customer' for customer_id, 'Product' for product_sku, "
+        "'Qty' for quantity, 'Price' for unit_price (rename them to the contract's names)")
     kept = lake / "rejected" / "orders" / f"ingest_date={bad_id[1:5]}-{bad_id[5:7]}-{bad_id[7:9]}"
     assert (kept / bad_id / legacy.name).read_bytes() == legacy.read_bytes()
     assert json.loads((kept / bad_id / f"{legacy.name}.reason.json").read_text())[
