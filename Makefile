@@ -20,6 +20,7 @@ PROTOCOL_JAR := .cache/jars/lake-spark.jar
 JARS_STAMP := .cache/jars/.fetched
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+AXE_STAMP := node_modules/.installed
 COMPOSE   := docker compose -f docker/compose.yaml
 
 .PHONY: help run test jars bench bench-publish bench-catalog bench-latency parity lint lock lock-checkov clean prereqs infra package deploy docker-build docker-test docker-run
@@ -49,7 +50,7 @@ run: prereqs $(STAMP) $(PROTOCOL_JAR) ## Upload the bundled samples of both data
 	@ls -1 $(LAKE_ROOT)/_reports/*/*.html
 	@echo "== the console (uploads by drag and drop, live status): $(LAKE) --lake-root $(LAKE_ROOT) serve"
 
-test: prereqs $(STAMP) $(CHECKOV_STAMP) $(PROTOCOL_JAR) $(JARS_STAMP) ## Run all tests (unit, job-level, CLI, packaging, cfn-lint and checkov on infra/)
+test: prereqs $(STAMP) $(CHECKOV_STAMP) $(AXE_STAMP) $(PROTOCOL_JAR) $(JARS_STAMP) ## Run all tests (unit, job-level, CLI, packaging, console in Chromium with axe-core, cfn-lint and checkov on infra/)
 	LAKE_CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
 
 jars: $(PROTOCOL_JAR) $(JARS_STAMP) ## Build the lake's commit protocol (jvm/, javac) and fetch the S3A connector a local run on s3:// needs (pinned, SHA-256 checked, once)
@@ -111,7 +112,7 @@ lock-checkov: ## Re-resolve checkov's pins into requirements-checkov.lock (needs
 	mv requirements-checkov.lock.new requirements-checkov.lock && rm -rf .lock-venv
 
 clean: ## Remove the local lake, benchmark data, artifacts and the virtualenvs
-	rm -rf $(LAKE_ROOT) .lake-docker $(BENCH_DIR) $(DIST) .cache $(VENV) $(CHECKOV_VENV)
+	rm -rf $(LAKE_ROOT) .lake-docker $(BENCH_DIR) $(DIST) .cache $(VENV) $(CHECKOV_VENV) node_modules
 
 prereqs:
 	@scripts/check-prereqs.sh >/dev/null
@@ -124,6 +125,13 @@ $(STAMP): pyproject.toml requirements.lock scripts/check-prereqs.sh
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
+
+# axe-core (the accessibility checker the console's browser tests load into each page) comes
+# from npm at the lock's pin. Without npm those checks are skipped, and say so.
+$(AXE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the console's accessibility checks (axe-core) will be skipped"; fi
 
 # checkov gets its own virtualenv: its dependency pins clash with the lake's.
 $(CHECKOV_STAMP): requirements-checkov.lock scripts/check-prereqs.sh

@@ -126,7 +126,14 @@ def test_the_status_stream_yields_the_transitions_until_a_final_one(client) -> N
 def test_the_pages_list_the_datasets_and_the_uploads(client) -> None:
     created, _ = send(client, GOOD)
     page = client.get("/").text
-    assert '<option value="orders">' in page and "/static/console.js" in page
+    # no dataset is chosen for the user: the first option is the empty one, selected
+    assert '<option value="" selected>Choose a dataset…</option>' in page
+    assert '<option value="orders" data-format="csv"' in page and "/static/console.js" in page
+    assert '<option value="customers" data-format="jsonl"' in page
+    assert 'href="/datasets/orders/template"' in page and "JSON Lines" in page
+    # the navigation comes from the contracts
+    assert '<a href="/ui/datasets/orders">orders</a>' in page
+    assert '<a href="/ui/datasets/customers">customers</a>' in page
     listing = client.get("/ui/uploads", params={"dataset": "orders"}).text
     assert created["upload_id"] in listing and "ACCEPTED" in listing
     assert "http://" not in page and "https://" not in page  # nothing from a CDN
@@ -150,7 +157,7 @@ def test_an_uploads_quarantined_rows_page_and_csv_match_the_zone(spark, processe
     assert {(int(r["_source_record"]), r["_errors"], r["order_id"]) for r in table} == expected
 
     page = client.get(f"/ui/uploads/{record.upload_id}").text
-    assert 'id="reasons"' in page and "may hold personal data" in page
+    assert 'id="reason-list"' in page and "may hold personal data" in page
     assert page.count("<tr>") >= 1 + record.quarantined  # header + every row (fewer than 50)
     assert f'href="/uploads/{record.upload_id}/quarantine.csv"' in page
 
@@ -197,6 +204,166 @@ def test_a_datasets_page_lists_its_runs_with_the_trend_and_the_latest_report(
     report = client.get(f"/reports/orders/{latest['run_id']}")
     assert report.status_code == 200 and 'data-count="rows_read"' in report.text
     assert client.get("/reports/orders/../../etc").status_code == 404
-    assert client.get("/reports/orders/20260101T000000Z-abcdef").json()["error"] == \
-        "report.unknown"
+    missing = client.get("/reports/orders/20260101T000000Z-abcdef")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    assert '<code id="error-code">report.unknown</code>' in missing.text
     assert client.get("/ui/datasets/invoices").status_code == 400
+
+
+def test_every_api_error_is_json_and_every_page_error_a_page(client) -> None:
+    """Unknown routes, wrong methods and malformed bodies answer ``{error, message}`` on the
+    API; a page (or a browser asking for one) gets an HTML page saying the same."""
+    unknown = client.get("/nothing")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"] == "not_found" and "/nothing" in unknown.json()["message"]
+    assert set(client.get("/uploads/u20260101-000000000000").json()) == {"error", "message"}
+    wrong = client.delete("/uploads", headers=H)
+    assert wrong.status_code == 405 and wrong.json()["error"] == "request.method"
+    bad = client.post("/uploads", headers=H, json={"dataset": "orders", "file_name": "a.csv",
+                                                     "size_bytes": "many"})
+    assert bad.status_code == 422 and bad.json() == {
+        "error": "request.invalid",
+        "message": "the request is not valid: size_bytes: Input should be a valid integer, "
+                   "unable to parse string as an integer; expected a JSON body {\"dataset\", "
+                   "\"file_name\", \"size_bytes\"}"}
+    missing = client.post("/uploads", headers=H, json={"dataset": "orders"})
+    assert missing.status_code == 422 and "file_name: Field required" in missing.json()["message"]
+
+    page = client.get("/ui/uploads/u20260101-000000000000")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "<h1>Not found</h1>" in page.text and "no upload &#39;u20260101-000000000000&#39;" \
+        in page.text
+    browsed = client.get("/nothing", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert browsed.status_code == 404 and '<code id="error-code">not_found</code>' in browsed.text
+    assert client.get("/ui/datasets/nope").headers["content-type"].startswith("text/html")
+
+
+def test_a_template_file_per_dataset_names_its_columns(client) -> None:
+    from lib.contracts.contract import load_contract
+
+    orders = client.get("/datasets/orders/template")
+    assert orders.status_code == 200 and orders.headers["content-type"].startswith("text/csv")
+    assert 'filename="orders_template.csv"' in orders.headers["content-disposition"]
+    assert orders.text == ",".join(load_contract("orders").column_names) + "\n"
+    customers = client.get("/datasets/customers/template")
+    assert customers.headers["content-type"].startswith("application/x-ndjson")
+    line = json.loads(customers.text)
+    assert list(line) == list(load_contract("customers").column_names)
+    assert line["signup_date"] == "2026-01-31"
+    assert client.get("/datasets/nope/template").json()["error"] == "dataset.unknown"
+
+
+def test_runs_nothing_to_process_and_what_cannot_be_reprocessed_are_refused(client) -> None:
+    assert client.get("/datasets/orders/runs/current").json() == {
+        "dataset": "orders", "running": False, "job": None, "outcome": None}
+    nothing = client.post("/datasets/orders/runs", headers=H)
+    assert nothing.status_code == 409 and nothing.json()["error"] == "run.nothing_to_process"
+    created, sent = send(client, LEGACY)
+    assert sent.json()["status"] == "REJECTED"
+    again = client.post(f"/uploads/{created['upload_id']}/reprocess", headers=H)
+    assert again.status_code == 409 and again.json()["error"] == "upload.not_reprocessable"
+    assert "upload it again" in again.json()["message"]
+    assert client.post("/uploads/u20260101-000000000000/reprocess", headers=H).status_code == 404
+
+
+def test_a_refusal_says_what_it_means_and_a_duplicate_links_to_the_original(client) -> None:
+    first, _ = send(client, GOOD)
+    second, sent = send(client, GOOD)
+    record = sent.json()
+    assert record["reason_code"] == "file.duplicate"
+    assert record["explained"] == {
+        "meaning": "the same bytes were accepted before",
+        "action": "nothing to do if it is a resend; to load it again, reprocess the earlier "
+                  "upload the message names"}
+    page = client.get(f"/ui/uploads/{second['upload_id']}").text
+    assert f'<a href="/ui/uploads/{first["upload_id"]}">{GOOD.name}</a>' in page
+    assert "now ACCEPTED" in page and "reprocess" not in page.split('id="original"')[1].split(
+        "</p>")[0].lower()  # an ACCEPTED upload has not been processed: nothing to reprocess
+
+    legacy, refused = send(client, LEGACY)
+    assert "closest names in the file: 'OrderNumber' for order_id, 'Customer' for " \
+        "customer_id, 'Product' for product_sku, 'Qty' for quantity, 'Price' for unit_price" \
+        in refused.json()["reason"]
+    page = client.get(f"/ui/uploads/{legacy['upload_id']}").text
+    assert "<b>The header lacks columns the contract requires.</b>" in page
+    assert "<b>What to do:</b> add or rename the missing columns" in page
+
+
+def test_a_datasets_page_leaves_out_runs_that_processed_nothing(lake) -> None:
+    folder = lake / "_reports" / "orders"
+    folder.mkdir(parents=True)
+    runs = [("20261201T100000Z-aaaaaa", 1, 10, 2), ("20261202T100000Z-bbbbbb", 2, 20, 10),
+            ("20261203T100000Z-cccccc", 0, 0, 0)]
+    for run_id, uploads, read, quarantined in runs:
+        day = run_id[6:8]
+        (folder / f"{run_id}.json").write_text(json.dumps({
+            "run_id": run_id, "status": "succeeded", "started_at": f"2026-12-{day}T10:00:00+00:00",
+            "finished_at": f"2026-12-{day}T10:01:05+00:00",
+            "totals": {"uploads": uploads, "rows_read": read, "quarantined": quarantined}}))
+    page = TestClient(create_app(lake, fast_lane=False), base_url=BASE).get(
+        "/ui/datasets/orders").text
+    assert '<a id="latest" href="/reports/orders/20261202T100000Z-bbbbbb">' in page
+    assert "cccccc" not in page
+    assert '<p class="muted" id="idle">1 run found nothing to process and is not listed.</p>' \
+        in page
+    assert page.count('<rect class="bar-trend"') == 2
+    assert ">2026-12-02 10:00:00 UTC</a>" in page and ">1 min 05 s</td>" in page
+    assert 'data-value="20261202T100000Z-bbbbbb">50%</text>' in page  # the bar's value
+    assert 'data-date="20261201T100000Z-aaaaaa">12-01 10:00</text>' in page
+
+
+def test_an_uploads_quarantined_rows_are_shown_by_line_with_the_failing_cells_marked(
+        spark, processed_lake) -> None:
+    """The sample's O-1005 is its 5th record but starts on line 7 (O-1002 spans two lines):
+    the page says line 7, reasons first, the failing quantity cell marked."""
+    import re
+
+    client = TestClient(create_app(processed_lake, fast_lane=False), base_url=BASE)
+    record = next(r for r in open_ledger(processed_lake).find("orders")
+                  if r.original_name == GOOD.name)
+    page = client.get(f"/ui/uploads/{record.upload_id}").text
+    table = page.split('<table id="quarantined">')[1].split("</table>")[0]
+    head = re.findall(r"<th[^>]*>([^<]*)</th>", table)
+    assert head[:3] == ["line", "why", "order_id"]
+    assert "_upload_id" not in head and "_source_file" not in head and "_errors" not in head
+    row = next(r for r in table.split("<tr>") if ">O-1005<" in r)
+    assert '<td class="num">7</td>' in row
+    assert '<span class="why-item" data-code="quantity.range">quantity is outside the allowed ' \
+        'range</span>' in row
+    assert '<td class="bad" data-failing="quantity.range">0<span class="visually-hidden"> ' \
+        '(fails quantity.range)</span></td>' in row
+    # v1 has no discount_pct; every shown row has the same contract version: said once
+    assert "_contract_version" not in head
+
+
+def wait_for_run(client: TestClient, dataset: str, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = client.get(f"/datasets/{dataset}/runs/current").json()
+        if not state["running"]:
+            return state
+        time.sleep(0.5)
+    raise AssertionError(f"the run of {dataset} did not end in {timeout} s")
+
+
+def test_process_now_then_reprocess_say_how_each_run_ended(spark, client) -> None:
+    created, sent = send(client, GOOD)
+    uid = created["upload_id"]
+    started = client.post("/datasets/orders/runs", headers=H)
+    assert started.status_code == 202 and started.json()["job"] == "orders_v2"
+    assert client.post("/datasets/orders/runs", headers=H).json()["error"] in (
+        "run.busy", "run.nothing_to_process")  # one run at a time; its upload is taken
+    first = wait_for_run(client, "orders")["outcome"]
+    assert first["status"] == "succeeded" and first["totals"]["rows_read"] == 14
+    assert first["report_url"] == f"/reports/orders/{first['run_id']}"
+    assert client.get(f"/uploads/{uid}").json()["status"] == "ARCHIVED"
+
+    again = client.post(f"/uploads/{uid}/reprocess", headers=H)
+    assert again.status_code == 202
+    assert client.post(f"/uploads/{uid}/reprocess", headers=H).json()["error"] == "run.busy"
+    state = wait_for_run(client, "orders")
+    second = state["outcome"]
+    assert state["upload_ids"] == [uid] and second["status"] == "succeeded"
+    assert second["run_id"] != first["run_id"] and second["totals"]["clean"] == 4
+    record = client.get(f"/uploads/{uid}").json()
+    assert record["status"] == "ARCHIVED" and record["run_id"] == second["run_id"]

@@ -20,6 +20,7 @@ from tests.helpers import REPO, SAMPLES, serving
 
 GOOD = SAMPLES / "orders_2026-11-01.csv"
 REFUSED = SAMPLES / "orders_2026-11-03_legacy_export.csv"
+RED, AMBER, GREEN = "rgb(207, 34, 46)", "rgb(191, 135, 0)", "rgb(26, 127, 55)"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -43,18 +44,31 @@ def console_without_runs(tmp_path):  # noqa: ANN201
 
 
 @contextmanager
-def browser_page(tmp_path: Path) -> Iterator[Any]:
-    """A page of headless Chromium with a fresh profile, closed afterwards."""
+def browser_page(tmp_path: Path, *, bypass_csp: bool = False) -> Iterator[Any]:
+    """A page of headless Chromium with a fresh profile, closed afterwards; ``bypass_csp``
+    lets a test inject a checker's script (axe-core) into pages whose policy forbids it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"), executable_path=chromium(), headless=True,
-            args=CHROMIUM_ARGS)
+            args=CHROMIUM_ARGS, bypass_csp=bypass_csp)
         try:
             yield browser.new_page()
         finally:
             browser.close()
+
+
+def artifacts(*parts: str) -> Path:
+    """A folder for screenshots under ``.artifacts/`` (``$LAKE_TEST_ARTIFACTS``)."""
+    folder = Path(os.environ.get("LAKE_TEST_ARTIFACTS", REPO / ".artifacts")).joinpath(*parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def fill_colour(card: Any) -> str:
+    """The colour of a card's progress bar."""
+    return card.locator(".bar > span").evaluate("e => getComputedStyle(e).backgroundColor")
 
 
 def _serve(lake: Path, fast_lane: bool = False):  # noqa: ANN202
@@ -89,23 +103,41 @@ def test_a_dropped_file_goes_through_the_fast_lane_to_archived_with_its_report(
 def test_drop_two_files_process_and_read_the_report(console, tmp_path) -> None:
     from playwright.sync_api import expect
 
-    shots = Path(os.environ.get("LAKE_TEST_ARTIFACTS", REPO / ".artifacts")) / "console"
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = artifacts("console")
     with browser_page(tmp_path) as page:
         page.goto(console + "/")
+        expect(page.locator("#process")).to_be_disabled()  # no dataset chosen yet
         page.select_option("#dataset", "orders")
+        expect(page.locator("#offer-orders")).to_contain_text("CSV with a header row")
         page.set_input_files("#files", [str(GOOD), str(REFUSED)])
         good = page.locator(f'.card[data-file="{GOOD.name}"]')
         refused = page.locator(f'.card[data-file="{REFUSED.name}"]')
         expect(refused).to_have_attribute("data-status", "REJECTED", timeout=20_000)
-        expect(refused.locator(".reason")).to_contain_text("file.missing_columns")
+        # plain words first, then what to do, the closest header names, the code last
+        expect(refused.locator(".reason")).to_contain_text(
+            "The header lacks columns the contract requires. What to do: add or rename")
+        expect(refused.locator(".reason")).to_contain_text("'OrderNumber' for order_id")
+        expect(refused.locator(".reason code")).to_have_text("file.missing_columns")
+        expect(refused.locator("button.retry")).to_be_visible()
         expect(good).to_have_attribute("data-status", "ACCEPTED", timeout=20_000)
+        expect(good.locator(".percent")).to_have_text("100% of 1.1 KiB")
+        assert fill_colour(refused) == RED and fill_colour(good) == AMBER
+        expect(page.locator("#summary")).to_have_text(
+            "2 files (1.2 KiB): 1 accepted, 1 rejected.")
         page.screenshot(path=str(shots / "1-checked.png"), full_page=True)
 
         page.click("#process")
-        expect(page.locator("#run-status")).to_contain_text("orders_v", timeout=10_000)
+        expect(page.locator("#process")).to_be_disabled()  # while the run goes
+        expect(page.locator("#run-status")).to_contain_text("orders_v2", timeout=10_000)
         expect(good).to_have_attribute("data-status", "ARCHIVED", timeout=180_000)
         expect(good.locator(".counts")).to_contain_text("read 14, clean 4, quarantined 9")
+        expect(page.locator("#run-status")).to_have_attribute("data-outcome", "succeeded",
+                                                              timeout=30_000)
+        expect(page.locator("#run-status")).to_contain_text(
+            "1 upload processed; 14 rows read, 4 clean, 9 quarantined")
+        expect(page.locator("#process")).to_be_enabled()
+        assert fill_colour(good) == GREEN
+        expect(page.locator("#summary")).to_have_text("2 files (1.2 KiB): 1 loaded, 1 rejected.")
         page.screenshot(path=str(shots / "2-archived.png"), full_page=True)
 
         good.locator("a.report").click()

@@ -12,9 +12,17 @@ The HTTP API has the shape of the deployed upload API (:mod:`lib.lambdas.upload_
   them (``dataset``, ``status`` filters); ``GET /uploads/{id}/events`` streams each status
   change as a server-sent event until the upload is ARCHIVED, REJECTED or FAILED;
 * ``POST /datasets/{dataset}/runs`` starts the dataset's current job on its pending uploads
-  in the background (one run per dataset at a time; the ledger's run lock still applies).
+  in the background (one run per dataset at a time; the ledger's run lock still applies);
+  ``GET /datasets/{dataset}/runs/current`` says whether one goes and, once it ended, its
+  outcome; ``POST /uploads/{id}/reprocess`` runs the job on one upload again (``lake
+  reprocess``);
+* ``GET /datasets/{dataset}/template`` is a file to fill in: the CSV header, or a JSON Lines
+  object with every key.
 
-Refusals are ``4xx`` with ``{"error": <code>, "message": <what and why>}``. Every request
+Refusals and errors are ``{"error": <code>, "message": <what and why>}`` with a ``4xx`` or
+``5xx`` status, for every API route, an unknown one and a malformed body (422) included; a
+page (``/``, ``/ui/...``, ``/reports/...``, or any request a browser sends for a page)
+answers its errors as an HTML page saying the same. Every request
 passes :class:`lib.tools.console.security.Guard` first: its ``Host`` must be the console's
 own (DNS rebinding), a request that changes something must carry the ``X-Lake-Console``
 header and no foreign ``Origin`` (no cross-site request can upload or start a run), its
@@ -42,18 +50,20 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lib.contracts.contract import available_contracts, load_contract
 from lib.errors import LakeError
 from lib.jobs.fast_lane import route, run_fast_lane
-from lib.jobs.report_html import RECENT_RUNS, past_runs
+from lib.jobs.report_html import RECENT_RUNS, past_runs, templates_loader, trend_chart
 from lib.lake.paths import LakePaths, local_path, to_uri
 from lib.lambdas.upload_api import unsafe_name_reason, with_history
 from lib.ledger.records import (
@@ -68,7 +78,7 @@ from lib.ledger.records import (
     UploadRecord,
 )
 from lib.ledger.sqlite import open_ledger
-from lib.tools.console import quarantine
+from lib.tools.console import quarantine, views
 from lib.tools.console.security import CSRF_HEADER, LOOPBACK, BodyTooLarge, Guard
 from lib.tools.job_versions import job_versions, resolve_job
 from lib.upload.checks import DEFAULT_MAX_BYTES, human_bytes, upload_limit
@@ -80,6 +90,8 @@ FINAL = (ARCHIVED, REJECTED, FAILED)
 SHOWN_ROWS = 50  # quarantined rows on an upload's page; the CSV has them all
 WILDCARDS = ("0.0.0.0", "::")
 RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
+PAGE_PREFIXES = ("/ui/", "/reports/")  # answered as pages, errors included
+REPROCESSABLE = (ARCHIVED, FAILED)  # an upload whose raw bytes a run can take again
 
 
 class UploadRequest(BaseModel):
@@ -133,6 +145,9 @@ class UploadView(BaseModel):
     quarantined: int | None = None
     duplicates_removed: int | None = None
     run_id: str | None = None
+    warnings: list[str] = []
+    explained: dict[str, str] | None = Field(
+        default=None, description="the reason or error code in plain words: meaning, action")
     history: list[HistoryEntry] = []
 
 
@@ -177,7 +192,7 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
     lake_root = Path(lake_root).resolve()
     paths = LakePaths.from_root(lake_root)
     incoming = lake_root / "_console" / "incoming"
-    runs: dict[str, threading.Thread] = {}
+    runs: dict[str, views.RunState] = {}
     runs_lock = threading.Lock()
     phases: dict[str, str] = {}  # dataset -> the last line its job logged in this process
     phase_handler = _PhaseHandler(phases)
@@ -199,14 +214,17 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
     app.mount("/static", StaticFiles(directory=_resource("static")), name="static")
     # Every template escapes what it renders, whatever its file name (Starlette's default
     # only escapes .html, .htm and .xml names, and these are .html.j2).
-    templates = Jinja2Templates(env=Environment(
-        loader=FileSystemLoader(_resource("templates")), autoescape=True))
+    env = Environment(loader=ChoiceLoader([FileSystemLoader(_resource("templates")),
+                                           templates_loader()]), autoescape=True)
+    views.install(env)
+    templates = Jinja2Templates(env=env)
 
     def ledger():  # noqa: ANN202 - one connection per request (SQLite, threads)
         return open_ledger(lake_root)
 
     def view(record: UploadRecord) -> dict[str, Any]:
-        return with_history(ledger(), record)
+        return {**with_history(ledger(), record),
+                "explained": views.explain_code(record.reason_code or record.error_code)}
 
     def get(upload_id: str) -> UploadRecord:
         try:
@@ -221,13 +239,44 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
                           f"datasets: {', '.join(sorted(known)) or '(none)'}")
         return load_contract(dataset)
 
+    def error(request: Request, status: int, code: str, message: str) -> Response:
+        """An error as the asker reads it: an HTML page for a page, else JSON."""
+        if views.wants_page(request, PAGE_PREFIXES):
+            return templates.TemplateResponse(
+                request, "error.html.j2", {"status": status, "code": code, "message": message,
+                                           "title": views.ERROR_TITLES.get(status, "Error")},
+                status_code=status)
+        return JSONResponse({"error": code, "message": message}, status_code=status)
+
     @app.exception_handler(Refused)
-    async def refused(_: Request, exc: Refused) -> JSONResponse:
-        return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
+    async def refused(request: Request, exc: Refused) -> Response:
+        return error(request, exc.status, exc.code, exc.message)
 
     @app.exception_handler(BodyTooLarge)
-    async def too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
-        return JSONResponse({"error": exc.code, "message": exc.detail}, status_code=413)
+    async def too_large(request: Request, exc: BodyTooLarge) -> Response:
+        return error(request, 413, exc.code, exc.detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return error(request, 404, "not_found", f"nothing at {request.url.path[:200]}; "
+                         "the console's pages are / (upload), /ui/uploads and /ui/datasets/"
+                         "<dataset>")
+        if exc.status_code == 405:
+            return error(request, 405, "request.method", f"{request.method} is not allowed on "
+                         f"{request.url.path[:200]}")
+        return error(request, exc.status_code, "request.invalid", str(exc.detail)[:500])
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return error(request, 422, "request.invalid", views.validation_message(exc.errors()))
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> Response:
+        logging.getLogger("lake.console").exception("%s %s failed", request.method,
+                                                    request.url.path)
+        return error(request, 500, "console.error", f"the console failed on this request "
+                     f"({type(exc).__name__}); the terminal running lake serve has the details")
 
     # -- API ------------------------------------------------------------------------------
 
@@ -354,30 +403,90 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
                 if (record.status, phase) != last:
                     last = (record.status, phase)
                     yield {"event": "status",
-                           "data": json.dumps({**record.to_dict(), "phase": phase})}
+                           "data": json.dumps({**record.to_dict(), "phase": phase,
+                                               "explained": views.explain_code(
+                                                   record.reason_code or record.error_code)})}
                     if record.status in FINAL:
                         return
                 await asyncio.sleep(0.3)
         return EventSourceResponse(events())
 
-    @app.post("/datasets/{dataset}/runs", status_code=202,
-              responses={400: {"model": Refusal}, 409: {"model": Refusal}})
-    def start_run(dataset: str) -> dict[str, Any]:
-        """Start the dataset's current job on its pending uploads, in the background."""
-        contract_of(dataset)
+    def launch(dataset: str, upload_ids: Sequence[str] | None) -> dict[str, Any]:
         versions = job_versions().get(dataset)
         if not versions:
             raise Refused(400, "job.unknown", f"dataset {dataset!r} has no job in glue_jobs/")
         version, module = resolve_job(dataset, versions[-1])
         with runs_lock:
-            if dataset in runs and runs[dataset].is_alive():
-                raise Refused(409, "run.busy", f"a run of {dataset} is in progress")
+            if dataset in runs and runs[dataset].running:
+                raise Refused(409, "run.busy", f"a run of {dataset} is in progress; wait for it "
+                              "to end (this page says when), then try again")
             argv = ["--JOB_NAME", f"{dataset}_v{version}", "--lake_root", to_uri(lake_root)]
-            thread = threading.Thread(target=module.main, args=(argv,), daemon=True,
-                                      name=f"run-{dataset}")
-            runs[dataset] = thread
-            thread.start()
-        return {"dataset": dataset, "job": f"{dataset}_v{version}", "status": "started"}
+            if upload_ids is not None:
+                argv += ["--upload_ids", json.dumps(list(upload_ids))]
+            state = views.RunState(dataset, f"{dataset}_v{version}", list(upload_ids or []))
+            runs[dataset] = state
+            state.start(module.main, argv)
+        return {"dataset": dataset, "job": state.job, "status": "started",
+                "started_at": state.started_at, "status_url": f"/datasets/{dataset}/runs/current"}
+
+    @app.post("/datasets/{dataset}/runs", status_code=202,
+              responses={400: {"model": Refusal}, 409: {"model": Refusal}})
+    def start_run(dataset: str) -> dict[str, Any]:
+        """Start the dataset's current job on its pending uploads, in the background; 409
+        ``run.nothing_to_process`` when no upload waits."""
+        contract_of(dataset)
+        if not ledger().find(dataset, (ACCEPTED,)):
+            raise Refused(409, "run.nothing_to_process", f"no accepted upload of {dataset} "
+                          "waits for a run: upload files first (an upload the fast lane took is "
+                          "processed already)")
+        return launch(dataset, None)
+
+    @app.post("/uploads/{upload_id}/reprocess", status_code=202,
+              responses={404: {"model": Refusal}, 409: {"model": Refusal}})
+    def reprocess(upload_id: str) -> dict[str, Any]:
+        """Run the dataset's current job on one upload again, replacing its rows (``lake
+        reprocess``): an ARCHIVED or FAILED upload, whose raw bytes the lake keeps."""
+        record = get(upload_id)
+        if record.status not in REPROCESSABLE:
+            raise Refused(409, "upload.not_reprocessable", f"upload {upload_id} is "
+                          f"{record.status}; only an ARCHIVED or FAILED upload can be processed "
+                          "again" + (" (a rejected file never reached the raw zone: upload it "
+                                     "again)" if record.status == REJECTED else ""))
+        return launch(record.dataset, [upload_id])
+
+    @app.get("/datasets/{dataset}/runs/current", responses={400: {"model": Refusal}})
+    def current_run(dataset: str) -> dict[str, Any]:
+        """The run this console started last for the dataset: ``running``, then its
+        ``outcome`` (the run's report: status and counts, or the error)."""
+        contract_of(dataset)
+        state = runs.get(dataset)
+        if state is None:
+            return {"dataset": dataset, "running": False, "job": None, "outcome": None}
+        outcome = None if state.running else state.outcome(reports_of(dataset))
+        return {"dataset": dataset, "running": state.running, "job": state.job,
+                "started_at": state.started_at, "upload_ids": state.upload_ids,
+                "outcome": outcome}
+
+    def reports_of(dataset: str) -> list[dict]:
+        """The dataset's recent JSON reports, oldest first (unreadable ones skipped)."""
+        folder = local_path(paths.report_dir(dataset))
+        found = sorted(folder.glob("*.json")) if folder and folder.is_dir() else []
+        out = []
+        for f in found[-RECENT_RUNS * 3:]:
+            with contextlib.suppress(OSError, ValueError):
+                d = json.loads(f.read_text("utf-8"))
+                if isinstance(d, dict) and "run_id" in d:
+                    out.append(d)
+        return out
+
+    @app.get("/datasets/{dataset}/template", responses={400: {"model": Refusal}})
+    def template_file(dataset: str) -> Response:
+        """A file to fill in for the dataset: its CSV header row, or one JSON Lines object
+        with every key and an example value of its type."""
+        contract = contract_of(dataset)
+        name, media, body = views.template_file(contract)
+        return Response(body, media_type=media,
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @app.get("/reports/{dataset}/{run_id}", response_class=HTMLResponse,
              responses={404: {"model": Refusal}})
@@ -395,10 +504,12 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def upload_page(request: Request) -> HTMLResponse:
-        datasets = sorted(available_contracts())
-        limits = {d: upload_limit(load_contract(d), max_bytes) for d in datasets}
+        offered = []
+        for d in sorted(available_contracts()):
+            contract = load_contract(d)
+            offered.append(views.DatasetOffer.of(contract, upload_limit(contract, max_bytes)))
         return templates.TemplateResponse(request, "upload.html.j2", {
-            "datasets": datasets, "limits": limits, "csrf_header": CSRF_HEADER})
+            "datasets": offered, "csrf_header": CSRF_HEADER})
 
     def quarantine_files(record: UploadRecord) -> list[Path]:
         zone = local_path(paths.quarantine_dataset(record.dataset))
@@ -417,34 +528,36 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
 
     @app.get("/ui/uploads/{upload_id}", response_class=HTMLResponse, include_in_schema=False)
     def upload_page_of(request: Request, upload_id: str) -> HTMLResponse:
-        record = view(get(upload_id))
-        files = quarantine_files(get(upload_id))
+        found = get(upload_id)
+        record = view(found)
+        files = quarantine_files(found)
         reasons = quarantine.reason_counts(files)
         columns, sample = quarantine.first(files, SHOWN_ROWS)
+        original = None
+        if found.reason_code == "file.duplicate":
+            original = views.original_of(found, ledger())
         return templates.TemplateResponse(request, "upload_detail.html.j2", {
             "r": record, "reasons": reasons, "reason_max": max(reasons.values(), default=0),
-            "columns": columns, "rows": sample, "shown": SHOWN_ROWS})
+            "table": views.quarantine_table(columns, sample, load_contract(found.dataset),
+                                            found.location),
+            "shown": SHOWN_ROWS, "original": original, "csrf_header": CSRF_HEADER,
+            "reprocessable": found.status in REPROCESSABLE})
 
     @app.get("/ui/datasets/{dataset}", response_class=HTMLResponse, include_in_schema=False)
     def dataset_page(request: Request, dataset: str) -> HTMLResponse:
         """The dataset's runs, newest first, from their JSON reports: status, counts, the
-        quarantine ratio and its trend, each with its report page."""
+        quarantine ratio and its trend against the contract's threshold, each with its
+        report page. A run that found nothing to process is counted, not listed."""
         contract = contract_of(dataset)
-        folder = local_path(paths.report_dir(dataset))
-        reports = sorted(folder.glob("*.json")) if folder and folder.is_dir() else []
-        texts = [p.read_text("utf-8") for p in reports[-RECENT_RUNS:]]
-        history = past_runs(texts)
-        status = {}
-        for text in texts:
-            try:
-                d = json.loads(text)
-                status[d["run_id"]] = d.get("status", "")
-            except (ValueError, KeyError):
-                continue
+        reports = reports_of(dataset)
+        history = past_runs(json.dumps(d) for d in reports)
+        worked = [r for r in history if r.uploads][-RECENT_RUNS:]
+        idle = len(history) - len([r for r in history if r.uploads])
+        info = {d["run_id"]: d for d in reports}
         return templates.TemplateResponse(request, "dataset.html.j2", {
-            "dataset": dataset, "contract": contract, "runs": list(reversed(history)),
-            "trend": history, "status": status,
-            "trend_max": max((r.ratio or 0 for r in history), default=0)})
+            "dataset": dataset, "contract": contract, "runs": list(reversed(worked)),
+            "info": info, "idle": idle, "chart": trend_chart(worked, contract),
+            "limit": upload_limit(contract, max_bytes)})
 
     @app.get("/ui/uploads", response_class=HTMLResponse, include_in_schema=False)
     def uploads_page(request: Request, dataset: str | None = None,

@@ -32,13 +32,14 @@ def rows(files: list[Path]) -> Iterator[dict]:
 
 
 def reason_counts(files: list[Path]) -> dict[str, int]:
-    """Quarantined rows per reason code (a row may carry several)."""
+    """Quarantined rows per reason code (a row may carry several), the most frequent
+    first."""
     counts: Counter[str] = Counter()
     for f in files:
         for batch in pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS, columns=["_errors"]):
             for codes in batch.column(0).to_pylist():
                 counts.update(codes or [])
-    return dict(sorted(counts.items()))
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def first(files: list[Path], n: int) -> tuple[list[str], list[dict]]:
