@@ -367,3 +367,17 @@ def test_process_now_then_reprocess_say_how_each_run_ended(spark, client) -> Non
     assert second["run_id"] != first["run_id"] and second["totals"]["clean"] == 4
     record = client.get(f"/uploads/{uid}").json()
     assert record["status"] == "ARCHIVED" and record["run_id"] == second["run_id"]
+
+
+def test_a_failure_inside_the_console_is_a_500_in_the_same_shape(lake, monkeypatch) -> None:
+    def broken(_contract):  # noqa: ANN001, ANN202
+        raise RuntimeError("disk gone")
+
+    monkeypatch.setattr("lib.tools.console.views.template_file", broken)
+    client = TestClient(create_app(lake, fast_lane=False), base_url=BASE,
+                        raise_server_exceptions=False)
+    failed = client.get("/datasets/orders/template")
+    assert failed.status_code == 500 and failed.json() == {
+        "error": "console.error",
+        "message": "the console failed on this request (RuntimeError); the terminal running "
+                   "lake serve has the details"}

@@ -170,3 +170,60 @@ def test_without_a_dataset_nothing_is_sent_and_a_network_failure_can_be_retried(
         page.locator("button.remove").click()
         expect(page.locator(".card")).to_have_count(0)
         expect(page.locator("#summary")).to_have_text("")
+
+
+def test_a_contracts_quality_thresholds_show_on_the_upload_dataset_and_upload_pages(
+        tmp_path, monkeypatch) -> None:
+    """orders with ``quality: {quarantined: {warn: 0.5, fail: 0.8}}``: the upload page says
+    the thresholds, the sample (64% of its rows quarantined) is loaded with a quality
+    warning on its card and its page, and the dataset page lists the thresholds and draws
+    them on the trend chart. The screenshots are the ones docs/console.md shows."""
+    from dataclasses import replace
+
+    from playwright.sync_api import expect
+
+    from lib.contracts.contract import Threshold, load_contract
+
+    thresholds = (Threshold("quarantined", warn=0.5, fail=0.8),)
+
+    def with_quality(dataset: str, version: int | None = None):  # noqa: ANN202
+        return replace(load_contract(dataset, version), quality=thresholds)
+
+    monkeypatch.setattr("lib.tools.console.app.load_contract", with_quality)  # the pages
+    monkeypatch.setattr("lib.jobs.execute.load_contract", with_quality)  # the run
+    shots = artifacts("console", "docs")
+    with serving(create_app(tmp_path / "lake", fast_lane=True)) as port, \
+            browser_page(tmp_path) as page:
+        base = f"http://127.0.0.1:{port}"
+        page.set_viewport_size({"width": 1280, "height": 800})
+        page.goto(base + "/")
+        page.select_option("#dataset", "orders")
+        expect(page.locator("#offer-orders")).to_contain_text(
+            "Thresholds: a warning above 50% of an upload's rows quarantined, the upload fails "
+            "above 80%.")
+        page.set_input_files("#files", [str(GOOD), str(LEGACY)])
+        card = page.locator(f'.card[data-file="{GOOD.name}"]')
+        expect(card).to_have_attribute("data-status", "ARCHIVED", timeout=60_000)
+        expect(card.locator(".warning")).to_contain_text(
+            "quality: 9 of the 14 rows read (64.3%) quarantined, above the warn threshold")
+        expect(page.locator(f'.card[data-file="{LEGACY.name}"]')).to_have_attribute(
+            "data-status", "REJECTED")
+        page.screenshot(path=str(shots / "upload.png"), full_page=True)
+
+        page.goto(base + "/ui/datasets/orders")
+        expect(page.locator("#thresholds")).to_contain_text("quarantined rows")
+        expect(page.locator('#trend line[data-level="warn"]')).to_have_count(1)
+        expect(page.locator('#trend line[data-level="fail"]')).to_have_count(1)
+        page.screenshot(path=str(shots / "dataset.png"), full_page=False)
+
+        page.goto(base + "/ui/uploads")
+        page.screenshot(path=str(shots / "uploads.png"), full_page=True)
+        page.locator(f'#uploads a:has-text("{GOOD.name}")').click()
+        expect(page.locator("#warnings")).to_contain_text("above the warn threshold")
+        expect(page.locator("button.reprocess")).to_be_visible()
+        page.screenshot(path=str(shots / "upload-detail.png"))
+        page.locator("#quarantined").screenshot(path=str(shots / "quarantined-rows.png"))
+        page.set_viewport_size({"width": 375, "height": 800})
+        page.goto(base + "/")
+        page.select_option("#dataset", "orders")
+        page.screenshot(path=str(shots / "upload-375.png"))
