@@ -6,7 +6,6 @@ widths go to ``.artifacts/console/pages/``."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -99,6 +98,15 @@ def tab_to(page: Any, element_id: str, most: int = 30) -> None:
     raise AssertionError(f"#{element_id} never took the focus in {most} presses of Tab")
 
 
+def choose_by_keyboard(page: Any, key: str, path: Path) -> Any:
+    """Tab to "Choose files", open the file chooser with ``key``, pick ``path``: its card."""
+    tab_to(page, "choose")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press(key)
+    chooser.value.set_files([str(path)])
+    return page.locator(f'.card[data-file="{path.name}"]')
+
+
 def test_a_file_is_uploaded_with_the_keyboard_alone_then_its_pages_pass_the_checks(
         console_fast, tmp_path) -> None:
     """Tab to the dataset, pick it by typing, Tab to "Choose files", Enter opens the file
@@ -114,29 +122,17 @@ def test_a_file_is_uploaded_with_the_keyboard_alone_then_its_pages_pass_the_chec
         tab_to(page, "dataset")
         page.keyboard.type("orders")
         expect(page.locator("#dataset")).to_have_value("orders")
-        tab_to(page, "choose")
-        with page.expect_file_chooser() as chooser:
-            page.keyboard.press("Enter")
-        chooser.value.set_files([str(GOOD)])
-        card = page.locator(f'.card[data-file="{GOOD.name}"]')
+        card = choose_by_keyboard(page, "Enter", GOOD)
         expect(card).to_have_attribute("data-status", "ARCHIVED", timeout=60_000)
+        archived_id = card.get_attribute("data-upload")
         expect(page.locator("#summary")).to_have_text("1 file (1.1 KiB): 1 loaded.")
-        tab_to(page, "choose")
-        with page.expect_file_chooser() as chooser:
-            page.keyboard.press("Space")
-        chooser.value.set_files([str(LEGACY)])
-        refused = page.locator(f'.card[data-file="{LEGACY.name}"]')
+        refused = choose_by_keyboard(page, "Space", LEGACY)
         expect(refused).to_have_attribute("data-status", "REJECTED", timeout=20_000)
         refused_id = refused.get_attribute("data-upload")
         page.screenshot(path=str(artifacts("console") / "keyboard-upload.png"), full_page=True)
 
         page.goto(console_fast + f"/ui/uploads/{refused_id}")
         expect(page.locator("#problem")).to_contain_text("'OrderNumber' for order_id")
-        archived_id = card_id = None
-        for record in json.loads(page.request.get(console_fast + "/uploads").text()):
-            if record["status"] == "ARCHIVED":
-                archived_id = card_id = record["upload_id"]
-        assert card_id
         check_pages(page, console_fast, {"upload-rejected": f"/ui/uploads/{refused_id}",
                                          "upload-archived": f"/ui/uploads/{archived_id}",
                                          "dataset-fast-lane": "/ui/datasets/orders"},
