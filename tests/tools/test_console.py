@@ -271,6 +271,8 @@ def test_a_refusal_says_what_it_means_and_a_duplicate_links_to_the_original(clie
     second, sent = send(client, GOOD)
     record = sent.json()
     assert record["reason_code"] == "file.duplicate"
+    assert record["original_id"] == first["upload_id"]
+    assert client.get(f"/uploads/{first['upload_id']}").json()["original_id"] is None
     assert record["explained"] == {
         "meaning": "the same bytes were accepted before",
         "action": "nothing to do if it is a resend; to load it again, reprocess the earlier "

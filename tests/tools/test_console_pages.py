@@ -163,9 +163,18 @@ def test_without_a_dataset_nothing_is_sent_and_a_network_failure_can_be_retried(
         expect(page.locator(f'.card[data-file="{GOOD.name}"]')).to_have_attribute(
             "data-status", "ARCHIVED", timeout=60_000)
         expect(page.locator(".card")).to_have_count(1)  # the retry replaced the failed card
+        first_id = page.locator(".card").get_attribute("data-upload")
         page.locator("button.remove").click()
         expect(page.locator(".card")).to_have_count(0)
         expect(page.locator("#summary")).to_have_text("")
+
+        page.set_input_files("#files", [str(GOOD)])  # the same bytes again
+        again = page.locator(f'.card[data-file="{GOOD.name}"]')
+        expect(again).to_have_attribute("data-status", "REJECTED", timeout=20_000)
+        expect(again.locator(".reason")).to_contain_text("The same bytes were accepted before.")
+        again.locator("a.original").click()
+        expect(page).to_have_url(f"{console_fast}/ui/uploads/{first_id}")
+        expect(page.locator("button.reprocess")).to_be_visible()
 
 
 def test_a_contracts_quality_thresholds_show_on_the_upload_dataset_and_upload_pages(

@@ -148,6 +148,8 @@ class UploadView(BaseModel):
     warnings: list[str] = []
     explained: dict[str, str] | None = Field(
         default=None, description="the reason or error code in plain words: meaning, action")
+    original_id: str | None = Field(
+        default=None, description="a duplicate's original: the upload with the same content")
     history: list[HistoryEntry] = []
 
 
@@ -223,8 +225,12 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
         return open_ledger(lake_root)
 
     def view(record: UploadRecord) -> dict[str, Any]:
-        return {**with_history(ledger(), record),
-                "explained": views.explain_code(record.reason_code or record.error_code)}
+        found = ledger()
+        original = views.original_of(record, found) \
+            if record.reason_code == "file.duplicate" else None
+        return {**with_history(found, record),
+                "explained": views.explain_code(record.reason_code or record.error_code),
+                "original_id": original.upload_id if original else None}
 
     def get(upload_id: str) -> UploadRecord:
         try:

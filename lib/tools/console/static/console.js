@@ -134,6 +134,11 @@
         words.action ? "What to do: " + words.action + ". " : "",
         el("span", "detail", record.reason || record.error || ""), " ", el("code", "code", code));
     }
+    if (record.original_id) {
+      const link = el("a", "original", "Open the earlier upload (Reprocess is there)");
+      link.href = "/ui/uploads/" + encodeURIComponent(record.original_id);
+      ui.detail.append(" ", link);
+    }
     if (record.warnings && record.warnings.length) ui.detail.append(el("div", "warning", record.warnings.join("; ")));
     if (record.status === "ARCHIVED" && record.run_id && !ui.c.querySelector("a.report")) {
       const link = el("a", "report", "Data-quality report of its run");
