@@ -118,7 +118,8 @@ def trend_chart(runs: Sequence[PastRun], contract: Contract | None = None) -> Tr
     for i, r in enumerate(runs):
         x = PLOT_LEFT + i * slot + (slot - width) / 2
         ratio = r.ratio
-        label = "" if slot < 30 else ("no rows" if ratio is None else _pct(ratio))
+        label = "" if slot < 40 else ("no rows" if ratio is None else
+                                      f"{round(ratio * 100, 1):g}%")
         date = r.started_at[5:16].replace("T", " ")
         last = i == len(runs) - 1
         tick = date if last or (i % every == 0 and len(runs) - 1 - i >= every) else ""
