@@ -10,7 +10,11 @@ version wrote still reads the same under the new table schema:
   stored rows read);
 * breaking: a removed column, a changed type, a new **required** column (old rows would
   break it), a column made required that was optional (same), a change to partitioning,
-  to PII handling (one column would mix hashes and clear text), or a different dataset.
+  including the expression of a derived column the table is partitioned by (the same row
+  would land in another partition than its old copy, and a reprocess would leave both), to
+  PII handling (one column would mix hashes and clear text), or a different dataset;
+* said, not refused: a changed expression of another derived column (rows written before
+  keep the values the old expression gave).
 
 A breaking change belongs in a new dataset (a new table), not a new version. Pure Python:
 no Spark needed.
@@ -29,6 +33,7 @@ class Compatibility:
     new: str
     breaking: list[str] = field(default_factory=list)
     additive: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # allowed, but worth knowing
 
     @property
     def ok(self) -> bool:
@@ -39,6 +44,7 @@ class Compatibility:
         lines = [head]
         lines += [f"  breaking: {b}" for b in self.breaking]
         lines += [f"  added:    {a}" for a in self.additive]
+        lines += [f"  changed:  {c}" for c in self.changed]
         return "\n".join(lines)
 
 
@@ -46,6 +52,12 @@ def _types(c: Contract) -> dict[str, str]:
     out = {col.name: str(col.type) for col in c.columns}
     out.update({d.name: str(d.type) for d in c.derived})
     return out
+
+
+def _expr(text: str) -> str:
+    """An expression with its spacing normalised: ``to_date( order_ts )`` is
+    ``to_date(order_ts)``."""
+    return "".join(text.split())
 
 
 def check_compatible(old: Contract, new: Contract) -> Compatibility:
@@ -80,11 +92,23 @@ def check_compatible(old: Contract, new: Contract) -> Compatibility:
         if col.pii != before.pii:
             broke(f"column {col.name} changed PII handling from {before.pii or 'none'} to "
                   f"{col.pii or 'none'}; one column would mix both")
-    old_derived = {d.name for d in old.derived}
+    old_derived = {d.name: d for d in old.derived}
     for d in new.derived:
-        if d.name not in old_types and d.name not in old_derived:
+        before_d = old_derived.get(d.name)
+        if d.name not in old_types and before_d is None:
             result.additive.append(f"derived column {d.name} ({d.type}); rows written by "
                                    f"{old.ref} read it as null")
+        elif before_d is not None and _expr(before_d.expression) != _expr(d.expression):
+            if d.name in new.partition_by:
+                broke(f"derived column {d.name} places rows in partitions, and its expression "
+                      f"changed from {before_d.expression!r} to {d.expression!r}; the same row "
+                      "would land in another partition than its copy written by "
+                      f"{old.ref}, and a reprocess would leave both (keep the expression, or "
+                      "start a new dataset)")
+            else:
+                result.changed.append(f"derived column {d.name}: expression "
+                                      f"{before_d.expression!r} -> {d.expression!r}; rows "
+                                      f"written by {old.ref} keep the values the old one gave")
     if old.partition_by != new.partition_by:
         broke(f"partitioning changed from {list(old.partition_by)} to "
               f"{list(new.partition_by)}; the table's partition keys cannot change")

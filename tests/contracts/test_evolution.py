@@ -33,6 +33,20 @@ def test_orders_v2_adds_an_optional_discount() -> None:
     assert result.ok
     assert result.additive == ["optional column discount_pct (decimal(5,2)); rows written by "
                                "orders/1 read it as null"]
+    # total_amount now takes the discount off: allowed (it places no row), and said
+    v1_total = load_contract("orders", 1).derived[0].expression
+    v2_total = load_contract("orders", 2).derived[0].expression
+    assert result.changed == [f"derived column total_amount: expression {v1_total!r} -> "
+                              f"{v2_total!r}; rows written by orders/1 keep the values the "
+                              "old one gave"]
+
+
+def test_a_partition_expression_only_respaced_is_the_same() -> None:
+    old = load_contract("orders", 1)
+    new = replace(old, version=9, derived=tuple(
+        replace(d, expression=" to_date( order_ts ) ") if d.name == "order_date" else d
+        for d in old.derived))
+    assert check_compatible(old, new).breaking == []
 
 
 def _v1_with(**changes):
@@ -60,6 +74,13 @@ def _columns(fn):
     (lambda: _v1_with(partition_by=("currency",)),
      ["partitioning changed from ['order_date'] to ['currency']; the table's partition keys "
       "cannot change"]),
+    (lambda: _v1_with(derived=tuple(
+        replace(d, expression="to_date(order_ts + interval 1 day)") if d.name == "order_date"
+        else d for d in load_contract("orders", 1).derived)),
+     ["derived column order_date places rows in partitions, and its expression changed from "
+      "'to_date(order_ts)' to 'to_date(order_ts + interval 1 day)'; the same row would land "
+      "in another partition than its copy written by orders/1, and a reprocess would leave "
+      "both (keep the expression, or start a new dataset)"]),
     (lambda: _v1_with(columns=_columns(
         lambda c: replace(c, pii=None) if c.name == "customer_email" else c)),
      ["column customer_email changed PII handling from sha256 to none; one column would mix "
@@ -138,12 +159,17 @@ def test_lake_contract_check_names_what_keeps_a_version_off_the_duckdb_engine(
     spark_only.write_text((REPO / "lib" / "contracts" / "customers" / "v1.yaml").read_text()
                           .replace("version: 1", "version: 2")
                           .replace("'yyyy-MM')", "'MMM yyyy')"))
-    assert cli.main(["contract", "check", "--file", str(spark_only)]) == 0
-    assert capsys.readouterr().out.startswith(
+    # signup_month partitions customers: a new expression for it breaks the table
+    assert cli.main(["contract", "check", "--file", str(spark_only)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(
         "customers/2: runs on the Spark engine only (derived[0].expression \"date_format("
         "signup_date, 'MMM yyyy')\": date_format pattern 'MMM yyyy' is not proven in the "
         "DuckDB engine (proven: yyyy, MM, dd and the separators - and /)); lake run customers "
         "--engine duckdb refuses it before claiming an upload\n")
+    assert "customers/1 -> customers/2: BREAKING\n  breaking: derived column signup_month " \
+        "places rows in partitions, and its expression changed from \"date_format(signup_date," \
+        " 'yyyy-MM')\" to \"date_format(signup_date, 'MMM yyyy')\"" in out
     candidate = tmp_path / "v3.yaml"
     text = (REPO / "lib" / "contracts" / "orders" / "v2.yaml").read_text()
     candidate.write_text(text.replace("version: 2", "version: 3").replace(
