@@ -11,9 +11,10 @@ contract with its columns and rules, and the quarantine ratio of the dataset's r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from jinja2 import Environment, FunctionLoader, StrictUndefined, select_autoescape
 
@@ -157,17 +158,26 @@ def rule_pass_rates(report: RunReport, contract: Contract) -> list[RulePass]:
             for code, chk in first.items()]
 
 
+def past_run(d: Mapping[str, Any]) -> PastRun | None:
+    """A run from its JSON report's data, or None when the report is not one."""
+    try:
+        t = d["totals"]
+        return PastRun(d["run_id"], d["started_at"], int(t["rows_read"]),
+                       int(t["quarantined"]), int(t.get("uploads", 1)))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def past_runs(texts: Iterable[str]) -> list[PastRun]:
     """Earlier runs of the dataset from their JSON reports (unreadable ones are skipped)."""
     runs = []
     for text in texts:
         try:
-            d = json.loads(text)
-            t = d["totals"]
-            runs.append(PastRun(d["run_id"], d["started_at"], int(t["rows_read"]),
-                                int(t["quarantined"]), int(t.get("uploads", 1))))
-        except (ValueError, KeyError, TypeError):
+            run = past_run(json.loads(text))
+        except ValueError:
             continue
+        if run is not None:
+            runs.append(run)
     return sorted(runs, key=lambda r: r.run_id)
 
 

@@ -721,8 +721,11 @@ def mark_processed(run: Run, results: list[UploadResult], run_id: str) -> None:
     for u in results:
         try:
             quality = [w for w in u.warnings if w.startswith(QUALITY_WARNING_PREFIX)]
-            extra = ({"warnings": [*run.ledger.get(u.upload_id).warnings, *quality]}
-                     if quality else {})
+            extra = {}
+            if quality or run.contract.quality:  # this run's quality warnings replace the last's
+                kept = [w for w in run.ledger.get(u.upload_id).warnings
+                        if not w.startswith(QUALITY_WARNING_PREFIX)]
+                extra = {"warnings": [*kept, *quality]}
             run.ledger.transition(
                 u.upload_id, PROCESSED, expected=(PROCESSING,),
                 note=f"run {run_id}" + (f" ({len(quality)} quality warning(s))"

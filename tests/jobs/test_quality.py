@@ -52,6 +52,11 @@ def test_above_a_warn_threshold_the_upload_is_published_and_flagged(tmp_path, ca
     assert [(q["measure"], q["rows"], q["outcome"]) for q in upload["quality"]] == [
         ("quarantined", 9, "warn"), ("order_id.required", 1, "ok")]
     assert list((lake / "clean" / "orders").rglob("*.parquet"))
+    # a reprocess says this run's quality warning once, in place of the last run's
+    assert cli.main(["--lake-root", str(lake), "reprocess", record.upload_id,
+                     "--engine", "duckdb"]) == 0
+    again = open_ledger(lake).get(record.upload_id)
+    assert again.run_id != record.run_id and again.warnings == record.warnings
 
 
 def test_above_a_fail_threshold_nothing_is_published_and_the_upload_is_held(

@@ -63,7 +63,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from lib.contracts.contract import available_contracts, load_contract
 from lib.errors import LakeError
 from lib.jobs.fast_lane import route, run_fast_lane
-from lib.jobs.report_html import RECENT_RUNS, past_runs, templates_loader, trend_chart
+from lib.jobs.report_html import RECENT_RUNS, past_run, templates_loader, trend_chart
 from lib.lake.paths import LakePaths, local_path, to_uri
 from lib.lambdas.upload_api import unsafe_name_reason, with_history
 from lib.ledger.records import (
@@ -539,9 +539,7 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
         files = quarantine_files(found)
         reasons = quarantine.reason_counts(files)
         columns, sample = quarantine.first(files, SHOWN_ROWS)
-        original = None
-        if found.reason_code == "file.duplicate":
-            original = views.original_of(found, ledger())
+        original = get(record["original_id"]) if record["original_id"] else None
         return templates.TemplateResponse(request, "upload_detail.html.j2", {
             "r": record, "reasons": reasons, "reason_max": max(reasons.values(), default=0),
             "table": views.quarantine_table(columns, sample, load_contract(found.dataset),
@@ -556,7 +554,7 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
         report page. A run that found nothing to process is counted, not listed."""
         contract = contract_of(dataset)
         reports = reports_of(dataset)
-        history = past_runs(json.dumps(d) for d in reports)
+        history = sorted(filter(None, map(past_run, reports)), key=lambda r: r.run_id)
         worked = [r for r in history if r.uploads][-RECENT_RUNS:]
         idle = len(history) - len([r for r in history if r.uploads])
         info = {d["run_id"]: d for d in reports}

@@ -24,7 +24,7 @@ from lib.contracts.contract import QUARANTINED_SHARE, Contract, available_contra
 from lib.contracts.reasons import explain
 from lib.lake.humane import duration, when
 from lib.lake.paths import local_path
-from lib.ledger.records import UploadRecord
+from lib.ledger.records import UnknownUploadError, UploadRecord
 from lib.upload.checks import human_bytes
 
 FORMATS = {"csv": "CSV with a header row", "jsonl": "JSON Lines (one JSON object per line)"}
@@ -130,7 +130,7 @@ def original_of(record: UploadRecord, ledger: Any) -> UploadRecord | None:
     if named:
         try:
             return ledger.get(named.group(1))
-        except Exception:  # noqa: BLE001 - an id the ledger no longer holds: no link
+        except UnknownUploadError:  # an id the ledger no longer holds: no link
             return None
     return None
 

@@ -6,7 +6,7 @@
 // the run ended.
 "use strict";
 (function () {
-  const {api, el, size, number, plural, followRun} = window.lake;
+  const {api, el, size, plural, followRun} = window.lake;
   const csrf = document.querySelector("script[data-csrf-header]").dataset.csrfHeader;
   const cards = document.getElementById("cards");
   const zone = document.getElementById("dropzone");
