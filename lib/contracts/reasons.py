@@ -78,7 +78,8 @@ RUN_REASONS: dict[str, Reason] = {
     "run.busy": Reason("another run of the dataset holds its run lock",
                        "wait for it to end (lake status shows what it processes), then run "
                        "again"),
-    "run.nothing_to_process": Reason("no accepted upload of the dataset waits for a run",
+    "run.nothing_to_process": Reason("no upload of the dataset waits for a run (accepted, or "
+                                     "failed and due for a retry)",
                                      "upload files first (an upload the fast lane took is "
                                      "processed already)"),
     "run.not_run": Reason("an earlier batch of the run could not finish publishing",

@@ -383,3 +383,35 @@ def test_a_failure_inside_the_console_is_a_500_in_the_same_shape(lake, monkeypat
         "error": "console.error",
         "message": "the console failed on this request (RuntimeError); the terminal running "
                    "lake serve has the details"}
+
+
+def test_process_now_takes_a_failed_upload_due_for_a_retry_but_not_a_held_one(
+        client, lake, monkeypatch) -> None:
+    """"Process now" waits for what the batch run takes: a FAILED upload not held is retried,
+    a held one is not (the job itself stands in: it records the argv it was given)."""
+    from types import SimpleNamespace
+
+    from lib.ledger.records import PROCESSING
+
+    ledger = open_ledger(lake)
+
+    def failed(path: Path, held: bool) -> str:
+        uid = send(client, path)[0]["upload_id"]
+        ledger.transition(uid, PROCESSING, note="run r1")
+        ledger.transition(uid, "FAILED", note="test", error_code="run.interrupted",
+                          error="died", held=held)
+        return uid
+
+    failed(GOOD, held=True)
+    nothing = client.post("/datasets/orders/runs", headers=H)
+    assert (nothing.status_code, nothing.json()["error"]) == (409, "run.nothing_to_process")
+
+    failed(SAMPLES / "orders_2026-11-04_discounts.csv", held=False)
+    calls: list[list[str]] = []
+    job = SimpleNamespace(main=lambda argv: calls.append(argv) or 0)
+    monkeypatch.setattr("lib.tools.console.app.resolve_job", lambda dataset, v: (2, job))
+    started = client.post("/datasets/orders/runs", headers=H)
+    assert started.status_code == 202
+    state = wait_for_run(client, "orders")
+    assert calls and calls[0][:2] == ["--JOB_NAME", "orders_v2"]
+    assert state["outcome"]["status"] == "no report"  # the stand-in wrote none

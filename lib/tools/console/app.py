@@ -64,6 +64,7 @@ from lib.contracts.contract import available_contracts, load_contract
 from lib.errors import LakeError
 from lib.jobs.fast_lane import route, run_fast_lane
 from lib.jobs.report_html import RECENT_RUNS, past_run, templates_loader, trend_chart
+from lib.jobs.run import select_uploads
 from lib.lake.paths import LakePaths, local_path, to_uri
 from lib.lambdas.upload_api import unsafe_name_reason, with_history
 from lib.ledger.records import (
@@ -438,13 +439,13 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
     @app.post("/datasets/{dataset}/runs", status_code=202,
               responses={400: {"model": Refusal}, 409: {"model": Refusal}})
     def start_run(dataset: str) -> dict[str, Any]:
-        """Start the dataset's current job on its pending uploads, in the background; 409
-        ``run.nothing_to_process`` when no upload waits."""
+        """Start the dataset's current job on its pending uploads (accepted, and failed ones
+        not held), in the background; 409 ``run.nothing_to_process`` when none waits."""
         contract_of(dataset)
-        if not ledger().find(dataset, (ACCEPTED,)):
-            raise Refused(409, "run.nothing_to_process", f"no accepted upload of {dataset} "
-                          "waits for a run: upload files first (an upload the fast lane took is "
-                          "processed already)")
+        if not select_uploads(ledger(), dataset, None):  # what the run would take
+            raise Refused(409, "run.nothing_to_process", f"no upload of {dataset} waits for a "
+                          "run (accepted, or failed and due for a retry): upload files first "
+                          "(an upload the fast lane took is processed already)")
         return launch(dataset, None)
 
     @app.post("/uploads/{upload_id}/reprocess", status_code=202,
