@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from lib.jobs.argv import JobArgumentError
@@ -45,6 +46,16 @@ OPTIONAL: dict[str, str | None] = {
     # of --upload_ids or every pending upload).
     "small_uploads_only": None,
 }
+
+
+def job_argv(dataset: str, version: int, lake_root: str | Path,
+             upload_ids: Sequence[str] | None = None) -> list[str]:
+    """The arguments of a run of job ``<dataset>_v<version>`` on the lake at ``lake_root``:
+    ``upload_ids``, or (None) the dataset's pending uploads."""
+    argv = ["--JOB_NAME", f"{dataset}_v{version}", "--lake_root", to_uri(lake_root)]
+    if upload_ids is not None:
+        argv += ["--upload_ids", json.dumps(list(upload_ids))]
+    return argv
 
 
 def lake_paths(args: Mapping[str, str | None]) -> LakePaths:

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 from lib.contracts.contract import Contract
 from lib.errors import ConfigError
+from lib.jobs.args import job_argv
 from lib.jobs.duck_entry import run_duck_job
-from lib.lake.paths import to_uri
 from lib.ledger.base import Ledger
 from lib.ledger.records import ACCEPTED, LockBusyError, UnknownUploadError, UploadRecord
 
@@ -89,8 +89,7 @@ def run_fast_lane(contract: Contract, version: int, lake_root: str, ledger: Ledg
     if waiting and not any(_still_accepted(ledger, uid) for uid in waiting):
         log.info("%s: taken by an earlier run already; nothing to do", json.dumps(list(waiting)))
         return 0
-    argv = ["--JOB_NAME", f"{contract.dataset}_v{version}", "--lake_root", to_uri(lake_root),
-            "--small_uploads_only", str(limit)]
+    argv = [*job_argv(contract.dataset, version, lake_root), "--small_uploads_only", str(limit)]
     for key, value in (job_args or {}).items():
         argv += [f"--{key}", value]
     deadline = clock() + lock_wait_s

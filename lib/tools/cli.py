@@ -161,12 +161,11 @@ def _fast_lane(args: argparse.Namespace, dataset: str, records: Sequence[UploadR
 
 def _run_job(args: argparse.Namespace, job: str, version: int | None,
              upload_ids: Sequence[str] | None) -> int:
+    from lib.jobs.args import job_argv
     from lib.tools.job_versions import resolve_job
 
     version, module = resolve_job(job, version)
-    argv = ["--JOB_NAME", f"{job}_v{version}", "--lake_root", to_uri(args.lake_root)]
-    if upload_ids is not None:
-        argv += ["--upload_ids", json.dumps(list(upload_ids))]
+    argv = job_argv(job, version, args.lake_root, upload_ids)
     if getattr(args, "engine", "spark") == "duckdb":
         from lib.jobs.duck_entry import run_duck_job
 

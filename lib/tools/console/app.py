@@ -62,10 +62,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lib.contracts.contract import available_contracts, load_contract
 from lib.errors import LakeError
+from lib.jobs.args import job_argv
 from lib.jobs.fast_lane import route, run_fast_lane
 from lib.jobs.report_html import RECENT_RUNS, past_run, templates_loader, trend_chart
 from lib.jobs.run import select_uploads
-from lib.lake.paths import LakePaths, local_path, to_uri
+from lib.lake.paths import LakePaths, local_path
 from lib.lambdas.upload_api import unsafe_name_reason, with_history
 from lib.ledger.records import (
     ACCEPTED,
@@ -427,9 +428,7 @@ def create_app(lake_root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
             if dataset in runs and runs[dataset].running:
                 raise Refused(409, "run.busy", f"a run of {dataset} is in progress; wait for it "
                               "to end (this page says when), then try again")
-            argv = ["--JOB_NAME", f"{dataset}_v{version}", "--lake_root", to_uri(lake_root)]
-            if upload_ids is not None:
-                argv += ["--upload_ids", json.dumps(list(upload_ids))]
+            argv = job_argv(dataset, version, lake_root, upload_ids)
             state = views.RunState(dataset, f"{dataset}_v{version}", list(upload_ids or []))
             runs[dataset] = state
             state.start(module.main, argv)
